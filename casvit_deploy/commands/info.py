@@ -1,0 +1,102 @@
+"""`casvit info`: what a variant or checkpoint is, and what the deploy rewrite does to it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from rich.table import Table
+
+from casvit_deploy.commands.common import (
+    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, console, guarded, print_json,
+)
+
+
+def describe(checkpoint=None, variant=None, ema=False, resolution=None) -> dict:
+    """Everything `info` reports, as plain data."""
+    from casvit_deploy.analysis import count_params, macs_per_stage, op_census
+    from casvit_deploy.model import get_variant
+    from casvit_deploy.pipeline import check_resolution, deploy_form, load_model
+    from casvit_deploy.rewrite import PASSES
+
+    loaded = load_model(checkpoint, variant, ema)
+    resolution = check_resolution(resolution or loaded.native_resolution)
+    deployed, applied = deploy_form(loaded)
+    spec = get_variant(loaded.variant)
+    upstream_ops, deploy_ops = op_census(loaded.model), op_census(deployed)
+    return {
+        "variant": spec.name,
+        "architecture": {"layers": spec.layers, "dims": spec.dims},
+        "weights": loaded.weights,
+        "params": count_params(loaded.model),
+        "params_deploy": count_params(deployed),
+        "resolution": resolution,
+        "gmacs_per_stage": {k: v / 1e9 for k, v in macs_per_stage(loaded.model, resolution).items()},
+        "published": {"params_m_with_dist_head": spec.params_m, "gmacs_224": spec.gmacs_224,
+                      "top1_paper": spec.top1_paper, "top1_zoo": spec.top1_zoo},
+        "checkpoint": asdict(loaded.checkpoint) if loaded.checkpoint else None,
+        "passes": [{"name": p.name, "applied": p.name in applied, "identity": p.summary} for p in PASSES],
+        "op_census": {"upstream": dict(upstream_ops), "deploy": dict(deploy_ops)},
+    }
+
+
+def _overview_table(facts: dict) -> Table:
+    table = Table(title=f"CAS-ViT-{facts['variant'].upper()}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    arch = facts["architecture"]
+    table.add_row("weights", facts["weights"])
+    table.add_row("layers / dims", f"{arch['layers']} / {arch['dims']}")
+    table.add_row("parameters", f"{facts['params'] / 1e6:.3f} M (deploy form {facts['params_deploy'] / 1e6:.3f} M)")
+    ckpt = facts["checkpoint"]
+    if ckpt:
+        table.add_row("classes", str(ckpt["num_classes"]) if not ckpt["fork_feat"] else "backbone (4 feature maps)")
+        table.add_row("distillation head", "yes" if ckpt["distillation"] else "no")
+        table.add_row("EMA weights", f"{'present' if ckpt['has_ema'] else 'absent'}{', used' if ckpt['used_ema'] else ''}")
+        table.add_row("epoch", str(ckpt["epoch"]))
+        table.add_row("native resolution", str(ckpt["input_size"] or "not recorded"))
+        table.add_row("sha256", ckpt["sha256"])
+    return table
+
+
+def _macs_table(facts: dict) -> Table:
+    table = Table(title=f"GMACs per stage at {facts['resolution']}x{facts['resolution']}")
+    table.add_column("stage")
+    table.add_column("GMACs", justify="right")
+    for stage, gmacs in facts["gmacs_per_stage"].items():
+        table.add_row(stage, f"{gmacs:.4f}")
+    table.add_row("total", f"{sum(facts['gmacs_per_stage'].values()):.4f}", style="bold")
+    return table
+
+
+def _census_table(facts: dict) -> Table:
+    census = facts["op_census"]
+    table = Table(title="Op census (one forward pass)")
+    table.add_column("op")
+    table.add_column("upstream", justify="right")
+    table.add_column("deploy", justify="right")
+    for op in sorted(set(census["upstream"]) | set(census["deploy"])):
+        table.add_row(op, str(census["upstream"].get(op, 0)), str(census["deploy"].get(op, 0)))
+    return table
+
+
+def _passes_table(facts: dict) -> Table:
+    table = Table(title="Deploy-form passes, in order")
+    table.add_column("pass")
+    table.add_column("applied")
+    table.add_column("identity")
+    for p in facts["passes"]:
+        table.add_row(p["name"], "yes" if p["applied"] else "no", p["identity"])
+    return table
+
+
+@guarded
+def info(checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
+         resolution: ResolutionOpt = None, json: JsonOpt = False) -> None:
+    """Describe a variant or checkpoint: parameters, GMACs per stage, checkpoint facts, passes, op census."""
+    facts = describe(checkpoint, variant, ema, resolution)
+    if json:
+        print_json(facts)
+        return
+    out = console()
+    for table in (_overview_table(facts), _macs_table(facts), _passes_table(facts), _census_table(facts)):
+        out.print(table)

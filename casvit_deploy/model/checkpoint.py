@@ -1,0 +1,226 @@
+"""Safe checkpoint reading: weights only, never code, one-line errors for bad files.
+
+Accepted: official training checkpoints (`model`, optional `model_ema`, `optimizer`,
+`epoch`, `scaler`, `args` as an `argparse.Namespace`), bare state dicts, `state_dict`-keyed
+files (mmcv detection/segmentation), keys prefixed `module.`/`_orig_mod.`/`backbone.`,
+and `.safetensors`. The only class allowed through the unpickler is `argparse.Namespace`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from casvit_deploy.errors import CheckpointError
+from casvit_deploy.model.casvit import CASViT
+from casvit_deploy.model.factory import build_model
+from casvit_deploy.model.variants import VARIANTS
+
+SAFE_GLOBALS = [argparse.Namespace]
+KEY_PREFIXES = ("module.", "_orig_mod.", "backbone.")
+STATE_DICT_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
+
+
+@dataclass
+class CheckpointInfo:
+    """What a checkpoint is, as read from its contents."""
+
+    path: str
+    sha256: str
+    variant: str
+    num_classes: int
+    distillation: bool
+    fork_feat: bool
+    has_ema: bool
+    used_ema: bool
+    epoch: int | None = None
+    input_size: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sniff_foreign(path: Path, head: bytes) -> str | None:
+    """A description of `head` when it is plainly not a checkpoint, else None."""
+    if head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8\xff") or head.startswith(b"GIF8"):
+        return "an image"
+    if path.suffix == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head[:64].lower()):
+        return "an ONNX model"
+    if head[4:8] == b"ET12" or path.suffix == ".pte":
+        return "an ExecuTorch program"
+    if path.suffix in (".mlpackage", ".mlmodel"):
+        return "a CoreML model"
+    return None
+
+
+def _read_torch(path: Path) -> object:
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(err))
+        what = found.group(1) if found else "a non-tensor object"
+        raise CheckpointError(
+            f"refused {path}: it asks the unpickler for {what}, which a weights-only "
+            "checkpoint never needs (nothing was executed); re-save it with torch.save(state_dict)"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise CheckpointError(f"{path} is truncated or corrupt ({reason}); download it again") from None
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({err}); download it again") from None
+
+
+def read_raw(path: Path) -> object:
+    """The deserialised contents of `path`, read without executing any code."""
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the path")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        raise CheckpointError(f"{path} is empty; download it again")
+    foreign = _sniff_foreign(path, head)
+    if foreign:
+        raise CheckpointError(f"{path} is {foreign}, not a PyTorch checkpoint; pass a .pth/.pt/.safetensors file")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    return _read_torch(path)
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def select_state_dict(raw: object, path: Path, ema: bool) -> tuple[dict, bool, bool]:
+    """(state dict, EMA weights present, EMA weights used) from a checkpoint's contents."""
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path} holds a {type(raw).__name__}, not a state dict or training checkpoint")
+    has_ema = _is_state_dict(raw.get("model_ema")) or _is_state_dict(raw.get("state_dict_ema"))
+    if ema and not has_ema:
+        raise CheckpointError(f"{path} has no EMA weights (no 'model_ema' key); drop --ema")
+    order = ("model_ema", "state_dict_ema") if ema else ("model", "state_dict")
+    for key in order:
+        if _is_state_dict(raw.get(key)):
+            return raw[key], has_ema, ema
+    if _is_state_dict(raw):
+        return raw, False, False
+    raise CheckpointError(
+        f"{path} has no state dict: expected a 'model' or 'state_dict' entry of tensors "
+        f"or a bare state dict (found keys: {', '.join(map(str, list(raw)[:6]))})"
+    )
+
+
+def normalize_keys(state_dict: dict) -> dict:
+    """Strip wrapper prefixes; for `backbone.`-prefixed files keep only the backbone."""
+    if any(k.startswith("backbone.") for k in state_dict):
+        state_dict = {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
+    out = {}
+    for key, value in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in KEY_PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def _stage_layout(sd: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(blocks per stage, channels per stage) read from tensor names and shapes."""
+    layers, dims = [], []
+    for stage in (0, 2, 4, 6):
+        prefix = f"network.{stage}."
+        blocks = {k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)}
+        weight = sd.get(f"{prefix}0.attn.dwc.weight")
+        if weight is None:
+            raise CheckpointError(f"missing key {prefix}0.attn.dwc.weight: this is not a CAS-ViT checkpoint")
+        layers.append(len(blocks))
+        dims.append(int(weight.shape[0]))
+    return tuple(layers), tuple(dims)
+
+
+def infer_variant(sd: dict, path: Path) -> str:
+    """The variant whose (layers, dims) match the state dict's tensors."""
+    layers, dims = _stage_layout(sd)
+    for variant in VARIANTS.values():
+        if variant.layers == layers and variant.dims == dims:
+            return variant.name
+    raise CheckpointError(
+        f"{path}: layers {layers} and dims {dims} match no CAS-ViT variant ({', '.join(VARIANTS)})"
+    )
+
+
+def _load_strict(model: CASViT, sd: dict, path: Path) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected and not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{path}: keys do not fit CAS-ViT-{model.variant.name.upper()}: {'; '.join(parts)}")
+    for key, tensor in expected.items():
+        if sd[key].shape != tensor.shape:
+            raise CheckpointError(
+                f"{path}: {key} has shape {tuple(sd[key].shape)}, expected {tuple(tensor.shape)}"
+            )
+    model.load_state_dict({k: sd[k] for k in expected}, strict=True)
+
+
+def _args_field(raw: object, name: str):
+    args = raw.get("args") if isinstance(raw, dict) else None
+    return getattr(args, name, None) if isinstance(args, argparse.Namespace) else None
+
+
+def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = False) -> tuple[CASViT, CheckpointInfo]:
+    """An eval-mode model with the checkpoint's weights, and what was learnt about it.
+
+    Variant, classes, distillation head and dense-prediction form are inferred from tensor
+    shapes; a `variant` that contradicts them is an error naming the one that fits.
+    """
+    path = Path(path)
+    raw = read_raw(path)
+    sd, has_ema, used_ema = select_state_dict(raw, path, ema)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in normalize_keys(sd).items()}
+    found = infer_variant(sd, path)
+    if variant is not None and variant.lower() != found:
+        raise CheckpointError(
+            f"{path} holds CAS-ViT-{found.upper()}, not {variant.upper()}: pass --variant {found} or omit --variant"
+        )
+    fork_feat = "head.weight" not in sd and "norm0.weight" in sd
+    num_classes = 0 if fork_feat else int(sd["head.weight"].shape[0]) if "head.weight" in sd else 1000
+    distillation = "dist_head.weight" in sd
+    model = build_model(found, num_classes=num_classes or 1000, distillation=distillation, fork_feat=fork_feat)
+    _load_strict(model, sd, path)
+    epoch = raw.get("epoch") if isinstance(raw, dict) else None
+    info = CheckpointInfo(
+        path=str(path), sha256=sha256_of(path), variant=found, num_classes=num_classes,
+        distillation=distillation, fork_feat=fork_feat, has_ema=has_ema, used_ema=used_ema,
+        epoch=epoch if isinstance(epoch, int) else None, input_size=_args_field(raw, "input_size"),
+    )
+    return model.eval(), info

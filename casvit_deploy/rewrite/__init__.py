@@ -1,0 +1,5 @@
+"""Deploy-form rewrite passes."""
+
+from casvit_deploy.rewrite.passes import PASS_NAMES, PASSES, Pass, to_deploy
+
+__all__ = ["PASS_NAMES", "PASSES", "Pass", "to_deploy"]

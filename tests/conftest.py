@@ -1,0 +1,53 @@
+"""Shared fixtures: seeded models and checkpoints in the official training format."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+
+from casvit_deploy.model import random_model
+
+
+def official_checkpoint(model: torch.nn.Module, ema_model: torch.nn.Module | None = None,
+                        input_size: int = 224) -> dict:
+    """The dict that the reference `utils.save_model` writes."""
+    ckpt = {
+        "model": model.state_dict(),
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-3, "weight_decay": 0.05, "params": [0, 1]}]},
+        "epoch": 299,
+        "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                   "_growth_tracker": 0},
+        "args": argparse.Namespace(model="rcvit_xs", input_size=input_size, model_ema=ema_model is not None,
+                                   lr=6e-3, output_dir="checkpoints/xs", crop_pct=None, batch_size=128),
+    }
+    if ema_model is not None:
+        ckpt["model_ema"] = ema_model.state_dict()
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def checkpoint_factory(tmp_path_factory):
+    """make(variant, **opts) -> path of a seeded official-format checkpoint (cached per options)."""
+    cache: dict = {}
+
+    def make(variant: str = "xs", seed: int = 0, distillation: bool = False, ema: bool = True,
+             num_classes: int = 1000, input_size: int = 224) -> Path:
+        key = (variant, seed, distillation, ema, num_classes, input_size)
+        if key not in cache:
+            model = random_model(variant, seed=seed, distillation=distillation, num_classes=num_classes)
+            ema_model = random_model(variant, seed=seed + 1, distillation=distillation,
+                                     num_classes=num_classes) if ema else None
+            path = tmp_path_factory.mktemp("ckpt") / f"casvit_{variant}.pth"
+            torch.save(official_checkpoint(model, ema_model, input_size), path)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def xs_checkpoint(checkpoint_factory) -> Path:
+    return checkpoint_factory("xs")
