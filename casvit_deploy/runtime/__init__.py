@@ -1,0 +1,1 @@
+"""One loader (Runner) per artifact format, shared by parity and bench."""
