@@ -58,14 +58,9 @@ for _name in ("export", "parity", "bench"):
 
 
 def run() -> None:
-    """Console-script entry point: domain errors print one line and exit with their code."""
-    from casvit_deploy.errors import CasvitError
-
+    """Console-script entry point (commands turn domain errors into exit codes themselves)."""
     try:
         app()
-    except CasvitError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

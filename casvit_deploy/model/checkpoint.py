@@ -70,10 +70,11 @@ def _read_torch(path: Path) -> object:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(err))
-        what = found.group(1) if found else "a non-tensor object"
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found is None:
+            raise CheckpointError(f"{path} is truncated or corrupt (not a readable pickle); download it again") from None
         raise CheckpointError(
-            f"refused {path}: it asks the unpickler for {what}, which a weights-only "
+            f"refused {path}: it asks the unpickler for {found.group(1)}, which a weights-only "
             "checkpoint never needs (nothing was executed); re-save it with torch.save(state_dict)"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError) as err:
