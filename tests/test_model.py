@@ -74,3 +74,16 @@ def test_parameter_count_and_macs_match_paper(variant):
     assert params == pytest.approx(spec.params_m, abs=0.006)
     gmacs = sum(macs_per_stage(build_model(variant), 224).values()) / 1e9
     assert gmacs == pytest.approx(spec.gmacs_224, rel=0.03)
+
+
+def test_model_store_manifest_matches_variant_table():
+    import json
+    from pathlib import Path
+
+    store = json.loads((Path(__file__).parents[1] / "models" / "variants.json").read_text())["variants"]
+    assert set(store) == set(VARIANTS)
+    for name, spec in VARIANTS.items():
+        entry = store[name]
+        assert (tuple(entry["layers"]), tuple(entry["dims"])) == (spec.layers, spec.dims)
+        assert (entry["params_m"], entry["gmacs_224"], entry["top1_paper"]) == (spec.params_m, spec.gmacs_224,
+                                                                               spec.top1_paper)
