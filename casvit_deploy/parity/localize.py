@@ -1,0 +1,87 @@
+"""Per-block localization: where does the artifact first diverge from the reference?
+
+Both sides run the same single sample. The reference records every block's output with
+forward hooks; the artifact exposes the tensor that its manifest's "block_outputs" maps
+each block to (ONNX value, CoreML MIL variable, ...). A block is divergent when
+max|out - ref| / max|ref| exceeds the threshold `block_rtol`, or it holds NaN/Inf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from casvit_deploy.parity.report import BlockResult, Localization
+from casvit_deploy.runtime.eager import FINAL_OUTPUT, EagerRunner, block_names
+
+Resolver = Callable[[object, dict[str, str]], dict[str, str | None]]
+
+
+def _onnx_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
+    """FX node names that survive as ONNX value names; the final output is the graph's."""
+    import onnx
+
+    graph = onnx.load(str(runner.path), load_external_data=False).graph
+    values = {o for node in graph.node for o in node.output}
+    names = {block: fx if fx in values else None for block, fx in block_outputs.items()}
+    if names.get(FINAL_OUTPUT, "") is None and graph.output:
+        names[FINAL_OUTPUT] = graph.output[0].name
+    return names
+
+
+def _coreml_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
+    """MIL variables holding each block's output (the MIL package's own mapping)."""
+    from casvit_deploy.runtime.mil import block_vars
+
+    found = block_vars(runner.program, block_outputs)
+    return {block: found.get(block) for block in block_outputs}
+
+
+RESOLVERS: dict[str, Resolver] = {"onnx": _onnx_names, "coreml": _coreml_names}
+
+
+def tensor_names(fmt: str, runner, block_outputs: dict[str, str]) -> tuple[dict[str, str | None], str]:
+    """Each block's tensor inside the artifact (None where it cannot be found), and a note."""
+    resolver = RESOLVERS.get(fmt)
+    if resolver is None or not hasattr(runner, "run_intermediates"):
+        return {b: None for b in block_outputs}, f"{fmt} runner exposes no intermediate tensors"
+    if not block_outputs:
+        return {}, "manifest has no block_outputs; re-export the artifact"
+    return resolver(runner, block_outputs), ""
+
+
+def _compare_block(block: str, tensor: str | None, out, ref: np.ndarray, block_rtol: float) -> BlockResult:
+    if tensor is None or out is None:
+        return BlockResult(block, tensor, "unmapped", note="no matching tensor in the artifact")
+    out = np.asarray(out, dtype=np.float64)
+    if out.size != ref.size:
+        return BlockResult(block, tensor, "mismatch", note=f"shape {list(out.shape)} vs reference {list(ref.shape)}")
+    out, ref = out.reshape(ref.shape), ref.astype(np.float64)
+    err = float(np.max(np.abs(out - ref)))
+    scale = float(np.max(np.abs(ref))) or 1.0
+    norms = np.linalg.norm(out) * np.linalg.norm(ref)
+    cosine = float(np.sum(out * ref) / norms) if norms > 0 else float(np.array_equal(out, ref))
+    finite = bool(np.all(np.isfinite(out)))
+    status = "ok" if finite and err / scale <= block_rtol else "diverged"
+    return BlockResult(block, tensor, status, err, err / scale, cosine, "" if finite else "NaN/Inf")
+
+
+def localize(fmt: str, runner, reference: EagerRunner, image: np.ndarray, block_outputs: dict[str, str],
+             block_rtol: float, input_set: str, sample: str) -> Localization:
+    """Compare every block's output on `image` (one sample, NCHW) and name the first divergent."""
+    order = block_names(reference.model)
+    names, note = tensor_names(fmt, runner, {b: block_outputs[b] for b in order if b in block_outputs})
+    loc = Localization(runner.engine, input_set, sample, f"{fmt} intermediate tensors", note=note)
+    wanted = {b: n for b, n in names.items() if n is not None}
+    outs = runner.run_intermediates(image, list(wanted.values())) if wanted else {}
+    refs = reference.run_intermediates(image, order)
+    for block in order:
+        tensor = names.get(block)
+        loc.blocks.append(_compare_block(block, tensor, outs.get(tensor) if tensor else None, refs[block], block_rtol))
+    diverged = [b.block for b in loc.blocks if b.status == "diverged"]
+    loc.first_divergent = diverged[0] if diverged else None
+    unmapped = [b.block for b in loc.blocks if b.status == "unmapped"]
+    if unmapped and not loc.note:
+        loc.note = f"{len(unmapped)} of {len(order)} blocks have no tensor in the artifact"
+    return loc

@@ -1,0 +1,101 @@
+"""Parity results as dataclasses, and their plain-data form for JSON and manifests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from casvit_deploy.parity.metrics import OutputMetrics, _finite
+from casvit_deploy.parity.thresholds import Thresholds
+
+BLOCK_STATUSES = ("ok", "diverged", "unmapped", "mismatch")
+
+
+@dataclass
+class BlockResult:
+    """One block's output in the artifact against the reference."""
+
+    block: str
+    tensor: str | None
+    status: str
+    max_abs: float | None = None
+    rel_err: float | None = None
+    cosine: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {k: _finite(v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Localization:
+    """Per-block comparison on one sample; `first_divergent` names where it starts."""
+
+    engine: str
+    input_set: str
+    sample: str
+    method: str
+    blocks: list[BlockResult] = field(default_factory=list)
+    first_divergent: str | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "blocks"}
+        return data | {"blocks": [b.to_dict() for b in self.blocks]}
+
+
+@dataclass
+class InputSetResult:
+    name: str
+    sources: list[str]
+    outputs: list[OutputMetrics] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "samples": len(self.sources), "sources": self.sources,
+                "outputs": [m.to_dict() for m in self.outputs], "failures": self.failures}
+
+
+@dataclass
+class ParityReport:
+    """Everything one artifact's parity check found. `passed` only if nothing failed."""
+
+    artifact: str
+    format: str
+    engine: str
+    reference: str
+    precision: str
+    weights: str
+    thresholds: Thresholds
+    input_sets: list[InputSetResult] = field(default_factory=list)
+    localization: Localization | None = None
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{s.name}: {msg}" for s in self.input_sets for msg in s.failures]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.input_sets) and not self.failures
+
+    def to_dict(self) -> dict:
+        return {
+            "artifact": self.artifact, "format": self.format, "engine": self.engine,
+            "reference": self.reference, "precision": self.precision, "weights": self.weights,
+            "status": "pass" if self.passed else "fail", "passed": self.passed,
+            "thresholds": self.thresholds.to_dict(),
+            "input_sets": [s.to_dict() for s in self.input_sets],
+            "failures": self.failures,
+            "localization": self.localization.to_dict() if self.localization else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> dict:
+        """The compact form recorded in the artifact's manifest."""
+        data = self.to_dict()
+        for s in data["input_sets"]:
+            s.pop("sources")
+        loc = self.localization
+        data["localization"] = None if loc is None else {
+            "engine": loc.engine, "first_divergent": loc.first_divergent, "note": loc.note}
+        return data

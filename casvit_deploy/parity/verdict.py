@@ -1,0 +1,38 @@
+"""Turning metrics into failures. Every failure is collected; none stops the others."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from casvit_deploy.parity.metrics import OutputMetrics
+from casvit_deploy.parity.thresholds import Thresholds
+
+
+def structural_failures(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> list[str]:
+    """Missing or extra output names, and shape or dtype mismatches."""
+    failures = [f"output {name!r} missing (artifact has {sorted(outputs)})"
+                for name in reference if name not in outputs]
+    failures += [f"unexpected output {name!r}" for name in outputs if name not in reference]
+    for name in reference.keys() & outputs.keys():
+        out, ref = outputs[name], reference[name]
+        if out.shape != ref.shape:
+            failures.append(f"output {name!r} has shape {list(out.shape)}, reference {list(ref.shape)}")
+        if not np.issubdtype(out.dtype, np.floating):
+            failures.append(f"output {name!r} has dtype {out.dtype}, expected a float type")
+    return failures
+
+
+def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
+    """Every threshold that output `m` misses."""
+    failures = []
+    if m.nonfinite:
+        failures.append(f"{m.name}: {m.nonfinite} NaN/Inf values")
+    limit = t.atol + t.rtol * m.ref_max_abs
+    if not m.max_abs <= limit:
+        failures.append(f"{m.name}: max abs error {m.max_abs:.3g} > {limit:.3g} "
+                        f"(atol {t.atol:g} + rtol {t.rtol:g} x max|ref| {m.ref_max_abs:.3g})")
+    if not m.cosine >= t.min_cosine:
+        failures.append(f"{m.name}: cosine {m.cosine:.6f} < {t.min_cosine}")
+    if m.top1_agreement is not None and not m.top1_agreement >= t.min_top1:
+        failures.append(f"{m.name}: top-1 agreement {m.top1_agreement:.3f} < {t.min_top1}")
+    return failures
