@@ -25,11 +25,21 @@ def read_manifest(artifact: Path) -> dict:
     return data
 
 
+def new_file_mode(path: Path) -> int:
+    """The mode `path` has now, else what a plain open() would give under the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write `data` to a temp file beside `path`, then os.replace it into place."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, new_file_mode(path))
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, allow_nan=False)
             f.write("\n")

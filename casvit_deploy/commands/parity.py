@@ -1,0 +1,118 @@
+"""`casvit parity`: check exported artifacts against eager PyTorch; exit 0 pass, 1 fail, 2 bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from casvit_deploy.commands.common import CheckpointOpt, console, guarded
+
+ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .pte, .mlpackage) with their manifests.",
+                                                    show_default=False)]
+FloatOpt = Optional[float]
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else format(value, spec)
+
+
+def _metrics_table(report) -> Table:
+    table = Table(title=f"{Path(report.artifact).name}: {'PASS' if report.passed else 'FAIL'}",
+                  caption=f"engine: {report.engine}\nreference: {report.reference} · {report.weights}")
+    for col in ("inputs", "output", "max abs", "max rel", "mean abs", "cosine", "SNR dB", "top-1", "top-5", "verdict"):
+        table.add_column(col, justify="left" if col in ("inputs", "output", "verdict") else "right")
+    for s in report.input_sets:
+        for m in s.outputs:
+            table.add_row(f"{s.name} ({len(s.sources)})", m.name, _fmt(m.max_abs), _fmt(m.max_rel), _fmt(m.mean_abs),
+                          _fmt(m.cosine, ".7f"), _fmt(m.snr_db, ".1f"), _fmt(m.top1_agreement, ".3f"),
+                          _fmt(m.top5_overlap, ".3f"), "fail" if s.failures else "pass",
+                          style=None if not s.failures else "red")
+    return table
+
+
+def _localization_table(reports) -> Table | None:
+    """One table keyed by block name, one column per localized artifact (relative error)."""
+    located = [r for r in reports if r.localization]
+    if not located:
+        return None
+    table = Table(title="Per-block error max|out-ref| / max|ref| (<< first divergence)")
+    table.add_column("block")
+    for r in located:
+        table.add_column(f"{Path(r.artifact).name}\n{r.localization.engine}", justify="right")
+    rows = {}
+    for col, r in enumerate(located):
+        for b in r.localization.blocks:
+            cell = _fmt(b.rel_err, ".2e") if b.rel_err is not None else b.status
+            if b.block == r.localization.first_divergent:
+                cell = f"[bold red]{cell} <<[/]"
+            elif b.status == "diverged":
+                cell = f"[red]{cell}[/]"
+            rows.setdefault(b.block, [""] * len(located))[col] = cell
+    for block, cells in rows.items():
+        table.add_row(block, *cells)
+    return table
+
+
+def _check_output_path(option: str, path: Path | None) -> None:
+    from casvit_deploy.errors import UsageError
+
+    if path is not None and not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+@guarded
+def parity(
+    artifacts: ArtifactsArg,
+    checkpoint: CheckpointOpt = None,
+    inputs: Annotated[str, typer.Option("--inputs", help="random, images or both.")] = "both",
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder of your own images (default: "
+                                                   "photographs bundled with scikit-image).", show_default=False)] = None,
+    samples: Annotated[Optional[int], typer.Option("--samples", help="Samples per input set (default: 4 random, "
+                                                   "every image).", show_default=False)] = None,
+    atol: Annotated[FloatOpt, typer.Option("--atol", help="Absolute tolerance (default by precision).")] = None,
+    rtol: Annotated[FloatOpt, typer.Option("--rtol", help="Tolerance relative to max|reference|.")] = None,
+    min_cosine: Annotated[FloatOpt, typer.Option("--min-cosine", help="Smallest per-sample cosine allowed.")] = None,
+    min_top1: Annotated[FloatOpt, typer.Option("--min-top1", help="Smallest top-1 agreement allowed.")] = None,
+    per_block: Annotated[bool, typer.Option("--per-block", help="Always compare every block (also on pass).")] = False,
+    engine: Annotated[Optional[str], typer.Option("--engine", help="CoreML engine: auto, coreml, mil-reference "
+                                                  "or both.", show_default=False)] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.",
+                                                      show_default=False)] = None,
+    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here.",
+                                                       show_default=False)] = None,
+) -> None:
+    """Check artifacts against eager PyTorch; localize the first divergent block on failure."""
+    from casvit_deploy.errors import ParityFailure
+    from casvit_deploy.parity import check_artifact
+    from casvit_deploy.parity.writers import write_json, write_junit
+    from casvit_deploy.runtime.registry import artifact_format
+
+    _check_output_path("--json", json_path)
+    _check_output_path("--junit", junit_path)
+    for artifact in artifacts:
+        artifact_format(artifact)
+    reports = [check_artifact(a, checkpoint=checkpoint, inputs=inputs, images_dir=images, samples=samples,
+                              per_block=per_block, engine=engine, atol=atol, rtol=rtol,
+                              min_cosine=min_cosine, min_top1=min_top1) for a in artifacts]
+    out = console()
+    for report in reports:
+        out.print(_metrics_table(report))
+        for failure in report.failures:
+            out.print(f"[red]  {failure}[/]")
+    table = _localization_table(reports)
+    if table is not None:
+        out.print(table)
+    if json_path:
+        write_json(reports, json_path)
+    if junit_path:
+        write_junit(reports, junit_path)
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        where = "; ".join(f"{Path(r.artifact).name}: first divergent block "
+                          f"{r.localization.first_divergent if r.localization else 'unknown'}" for r in failed)
+        raise ParityFailure(f"parity failed for {len(failed)} of {len(reports)} artifacts ({where})")

@@ -1,0 +1,74 @@
+"""Writing parity reports for machines: JSON, and JUnit XML that CI systems display."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from casvit_deploy.parity.manifest import new_file_mode, write_json_atomic
+from casvit_deploy.parity.report import ParityReport
+
+
+def write_json(reports: Sequence[ParityReport], path: Path) -> None:
+    """{"passed": all passed, "reports": [...]} written atomically."""
+    write_json_atomic(Path(path), {"passed": all(r.passed for r in reports),
+                                   "reports": [r.to_dict() for r in reports]})
+
+
+def _testcase(suite: ET.Element, classname: str, name: str, failures: list[str], seconds: float,
+              details: str = "") -> None:
+    case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
+    if failures:
+        failure = ET.SubElement(case, "failure", message=failures[0], type="ParityFailure")
+        failure.text = "\n".join(failures + ([details] if details else []))
+    elif details:
+        ET.SubElement(case, "system-out").text = details
+
+
+def _localization_text(report: ParityReport) -> str:
+    loc = report.localization
+    if loc is None:
+        return ""
+    lines = [f"per-block comparison ({loc.engine}, {loc.input_set} sample {loc.sample}): "
+             f"first divergent block: {loc.first_divergent or 'none'}"]
+    lines += [f"  {b.block:<14} {b.status:<9} rel {b.rel_err if b.rel_err is not None else '-'}" for b in loc.blocks]
+    return "\n".join(lines + ([loc.note] if loc.note else []))
+
+
+def junit_tree(reports: Sequence[ParityReport]) -> ET.ElementTree:
+    """One <testsuite> per artifact, one <testcase> per input set and output."""
+    root = ET.Element("testsuites", name="casvit parity")
+    for report in reports:
+        suite = ET.SubElement(root, "testsuite", name=Path(report.artifact).name)
+        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="engine", value=report.engine)
+        share = report.seconds / max(1, len(report.input_sets))
+        details = _localization_text(report)
+        for s in report.input_sets:
+            _testcase(suite, f"parity.{report.format}", s.name, s.failures, share, details if s.failures else "")
+        failed = sum(1 for s in report.input_sets if s.failures)
+        suite.set("tests", str(len(report.input_sets)))
+        suite.set("failures", str(failed))
+        suite.set("errors", "0")
+        suite.set("time", f"{report.seconds:.3f}")
+    root.set("tests", str(sum(int(s.get("tests")) for s in root)))
+    root.set("failures", str(sum(int(s.get("failures")) for s in root)))
+    return ET.ElementTree(root)
+
+
+def write_junit(reports: Sequence[ParityReport], path: Path) -> None:
+    """JUnit XML, written to a temp file then moved into place."""
+    path = Path(path)
+    tree = junit_tree(reports)
+    ET.indent(tree)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, new_file_mode(path))
+    os.close(fd)
+    try:
+        tree.write(tmp, encoding="utf-8", xml_declaration=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
