@@ -1,0 +1,60 @@
+"""The `torch.export` step shared by every format, and where each block's output lives in it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FINAL_OUTPUT = "head"
+MAX_DYNAMIC_BATCH = 1024
+
+
+def example_input(batch: int, resolution: int, dynamic_batch: bool = False) -> torch.Tensor:
+    """A seeded float32 NCHW example; batch >= 2 when dynamic (size 1 would be specialized)."""
+    n = max(batch, 2) if dynamic_batch else batch
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(n, 3, resolution, resolution, generator=gen)
+
+
+def export_program(model: nn.Module, batch: int, resolution: int, dynamic_batch: bool):
+    """`torch.export` of `model` on an NCHW image input, batch dimension dynamic if asked."""
+    shapes = None
+    if dynamic_batch:
+        shapes = ({0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)},)
+    with torch.no_grad():
+        return torch.export.export(model.eval(), (example_input(batch, resolution, dynamic_batch),),
+                                   dynamic_shapes=shapes)
+
+
+def block_names(model: nn.Module) -> list[str]:
+    """Block-granularity module paths in execution order: stem, blocks, embeddings, head."""
+    names = ["patch_embed"]
+    for i, part in enumerate(model.network):
+        if isinstance(part, nn.Sequential):
+            names += [f"network.{i}.{j}" for j in range(len(part))]
+        else:
+            names.append(f"network.{i}")
+    return names + [FINAL_OUTPUT]
+
+
+def _module_paths(node) -> set[str]:
+    return {path for path, _ in (node.meta.get("nn_module_stack") or {}).values()}
+
+
+def block_outputs(program, model: nn.Module) -> dict[str, str]:
+    """Block name -> FX node producing its output: the last node inside that module;
+    "head" is the node that produces the program's output (after any head averaging)."""
+    last: dict[str, str] = {}
+    wanted = set(block_names(model)) - {FINAL_OUTPUT}
+    output = None
+    for node in program.graph.nodes:
+        if node.op == "output":
+            output = node
+        elif node.op == "call_function":
+            for path in _module_paths(node) & wanted:
+                last[path] = node.name
+    result = {name: last[name] for name in block_names(model) if name in last}
+    args = output.args[0] if output is not None else ()
+    if len(args) == 1 and hasattr(args[0], "name"):
+        result[FINAL_OUTPUT] = args[0].name
+    return result
