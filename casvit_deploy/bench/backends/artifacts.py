@@ -1,0 +1,126 @@
+"""Artifact backends: ONNX Runtime, ExecuTorch (XNNPACK, or portable kernels) and CoreML.
+
+Each runs an exported artifact through the project's runner for its format (one loader
+per format). Without a user-given artifact, the case's model is exported once into the
+export cache and reused by later runs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+
+from casvit_deploy.bench.backends.base import Case, Prepared, input_batch, size_mb
+from casvit_deploy.bench.cache import ExportKey, cached_export, weights_key
+from casvit_deploy.runtime.base import manifest_path
+
+
+def _missing(package: str, pip_name: str) -> str | None:
+    if importlib.util.find_spec(package) is None:
+        return f"{pip_name} is not installed: pip install {pip_name}"
+    return None
+
+
+def _artifact(case: Case, fmt: str, options: dict, progress) -> tuple:
+    """(artifact, export seconds or None, passes) for the case: the user's file or the cache's."""
+    if case.artifact is not None:
+        return case.artifact, None, _manifest_passes(case.artifact)
+    from casvit_deploy.pipeline import deploy_form
+
+    passes = tuple(deploy_form(case.loaded, case.rewrite, case.disable)[1]) if case.rewrite else ()
+    key = ExportKey(weights_key(case.loaded), case.loaded.variant, case.resolution, case.precision,
+                    case.batch, fmt, passes, tuple(sorted((k, str(v)) for k, v in options.items())))
+    path, seconds = cached_export(case.loaded, key, case.cache_dir, progress)
+    return path, seconds, list(passes)
+
+
+def _manifest_passes(artifact) -> list[str]:
+    import json
+
+    try:
+        manifest = json.loads(manifest_path(artifact).read_text())
+    except (OSError, ValueError):
+        return []
+    return list(manifest.get("passes") or [])
+
+
+def _timed_runner(case: Case, fmt: str, options: dict, progress, open_runner) -> Prepared:
+    path, export_s, passes = _artifact(case, fmt, options, progress)
+    start = time.perf_counter()
+    runner = open_runner(path)
+    load_s = time.perf_counter() - start
+    x = input_batch(case.batch, case.resolution)
+    return Prepared(lambda: runner.run(x), runner.engine, load_s, passes=passes, artifact=path,
+                    artifact_mb=size_mb(path), export_s=export_s, threads=case.threads)
+
+
+class OnnxRuntime:
+    name = "onnxruntime"
+    summary = "ONNX Runtime (CPU provider; CUDA/TensorRT when installed)"
+
+    def unavailable(self, device: str) -> str | None:
+        missing = _missing("onnxruntime", "onnxruntime")
+        if missing or device == "cpu":
+            return missing
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)"
+        return None
+
+    def prepare(self, case: Case, progress) -> Prepared:
+        from casvit_deploy.runtime.onnx import OnnxRunner
+
+        providers = ["CPUExecutionProvider"] if case.device == "cpu" else \
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return _timed_runner(case, "onnx", {}, progress,
+                             lambda path: OnnxRunner(path, providers=providers, threads=case.threads))
+
+
+def set_executorch_threads(threads: int) -> None:
+    """Size ExecuTorch's shared threadpool (used by XNNPACK) to `threads`."""
+    from executorch.extension.pybindings import portable_lib
+
+    if portable_lib._threadpool_get_thread_count() != threads:
+        portable_lib._unsafe_reset_threadpool(threads)
+
+
+class ExecuTorch:
+    name = "executorch"
+    summary = "ExecuTorch with the XNNPACK delegate"
+    options: dict = {}
+
+    def unavailable(self, device: str) -> str | None:
+        if device != "cpu":
+            return "ExecuTorch runs on the CPU here; use --device cpu"
+        return _missing("executorch", "executorch")
+
+    def prepare(self, case: Case, progress) -> Prepared:
+        from casvit_deploy.runtime.executorch import ExecuTorchRunner
+
+        set_executorch_threads(case.threads)
+        return _timed_runner(case, "executorch", self.options, progress, ExecuTorchRunner)
+
+
+class ExecuTorchPortable(ExecuTorch):
+    name = "executorch-portable"
+    summary = "ExecuTorch portable kernels, no delegate (for comparison)"
+    options = {"backend": "portable", "allow_portable": True}
+
+
+class CoreML:
+    name = "coreml"
+    summary = "CoreML (macOS only)"
+
+    def unavailable(self, device: str) -> str | None:
+        if sys.platform != "darwin":
+            return f"CoreML predictions need macOS (this is {sys.platform})"
+        if device != "cpu":
+            return "CoreML picks its own compute units; use --device cpu"
+        return _missing("coremltools", "coremltools")
+
+    def prepare(self, case: Case, progress) -> Prepared:
+        from casvit_deploy.runtime.registry import open_runner
+
+        return _timed_runner(case, "coreml", {}, progress, lambda path: open_runner(path, engine="coreml"))

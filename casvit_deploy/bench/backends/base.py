@@ -1,0 +1,83 @@
+"""What a backend is: something that says whether it can run here, and prepares one case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from casvit_deploy.bench.timing import WallClock
+
+INPUT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a model in one form on one backend, device, precision and batch."""
+
+    label: str  # model label in reports, e.g. "xs" or an artifact name
+    loaded: object  # pipeline.LoadedModel; None when benchmarking a bare artifact
+    rewrite: bool
+    backend: str
+    device: str
+    precision: str
+    batch: int
+    resolution: int
+    threads: int
+    channels_last: bool = False
+    compile_mode: str = "default"
+    disable: tuple[str, ...] = ()
+    cache_dir: Path = Path("models/cache")
+    artifact: Path | None = None  # given by the user instead of exported
+
+    @property
+    def form(self) -> str:
+        return "deploy" if self.rewrite else "upstream"
+
+
+@dataclass
+class Prepared:
+    """A loaded case: `run()` performs one inference on a fixed input batch."""
+
+    run: Callable[[], object]
+    engine: str
+    load_s: float  # cold start: model build / session creation, export excluded
+    clock: object = field(default_factory=WallClock)
+    passes: list[str] = field(default_factory=list)
+    artifact: Path | None = None
+    artifact_mb: float | None = None
+    export_s: float | None = None  # None: not exported in this run (cached or not needed)
+    threads: int | None = None
+    close: Callable[[], None] = lambda: None
+
+
+class Backend(Protocol):
+    name: str
+    summary: str
+
+    def unavailable(self, device: str) -> str | None:
+        """Why this backend cannot run on `device` here, or None when it can."""
+        ...
+
+    def prepare(self, case: Case, progress: Callable[[str], None]) -> Prepared:
+        ...
+
+
+def input_batch(batch: int, resolution: int) -> np.ndarray:
+    """A seeded standard-normal float32 NCHW batch (timing does not depend on values)."""
+    rng = np.random.default_rng(INPUT_SEED)
+    return rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
+
+
+def size_mb(path: Path) -> float:
+    """File size, or the total size of a directory artifact (.mlpackage), in MiB."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
+    total = path.stat().st_size
+    for extra in path.parent.glob(path.name + ".data"):  # ONNX external weights
+        total += extra.stat().st_size
+    return total / 2**20

@@ -1,0 +1,74 @@
+"""Export cache: artifacts keyed by what determines their contents, so repeated runs reuse them.
+
+Key: checkpoint sha256 (or the random-weights seed), variant, resolution, precision,
+batch, format, the rewrite passes applied and exporter options. The folder name starts
+with a readable summary and ends with a hash of the full key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from casvit_deploy.runtime.base import manifest_path
+
+DEFAULT_CACHE = Path("models/cache")
+ARTIFACT_SUFFIXES = (".onnx", ".pte", ".mlpackage")
+
+
+@dataclass(frozen=True)
+class ExportKey:
+    weights: str  # "sha256:<hex>" or "seed:<n>"
+    variant: str
+    resolution: int
+    precision: str
+    batch: int
+    fmt: str
+    passes: tuple[str, ...]  # empty: upstream form
+    options: tuple[tuple[str, str], ...] = ()
+
+    def folder(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, default=list).encode()).hexdigest()
+        form = "deploy" if self.passes else "upstream"
+        return f"{self.variant}_{self.resolution}_{self.precision}_b{self.batch}_{form}_{self.fmt}-{digest[:12]}"
+
+
+def find_artifact(folder: Path) -> Path | None:
+    """The complete artifact in `folder` (one whose manifest is present), if any."""
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.iterdir()):
+        if path.suffix in ARTIFACT_SUFFIXES and manifest_path(path).is_file():
+            return path
+    return None
+
+
+def cached_export(loaded, key: ExportKey, root: Path = DEFAULT_CACHE, progress=None):
+    """(artifact, export seconds or None when it came from the cache) for `key`.
+
+    Exports with `casvit_deploy.export.export_model` into `root/<key folder>` on a miss;
+    the exporter writes atomically, so a folder never holds half an artifact.
+    """
+    folder = Path(root) / key.folder()
+    hit = find_artifact(folder)
+    if hit is not None:
+        return hit, None
+    from casvit_deploy.export import export_model
+
+    result = export_model(loaded, key.fmt, folder, resolution=key.resolution, batch=key.batch,
+                          precision=key.precision, rewrite=bool(key.passes),
+                          disable=_disabled(key.passes), force=True, options=dict(key.options) or None,
+                          progress=progress)
+    return Path(result.artifact), result.seconds
+
+
+def _disabled(passes: tuple[str, ...]) -> tuple[str, ...]:
+    from casvit_deploy.rewrite import PASS_NAMES
+
+    return tuple(p for p in PASS_NAMES if p not in passes) if passes else ()
+
+
+def weights_key(loaded) -> str:
+    return f"sha256:{loaded.checkpoint_sha256}" if loaded.checkpoint_sha256 else f"seed:{loaded.seed}"

@@ -1,0 +1,76 @@
+"""Comparing a run with a saved baseline (`--compare BASELINE.json`).
+
+A result regresses when its median latency (p50) grew by more than `threshold` percent
+over the baseline's for the same model, form, backend, device, precision, batch,
+resolution and layout. The default threshold, 10 %, sits above the run-to-run spread of
+medians seen on a quiet machine (a few percent) and below the changes worth catching;
+raise it on shared or throttling machines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from casvit_deploy.bench.results import SCHEMA, BenchReport, BenchResult
+from casvit_deploy.errors import UsageError
+
+DEFAULT_THRESHOLD_PCT = 10.0
+
+
+@dataclass(frozen=True)
+class Change:
+    key: tuple
+    baseline_ms: float | None
+    current_ms: float | None
+    status: str  # "regressed", "improved", "same", "new", "missing"
+
+    @property
+    def change_pct(self) -> float | None:
+        if self.baseline_ms is None or self.current_ms is None:
+            return None
+        return 100.0 * (self.current_ms - self.baseline_ms) / self.baseline_ms
+
+
+def load_baseline(path: Path) -> BenchReport:
+    """A report saved with `--json`; UsageError if it is missing or not a bench report."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"baseline {path} does not exist") from None
+    except (OSError, ValueError) as err:
+        raise UsageError(f"baseline {path} is not readable JSON: {err}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise UsageError(f"baseline {path} is not a casvit bench report (expected schema {SCHEMA})")
+    try:
+        return BenchReport.from_dict(data)
+    except (KeyError, TypeError) as err:
+        raise UsageError(f"baseline {path} is missing result fields ({err})") from None
+
+
+def classify(baseline_ms: float, current_ms: float, threshold_pct: float) -> str:
+    change = 100.0 * (current_ms - baseline_ms) / baseline_ms
+    if change > threshold_pct:
+        return "regressed"
+    if change < -threshold_pct:
+        return "improved"
+    return "same"
+
+
+def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float) -> list[Change]:
+    """One Change per key in either run, current results first in their order."""
+    if threshold_pct < 0:
+        raise UsageError(f"--threshold {threshold_pct} must be >= 0 (a percentage)")
+    base = {r.key(): r.stats.p50_ms for r in baseline}
+    changes = []
+    for r in current:
+        before = base.pop(r.key(), None)
+        status = "new" if before is None else classify(before, r.stats.p50_ms, threshold_pct)
+        changes.append(Change(r.key(), before, r.stats.p50_ms, status))
+    changes += [Change(key, ms, None, "missing") for key, ms in base.items()]
+    return changes
+
+
+def regressions(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.status == "regressed"]

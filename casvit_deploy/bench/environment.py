@@ -1,0 +1,67 @@
+"""The machine and software that produced a result: recorded with every report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+PACKAGES = ("casvit-deploy", "torch", "numpy", "onnx", "onnxruntime", "executorch", "coremltools", "triton")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo on Linux, else `platform`)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def gpu_info() -> dict | None:
+    """Name, memory and CUDA version of the current CUDA device, or None without one."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {"name": props.name, "memory_gb": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda,
+            "count": torch.cuda.device_count()}
+
+
+def capture_environment() -> dict:
+    """CPU model and core counts, GPU, OS, Python and library versions."""
+    import psutil
+
+    return {
+        "cpu": cpu_model(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": gpu_info(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+        "packages": {p: v for p in PACKAGES if (v := _version(p))},
+        "hostname": platform.node(),
+    }
+
+
+def describe_machine(env: dict) -> str:
+    """One line for reports: CPU, cores, GPU, OS."""
+    gpu = env.get("gpu")
+    gpu_text = f", GPU {gpu['name']} (CUDA {gpu['cuda']})" if gpu else ", no GPU"
+    return (f"{env['cpu']}, {env['cores_usable']} usable cores, {env['memory_gb']} GB RAM{gpu_text}; "
+            f"{env['os']}; Python {env['python']}, torch {env['packages'].get('torch', '?')}")

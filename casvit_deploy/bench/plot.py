@@ -1,0 +1,37 @@
+"""An optional PNG chart of throughput per case (needs matplotlib)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casvit_deploy.bench.results import BenchReport
+from casvit_deploy.errors import BackendMissingError
+
+
+def write_plot(report: BenchReport, path: Path) -> None:
+    """Horizontal bars of images/s, one per result, labelled model/form/backend/precision/batch."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ModuleNotFoundError:
+        raise BackendMissingError("--plot needs matplotlib: pip install matplotlib") from None
+    results = report.results
+    labels = [f"{r.model} {r.form} {r.backend} {r.precision}{' CL' if r.channels_last else ''} b{r.batch}"
+              for r in results]
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(results) + 1.5))
+    ax.barh(range(len(results)), [r.stats.throughput for r in results], color="tab:blue")
+    ax.set_yticks(range(len(results)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("images / s (batch / p50 latency)")
+    ax.set_title(f"casvit bench on {report.environment.get('cpu', '?')}"
+                 + (f" / {report.environment['gpu']['name']}" if report.environment.get("gpu") else ""), fontsize=9)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=120)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

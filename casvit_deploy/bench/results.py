@@ -1,0 +1,111 @@
+"""Benchmark results and the report that carries them with the machine's description."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from casvit_deploy.bench.stats import LatencyStats
+
+SCHEMA = "casvit-bench/1"
+KEY_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last")
+
+
+@dataclass
+class BenchResult:
+    """One measured case. Latencies are per call (one batch); throughput is images/s."""
+
+    model: str
+    variant: str | None
+    weights: str
+    form: str
+    passes: list[str]
+    backend: str
+    engine: str
+    device: str
+    precision: str
+    batch: int
+    resolution: int
+    channels_last: bool
+    threads: int | None
+    stats: LatencyStats
+    round_p50_ms: list[float]
+    load_s: float
+    first_inference_ms: float
+    peak_rss_mb: float
+    cuda_peak_mb: float | None = None
+    artifact: str | None = None
+    artifact_mb: float | None = None
+    export_s: float | None = None
+    gflop_per_image: float | None = None
+    achieved_gflops: float | None = None
+    gemm_fraction: float | None = None
+    speedup_vs_eager: float | None = None
+
+    def key(self) -> tuple:
+        return tuple(getattr(self, f) for f in KEY_FIELDS)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(out.pop("stats"))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BenchResult:
+        stat_names = LatencyStats.__dataclass_fields__
+        stats = LatencyStats(**{k: data[k] for k in stat_names})
+        rest = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "stats"}
+        return cls(stats=stats, **rest)
+
+
+@dataclass
+class Skipped:
+    backend: str
+    device: str
+    reason: str
+    model: str | None = None  # None: the backend as a whole
+
+
+@dataclass
+class BenchReport:
+    environment: dict
+    config: dict
+    gemm: dict
+    results: list[BenchResult] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Skipped] = field(default_factory=list)
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def to_dict(self) -> dict:
+        return {"schema": SCHEMA, "created": self.created, "environment": self.environment,
+                "config": self.config, "gemm": self.gemm,
+                "results": [r.to_dict() for r in self.results],
+                "skipped": [asdict(s) for s in self.skipped], "failed": [asdict(s) for s in self.failed]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BenchReport:
+        return cls(data["environment"], data.get("config", {}), data.get("gemm", {}),
+                   [BenchResult.from_dict(r) for r in data["results"]],
+                   [Skipped(**s) for s in data.get("skipped", [])], [Skipped(**s) for s in data.get("failed", [])],
+                   data.get("created", ""))
+
+
+def baseline_for(result: BenchResult, results: list[BenchResult]) -> BenchResult | None:
+    """The eager fp32 row for the same model, form, device, batch and resolution
+    (contiguous layout preferred): what `speedup_vs_eager` divides by."""
+    candidates = [r for r in results if r.backend == "eager" and r.precision == "fp32"
+                  and (r.model, r.form, r.device, r.batch, r.resolution)
+                  == (result.model, result.form, result.device, result.batch, result.resolution)]
+    candidates.sort(key=lambda r: r.channels_last)
+    return candidates[0] if candidates else None
+
+
+def fill_derived(results: list[BenchResult], gemm_gflops: dict[str, float]) -> None:
+    """Achieved GFLOP/s, its fraction of the same-run GEMM, and speed-up vs eager, in place."""
+    for r in results:
+        if r.gflop_per_image:
+            r.achieved_gflops = r.gflop_per_image * r.batch / (r.stats.p50_ms / 1e3)
+            gemm = gemm_gflops.get(r.device)
+            r.gemm_fraction = r.achieved_gflops / gemm if gemm else None
+        base = baseline_for(r, results)
+        r.speedup_vs_eager = base.stats.p50_ms / r.stats.p50_ms if base else None

@@ -1,0 +1,61 @@
+"""Terminal rendering of a report and of a comparison with a baseline (rich)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from casvit_deploy.bench.compare import Change
+from casvit_deploy.bench.environment import describe_machine
+from casvit_deploy.bench.results import KEY_FIELDS, BenchReport
+from casvit_deploy.bench.writers import RESULT_HEADERS, result_cells
+
+_TEXT_COLUMNS = {"model", "form", "backend", "device", "precision"}
+_TERMINAL_HIDDEN = {"device", "std ms", "p90 ms"}  # in the caption / the files
+
+
+def results_table(report: BenchReport) -> Table:
+    """One row per result; columns that are empty in every row are left out. The fastest
+    result per image is highlighted."""
+    gemm = "; ".join(f"GEMM fp32 {d}: {g['fp32_gflops']:.0f} GFLOP/s" for d, g in report.gemm.items())
+    table = Table(title="casvit bench", caption=f"{describe_machine(report.environment)}\n{gemm}")
+    rows = [result_cells(r) for r in report.results]
+    keep = [i for i, h in enumerate(RESULT_HEADERS)
+            if h not in _TERMINAL_HIDDEN and any(row[i] != "–" for row in rows)]
+    for i in keep:
+        header = RESULT_HEADERS[i]
+        table.add_column(header, justify="left" if header in _TEXT_COLUMNS else "right")
+    fastest = min(report.results, key=lambda r: r.stats.p50_ms / r.batch, default=None)
+    for r, row in zip(report.results, rows):
+        table.add_row(*(row[i] for i in keep), style="bold green" if r is fastest else None)
+    return table
+
+
+def skipped_table(report: BenchReport) -> Table | None:
+    rows = [("skipped", s) for s in report.skipped] + [("failed", s) for s in report.failed]
+    if not rows:
+        return None
+    table = Table(title="Not measured")
+    for name in ("backend", "model", "device", "status", "reason"):
+        table.add_column(name)
+    for status, s in rows:
+        table.add_row(s.backend, s.model or "all", s.device, status, s.reason,
+                      style="red" if status == "failed" else "dim")
+    return table
+
+
+def compare_table(changes: list[Change], threshold_pct: float) -> Table:
+    table = Table(title=f"Change vs baseline (p50; regression beyond +{threshold_pct:g}%)")
+    for name in ("model", "form", "backend", "device", "precision", "batch"):
+        table.add_column(name)
+    for name in ("baseline ms", "now ms", "change", "status"):
+        table.add_column(name, justify="right")
+    styles = {"regressed": "bold red", "improved": "green", "missing": "dim", "new": "cyan"}
+    for c in changes:
+        key = dict(zip(KEY_FIELDS, c.key))
+        pct = c.change_pct
+        table.add_row(key["model"], key["form"], key["backend"], key["device"],
+                      key["precision"] + (" CL" if key["channels_last"] else ""), str(key["batch"]),
+                      "–" if c.baseline_ms is None else f"{c.baseline_ms:.2f}",
+                      "–" if c.current_ms is None else f"{c.current_ms:.2f}",
+                      "–" if pct is None else f"{pct:+.1f}%", c.status, style=styles.get(c.status))
+    return table

@@ -1,0 +1,77 @@
+"""Timing loops: warm-up, then a fixed number of runs or runs until a time budget is spent."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How many runs to time: `iters` exactly, or as many as fit in `min_time` seconds
+    (at least `min_iters`). Exactly one of `iters` and `min_time` is set."""
+
+    warmup: int = 10
+    iters: int | None = 50
+    min_time: float | None = None
+    min_iters: int = 5
+
+    def done(self, count: int, elapsed: float) -> bool:
+        if self.iters is not None:
+            return count >= self.iters
+        return count >= self.min_iters and elapsed >= self.min_time
+
+
+class WallClock:
+    """Host timer for synchronous runtimes (a call returns when its outputs are ready)."""
+
+    def time(self, fn: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    def finish(self, pending: list) -> list[float]:
+        return pending
+
+
+class CudaEvents:
+    """Device timer: CUDA events recorded around each call on the current stream.
+
+    Events are read after one synchronize at the end, so timing does not serialise the
+    host with the device between runs beyond what the workload itself does.
+    """
+
+    def __init__(self):
+        import torch
+
+        self._torch = torch
+
+    def time(self, fn: Callable[[], object]):
+        cuda = self._torch.cuda
+        start, end = cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        return start, end
+
+    def finish(self, pending: list) -> list[float]:
+        self._torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in pending]
+
+
+def measure(fn: Callable[[], object], schedule: Schedule, clock=None,
+            tick: Callable[[], None] | None = None) -> list[float]:
+    """Seconds per call of `fn` after `schedule.warmup` untimed calls; `tick` after each call."""
+    clock = clock or WallClock()
+    for _ in range(schedule.warmup):
+        fn()
+    if isinstance(clock, CudaEvents):
+        clock._torch.cuda.synchronize()
+    pending: list = []
+    start = time.perf_counter()
+    while not schedule.done(len(pending), time.perf_counter() - start):
+        pending.append(clock.time(fn))
+        if tick:
+            tick()
+    return clock.finish(pending)

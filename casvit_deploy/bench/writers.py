@@ -1,0 +1,99 @@
+"""Report files: JSON (complete), CSV (one flat row per result) and Markdown (for humans).
+
+Every file is written to a temporary name beside the target and moved into place, so an
+interrupted run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from casvit_deploy.bench.environment import describe_machine
+from casvit_deploy.bench.results import BenchReport, BenchResult
+
+CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last",
+              "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
+              "speedup_vs_eager", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
+              "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_json(report: BenchReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, default=str) + "\n"
+
+
+def to_csv(report: BenchReport) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for result in report.results:
+        writer.writerow({k: _csv_value(v) for k, v in result.to_dict().items()})
+    return buf.getvalue()
+
+
+def _csv_value(value):
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def result_cells(r: BenchResult) -> list[str]:
+    """The cells of one result row, shared by the Markdown and terminal tables."""
+    s = r.stats
+    return [r.model, r.form, r.backend, r.device, r.precision + (" CL" if r.channels_last else ""),
+            str(r.resolution), str(r.batch),
+            f"{s.p50_ms:.2f}", f"{s.p90_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.std_ms:.2f}", f"{s.throughput:.1f}",
+            _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.achieved_gflops, ".0f"),
+            _fmt(r.gemm_fraction and 100 * r.gemm_fraction, ".0f", "%"),
+            f"{r.load_s * 1e3:.0f}", f"{r.first_inference_ms:.0f}", f"{r.peak_rss_mb:.0f}",
+            _fmt(r.cuda_peak_mb, ".0f"), _fmt(r.artifact_mb, ".1f")]
+
+
+RESULT_HEADERS = ["model", "form", "backend", "device", "precision", "res", "batch", "p50 ms", "p90 ms", "p99 ms",
+                  "std ms", "img/s", "vs eager", "GFLOP/s", "% GEMM", "load ms", "1st ms", "RSS MB",
+                  "CUDA MB", "artifact MB"]
+
+
+def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
+    env = report.environment
+    lines = [f"# {title}", "", f"Machine: {describe_machine(env)}.", ""]
+    lines += [f"GEMM fp32 ({device}, same run): {g['fp32_gflops']:.0f} GFLOP/s "
+              f"(start {g['fp32_gflops_start']:.0f}, end {g['fp32_gflops_end']:.0f}; {g['threads']} threads)"
+              for device, g in report.gemm.items()]
+    weights = sorted({r.weights for r in report.results})
+    lines += ["", f"Weights: {'; '.join(weights) or '–'}. Latency per batch; img/s = batch / p50; "
+              "vs eager = eager fp32 p50 (same model, form, device, batch) / p50; "
+              "GFLOP/s = 2 x MACs x batch / p50.", ""]
+    lines += _md_table(RESULT_HEADERS, [result_cells(r) for r in report.results])
+    if report.results:
+        lines += ["", "Engines: " + "; ".join(sorted({f"{r.backend} = {r.engine}" for r in report.results}))]
+    for title_, rows in (("Skipped", report.skipped), ("Failed", report.failed)):
+        if rows:
+            lines += ["", f"{title_}:", ""] + [f"- {s.backend}{f' ({s.model})' if s.model else ''} on {s.device}: "
+                                               f"{s.reason}" for s in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    right = {i for i, h in enumerate(headers) if h not in ("model", "form", "backend", "device", "precision")}
+    out = ["| " + " | ".join(headers) + " |",
+           "|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|"]
+    return out + ["| " + " | ".join(cells) + " |" for cells in rows]
