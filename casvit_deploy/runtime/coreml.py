@@ -1,0 +1,138 @@
+"""The Core ML runner: Apple's runtime on macOS, the MIL reference interpreter anywhere.
+
+Engines: "coreml" (coremltools `predict`, macOS only), "mil-reference" (this package's
+interpreter: an emulation of the program's arithmetic on CPU, not the Apple runtime),
+"both" (Core ML's outputs from `run`, both engines' from `run_each`), and "auto"
+(coreml on macOS, else mil-reference). `engine` says which one produced the numbers.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from casvit_deploy.errors import BackendMissingError, UsageError
+from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
+from casvit_deploy.runtime.mil.preprocess import image_scale_bias
+
+ENGINES = ("auto", "coreml", "mil-reference", "both")
+CLASSIFIER_OUTPUT = "logits"
+INTERPRETER_LABEL = ("MIL reference interpreter (coremltools {ct} program, executed op by op with torch {torch} "
+                     "on CPU; an emulation of the program's {precision} arithmetic, not the Apple Core ML runtime)")
+COREML_LABEL = "Core ML runtime via coremltools {ct} predict (macOS {mac})"
+
+
+def resolve_engines(engine: str) -> tuple[str, ...]:
+    """The concrete engines that `engine` stands for on this machine."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown CoreML engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    on_mac = platform.system() == "Darwin"
+    if engine == "auto":
+        return ("coreml",) if on_mac else ("mil-reference",)
+    engines = ("coreml", "mil-reference") if engine == "both" else (engine,)
+    if "coreml" in engines and not on_mac:
+        raise BackendMissingError(f"--engine {engine} needs the Core ML runtime, which only exists on macOS; "
+                                  "use --engine mil-reference on this machine")
+    return engines
+
+
+class CoreMLRunner:
+    """Runner for a `.mlpackage` (Runner contract of runtime/base.py)."""
+
+    format = "coreml"
+
+    def __init__(self, path: Path | str, engine: str = "auto"):
+        self.path = Path(path)
+        self.engines = resolve_engines(engine)
+        self.package = load_mlpackage(self.path)
+        if len(self.package.inputs) != 1:
+            raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
+        self.input = self.package.inputs[0]
+        self.interpreter = Interpreter(self.package.program)
+        self._coreml = self._load_coreml() if "coreml" in self.engines else None
+        self.engine = " + ".join(self._label(e) for e in self.engines)
+
+    @property
+    def precision(self) -> str:
+        """'fp16' when the program holds any value in float16, else 'fp32'."""
+        held = {dtype for step in self.interpreter.steps for _, dtype in step.outputs}
+        return "fp16" if "fp16" in held else "fp32"
+
+    def _label(self, engine: str) -> str:
+        import coremltools
+        import torch
+
+        if engine == "coreml":
+            return COREML_LABEL.format(ct=coremltools.__version__, mac=platform.mac_ver()[0])
+        return INTERPRETER_LABEL.format(ct=coremltools.__version__, torch=torch.__version__, precision=self.precision)
+
+    def _load_coreml(self):
+        import coremltools as ct
+
+        return ct.models.MLModel(str(self.path))
+
+    def _program_input(self, image: np.ndarray) -> np.ndarray:
+        """The values the program's input receives: for an image input, the raw pixels
+        whose scale/bias preprocessing yields `image`; otherwise `image` itself."""
+        image = np.asarray(image, dtype=np.float32)
+        if self.input.kind != "image":
+            return image
+        scale, bias = image_scale_bias(self.package.program, self.input.name)
+        return ((image - bias) / scale).astype(np.float32)
+
+    def _named(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = self.package.output_names
+        if len(names) == 1:
+            return {CLASSIFIER_OUTPUT: outputs[names[0]]}
+        return {name: outputs[name] for name in names}
+
+    def _per_sample(self, image: np.ndarray, fn) -> dict[str, np.ndarray]:
+        """`fn` on the whole batch if the program takes it, else sample by sample, stacked."""
+        batch = self.interpreter.inputs[self.input.name][0][0]
+        if not isinstance(batch, int) or batch == image.shape[0]:
+            return fn(image)
+        if batch != 1:
+            raise UsageError(f"{self.path} takes batches of {batch}; got {image.shape[0]}")
+        parts = [fn(image[i:i + 1]) for i in range(image.shape[0])]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def _interpret(self, image: np.ndarray, capture=()) -> dict[str, np.ndarray]:
+        feed = self._program_input(image)
+        return self._per_sample(feed, lambda x: self.interpreter.run({self.input.name: x}, capture))
+
+    def _predict(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        feed = self._program_input(image)
+
+        def one(x):
+            if self.input.kind == "image":
+                from PIL import Image
+
+                pixels = np.clip(np.rint(x[0]), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+                x = Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels)
+            return {k: np.asarray(v) for k, v in self._coreml.predict({self.input.name: x}).items()}
+
+        return self._per_sample(feed, one)
+
+    def run_each(self, image: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """Outputs of every selected engine, keyed by engine name."""
+        run = {"coreml": self._predict, "mil-reference": self._interpret}
+        return {engine: self._named(run[engine](image)) for engine in self.engines}
+
+    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        """Outputs by name ("logits" for a classifier) from the first selected engine."""
+        if self.engines[0] == "coreml":
+            return self._named(self._predict(image))
+        return self._named(self._interpret(image))
+
+    def run_intermediates(self, image: np.ndarray, names) -> dict[str, np.ndarray]:
+        """Values of the MIL variables `names` (always from the interpreter: the Core ML
+        runtime does not expose intermediates)."""
+        names = list(names)
+        values = self._interpret(image, names)
+        return {name: values[name] for name in names}
+
+    def block_vars(self, block_outputs: dict[str, str]):
+        """The MIL variable of each block in a manifest's "block_outputs" (see mil.blocks)."""
+        return block_vars(self.package.program, block_outputs)

@@ -1,0 +1,105 @@
+"""Where each model block's output lives in a converted MIL program.
+
+The export manifest names each block's output by its `torch.export` (FX) node. coremltools
+names an op's output after the FX node that produced it, with two kinds of change:
+- the fp16 pass appends "_cast_fp16" (e.g. "add_3" -> "add_3_cast_fp16");
+- fused or aliasing nodes vanish: a BatchNorm's output is the FX node `getitem_N`, but
+  MIL names the (conv+BN fused) op after the `_native_batch_norm_legit_no_training_M`
+  node, and an output renamed at conversion no longer carries its FX name.
+A name that cannot be found is mapped to the nearest surviving equivalent: the final
+block to the program's output; any other block to the first point after the previous
+block where the whole computation passes through one value that feeds more than one op
+(the input of the next residual block, which is this block's output). Such mappings are
+listed in `approximate`; blocks that cannot be placed at all are listed in `unmapped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+FP16_SUFFIX = "_cast_fp16"
+
+
+class BlockVars(dict):
+    """Block name -> MIL variable name, in block order, with notes on inexact mappings."""
+
+    def __init__(self):
+        super().__init__()
+        self.approximate: dict[str, str] = {}  # block -> why the mapping is not by name
+        self.unmapped: dict[str, str] = {}     # block -> why it could not be mapped
+
+
+class _Dataflow:
+    """Program order, consumers and single-value cut points of a MIL function."""
+
+    def __init__(self, fn):
+        ops = [op for op in fn.operations if op.op_type != "const"]
+        self.position = {name: -1 for name in fn.inputs}
+        consumers: dict[str, int] = {}
+        last_use: dict[str, int] = {}
+        for i, op in enumerate(ops):
+            for var in op.outputs:
+                self.position[var.name] = i
+            for var in op.inputs.values():
+                for v in var if isinstance(var, (list, tuple)) else (var,):
+                    consumers[v.name] = consumers.get(v.name, 0) + 1
+                    last_use[v.name] = i
+        self.outputs = [v.name for v in fn.outputs]
+        for name in self.outputs:
+            last_use[name] = len(ops)
+        self.consumers = consumers
+        self.cuts = self._cuts(ops, last_use)
+
+    def _cuts(self, ops, last_use) -> list[str]:
+        """Variables that are, right after they are produced, the only live value."""
+        delta = [0] * (len(ops) + 2)  # delta[i + 1]: change in live values after op i
+        for name, pos in self.position.items():
+            end = last_use.get(name, pos)
+            if end > pos:
+                delta[pos + 1] += 1
+                delta[end + 1] -= 1
+        cuts, live = [], delta[0]
+        for i, op in enumerate(ops):
+            live += delta[i + 1]
+            names = [v.name for v in op.outputs]
+            if live == 1 and len(names) == 1 and last_use.get(names[0], i) > i:
+                cuts.append(names[0])
+        return cuts
+
+    def next_block_input(self, after: int) -> str | None:
+        """The first cut after program position `after` that feeds more than one op."""
+        for name in self.cuts:
+            if self.position[name] > after and self.consumers.get(name, 0) > 1:
+                return name
+        return None
+
+
+def _by_name(fx_name: str, names: Mapping[str, int]) -> str | None:
+    for candidate in (fx_name, fx_name + FP16_SUFFIX):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def block_vars(program, block_outputs: Mapping[str, str], function: str = "main") -> BlockVars:
+    """Map each block (manifest "block_outputs": block -> FX node) to its MIL variable."""
+    flow = _Dataflow(program.functions[function])
+    result = BlockVars()
+    blocks = list(block_outputs.items())
+    previous = -1
+    for index, (block, fx_name) in enumerate(blocks):
+        var = _by_name(fx_name, flow.position)
+        if var is None and index == len(blocks) - 1 and len(flow.outputs) == 1:
+            var = flow.outputs[0]
+            result.approximate[block] = f"FX node {fx_name!r} not in the program; using the program output"
+        elif var is None:
+            var = flow.next_block_input(previous)
+            if var is not None:
+                result.approximate[block] = (f"FX node {fx_name!r} not in the program; using {var!r}, "
+                                             "the next single value that feeds more than one op")
+        if var is None or flow.position[var] < previous:
+            result.unmapped[block] = f"FX node {fx_name!r} has no equivalent in the MIL program"
+            continue
+        result[block] = var
+        previous = flow.position[var]
+    return result

@@ -1,0 +1,3 @@
+"""MIL op implementations; importing this package registers every one of them."""
+
+from casvit_deploy.runtime.mil.ops import activation, elementwise, nn, tensor  # noqa: F401
