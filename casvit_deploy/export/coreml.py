@@ -17,7 +17,7 @@ import torch
 
 from casvit_deploy.errors import ExportError, UsageError
 from casvit_deploy.export.base import ExportJob, FormatOutput
-from casvit_deploy.export.graph import block_outputs, export_program
+from casvit_deploy.export.graph import FINAL_OUTPUT, block_outputs, export_program
 from casvit_deploy.model import IMAGENET_MEAN, IMAGENET_STD
 
 DEFAULT_TARGET = "iOS16"
@@ -115,12 +115,13 @@ def _feature(desc, layout: str) -> dict:
 
 def verify(path: Path, labels: list[str] | None, blocks: dict[str, str]) -> dict:
     """Read the package back and check its interface and ops; facts for the manifest,
-    including which block-output FX names survive as MIL variable names."""
+    including which block-output FX names survive as MIL variable names (the final
+    output survives renamed "logits")."""
     spec, program = read_back(path)
     operations = [op for fn in program.functions.values() for op in fn.operations]
     ops = Counter(op.op_type for op in operations)
     variables = {out.name.removesuffix(FP16_SUFFIX) for op in operations for out in op.outputs}
-    kept = [block for block, name in blocks.items() if name in variables]
+    kept = [block for block, name in blocks.items() if name in variables or block == FINAL_OUTPUT]
     bad = [op for op in FORBIDDEN_OPS if ops.get(op)]
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")

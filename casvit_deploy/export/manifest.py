@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -97,7 +99,23 @@ def build_manifest(loaded, job, output, artifact: Path, passes: list[str], rewri
 
 
 def write_manifest(path: Path, manifest: dict) -> None:
-    path.write_text(json.dumps(manifest, indent=2, allow_nan=False) + "\n")
+    """Write `manifest` to a temp file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(manifest, indent=2, allow_nan=False, default=str) + "\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a manifest is meant to be read
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_manifest(artifact: Path, **entries) -> dict:
+    """Set top-level `entries` in the manifest of `artifact`, atomically; the new manifest."""
+    manifest = {**read_manifest(artifact), **entries}
+    write_manifest(manifest_path(Path(artifact)), manifest)
+    return manifest
 
 
 def read_manifest(artifact: Path) -> dict:
