@@ -135,8 +135,8 @@ def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress 
 
     progress = progress or Progress()
     torch.set_num_threads(config.threads)
-    cases = plan(sources, config)
     report = BenchReport(capture_environment(), config.to_dict(), {}, skipped=list(skipped))
+    cases = _supported(plan(sources, config), report)
     gemm_start = measure_gemm(config.device)
     progress.begin(len(cases) * config.rounds)
     measured = _run_rounds(cases, config, progress, report)
@@ -147,6 +147,18 @@ def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress 
     report.results = [_result(cases[i], m) for i, m in sorted(measured.items())]
     fill_derived(report.results, {config.device: peak})
     return report
+
+
+def _supported(cases: list[Case], report: BenchReport) -> list[Case]:
+    """The cases whose backend handles their precision; the others are listed as skipped."""
+    kept = []
+    for case in cases:
+        reason = BACKENDS[case.backend].unsupported(case.precision)
+        if reason:
+            report.skipped.append(Skipped(case.backend, case.device, f"{case.precision}: {reason}", case.label))
+        else:
+            kept.append(case)
+    return kept
 
 
 def measure_gemm(device: str) -> float:

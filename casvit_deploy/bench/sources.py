@@ -62,7 +62,7 @@ def _rebuild(manifest: dict):
     checkpoint = manifest.get("checkpoint")
     path = checkpoint.get("path") if isinstance(checkpoint, dict) else checkpoint
     if path and Path(path).is_file():
-        return load_model(path, manifest.get("variant"))
+        return load_model(path, manifest.get("variant"), bool(manifest.get("ema")))
     if manifest.get("variant") and manifest.get("seed") is not None and not path:
         return load_model(variant=manifest["variant"], seed=int(manifest["seed"]))
     return None

@@ -90,16 +90,17 @@ class _RichProgress:
     """Session progress drawn as a rich progress bar on stderr."""
 
     def __init__(self, progress):
-        self._progress, self._task = progress, None
+        self._progress, self._task, self._case = progress, None, ""
 
     def begin(self, total_runs: int) -> None:
         self._task = self._progress.add_task("starting", total=total_runs)
 
     def case(self, text: str) -> None:
+        self._case = text
         self._progress.update(self._task, description=text)
 
     def note(self, text: str) -> None:
-        self._progress.console.log(text)
+        self._progress.update(self._task, description=f"{self._case}: {text}")
 
     def tick(self) -> None:
         self._progress.advance(self._task)

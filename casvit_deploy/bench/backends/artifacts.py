@@ -31,7 +31,7 @@ def _artifact(case: Case, fmt: str, options: dict, progress) -> tuple:
     passes = tuple(deploy_form(case.loaded, case.rewrite, case.disable)[1]) if case.rewrite else ()
     key = ExportKey(weights_key(case.loaded), case.loaded.variant, case.resolution, case.precision,
                     case.batch, fmt, passes, tuple(sorted((k, str(v)) for k, v in options.items())))
-    path, seconds = cached_export(case.loaded, key, case.cache_dir, progress)
+    path, seconds = cached_export(case.loaded, key, case.cache_dir, lambda stage: progress(f"export {fmt}: {stage}"))
     return path, seconds, list(passes)
 
 
@@ -55,9 +55,19 @@ def _timed_runner(case: Case, fmt: str, options: dict, progress, open_runner) ->
                     artifact_mb=size_mb(path), export_s=export_s, threads=case.threads)
 
 
+def _export_precision(fmt: str, precision: str) -> str | None:
+    from casvit_deploy.export.registry import get_exporter
+
+    supported = get_exporter(fmt).precisions
+    return None if precision in supported else f"the {fmt} exporter supports {' and '.join(supported)} only"
+
+
 class OnnxRuntime:
     name = "onnxruntime"
     summary = "ONNX Runtime (CPU provider; CUDA/TensorRT when installed)"
+
+    def unsupported(self, precision: str) -> str | None:
+        return _export_precision("onnx", precision)
 
     def unavailable(self, device: str) -> str | None:
         missing = _missing("onnxruntime", "onnxruntime")
@@ -91,6 +101,9 @@ class ExecuTorch:
     summary = "ExecuTorch with the XNNPACK delegate"
     options: dict = {}
 
+    def unsupported(self, precision: str) -> str | None:
+        return _export_precision("executorch", precision)
+
     def unavailable(self, device: str) -> str | None:
         if device != "cpu":
             return "ExecuTorch runs on the CPU here; use --device cpu"
@@ -108,10 +121,23 @@ class ExecuTorchPortable(ExecuTorch):
     summary = "ExecuTorch portable kernels, no delegate (for comparison)"
     options = {"backend": "portable", "allow_portable": True}
 
+    def unavailable(self, device: str) -> str | None:
+        reason = super().unavailable(device)
+        if reason:
+            return reason
+        from casvit_deploy.export.executorch import BACKENDS as LOWERINGS
+
+        if "portable" not in LOWERINGS:
+            return "the ExecuTorch exporter has no undelegated (portable-kernel) lowering yet"
+        return None
+
 
 class CoreML:
     name = "coreml"
     summary = "CoreML (macOS only)"
+
+    def unsupported(self, precision: str) -> str | None:
+        return _export_precision("coreml", precision)
 
     def unavailable(self, device: str) -> str | None:
         if sys.platform != "darwin":

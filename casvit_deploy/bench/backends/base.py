@@ -62,6 +62,10 @@ class Backend(Protocol):
         """Why this backend cannot run on `device` here, or None when it can."""
         ...
 
+    def unsupported(self, precision: str) -> str | None:
+        """Why this backend cannot run `precision`, or None when it can."""
+        ...
+
     def prepare(self, case: Case, progress: Callable[[str], None]) -> Prepared:
         ...
 

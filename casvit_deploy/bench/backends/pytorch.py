@@ -38,6 +38,10 @@ def _engine(case: Case, what: str) -> str:
     return f"torch {torch.__version__} {what} ({case.device}{layout})"
 
 
+def _any_precision(self, precision: str) -> str | None:
+    return None
+
+
 def _inference(fn: Callable, x) -> Callable[[], object]:
     import torch
 
@@ -51,6 +55,7 @@ def _inference(fn: Callable, x) -> Callable[[], object]:
 class Eager:
     name = "eager"
     summary = "PyTorch eager (the baseline)"
+    unsupported = _any_precision
 
     def unavailable(self, device: str) -> str | None:
         return None
@@ -68,6 +73,7 @@ class Eager:
 class Compile:
     name = "compile"
     summary = "torch.compile (Inductor); first inference includes compilation"
+    unsupported = _any_precision
 
     def unavailable(self, device: str) -> str | None:
         if device.startswith("cuda") and importlib.util.find_spec("triton") is None:
@@ -92,6 +98,7 @@ class Compile:
 class CudaGraph:
     name = "cudagraph"
     summary = "PyTorch eager captured once into a CUDA graph and replayed"
+    unsupported = _any_precision
 
     def unavailable(self, device: str) -> str | None:
         return None if device.startswith("cuda") else "CUDA graphs need --device cuda"
