@@ -1,0 +1,222 @@
+"""The benchmark machinery: statistics, report files, the compare gate, error paths.
+
+No assertion here depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from casvit_deploy.bench import BenchConfig, ModelSource, Schedule, plan, summarize
+from casvit_deploy.bench.compare import compare, load_baseline, regressions
+from casvit_deploy.bench.results import BenchReport, BenchResult, baseline_for, fill_derived
+from casvit_deploy.bench.session import select_backends
+from casvit_deploy.bench.timing import measure
+from casvit_deploy.bench.writers import CSV_FIELDS, to_csv, to_json, to_markdown
+from casvit_deploy.cli import app
+from casvit_deploy.errors import UsageError
+
+runner = CliRunner()
+
+
+def test_summarize_known_samples():
+    stats = summarize([0.001, 0.002, 0.003, 0.004, 0.010], batch=4)
+    assert stats.iters == 5
+    assert stats.p50_ms == pytest.approx(3.0)
+    assert stats.p90_ms == pytest.approx(7.6)  # 4 + 0.6 * (10 - 4), linear interpolation
+    assert stats.p99_ms == pytest.approx(9.76)
+    assert stats.mean_ms == pytest.approx(4.0)
+    assert stats.std_ms == pytest.approx(3.5355339, rel=1e-6)  # sample std, ddof=1
+    assert stats.min_ms == pytest.approx(1.0)
+    assert stats.throughput == pytest.approx(4 / 0.003)
+
+
+def test_summarize_single_run_and_bad_input():
+    assert summarize([0.5], 1).std_ms == 0.0
+    with pytest.raises(ValueError):
+        summarize([], 1)
+    with pytest.raises(ValueError):
+        summarize([0.1], 0)
+
+
+def test_measure_counts_warmup_and_iters():
+    calls = []
+    samples = measure(lambda: calls.append(1), Schedule(warmup=3, iters=7))
+    assert len(samples) == 7 and len(calls) == 10 and all(s >= 0 for s in samples)
+
+
+def test_measure_min_time_runs_until_budget():
+    samples = measure(lambda: None, Schedule(warmup=0, iters=None, min_time=0.02, min_iters=4))
+    assert len(samples) >= 4
+
+
+def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False):
+    stats = summarize([p50 / 1e3] * 3, batch)
+    return BenchResult(model=model, variant="xs", weights="random weights, not pretrained", form=form, passes=[],
+                       backend=backend, engine="e", device="cpu", precision=precision, batch=batch, resolution=64,
+                       channels_last=cl, threads=2, stats=stats, round_p50_ms=[p50], load_s=0.1,
+                       first_inference_ms=p50, peak_rss_mb=100.0, gflop_per_image=2.0)
+
+
+def _report(results):
+    env = {"cpu": "test cpu", "cores_usable": 2, "memory_gb": 1.0, "gpu": None, "os": "os", "python": "3",
+           "packages": {"torch": "x"}}
+    return BenchReport(env, {}, {"cpu": {"fp32_gflops": 400.0, "fp32_gflops_start": 400.0,
+                                         "fp32_gflops_end": 390.0, "threads": 2}}, results)
+
+
+def test_derived_speedup_and_gflops():
+    results = [_result("eager", 20.0), _result("onnxruntime", 5.0), _result("eager", 30.0, batch=8),
+               _result("onnxruntime", 10.0, form="upstream")]
+    fill_derived(results, {"cpu": 400.0})
+    assert results[1].speedup_vs_eager == pytest.approx(4.0)
+    assert results[1].achieved_gflops == pytest.approx(2.0 / 0.005)
+    assert results[1].gemm_fraction == pytest.approx(1.0)
+    assert results[2].speedup_vs_eager == pytest.approx(1.0)
+    assert results[3].speedup_vs_eager is None  # no eager upstream row: no made-up baseline
+
+
+def test_baseline_prefers_contiguous_fp32_eager():
+    rows = [_result("eager", 9.0, cl=True), _result("eager", 12.0), _result("eager", 4.0, precision="fp16")]
+    assert baseline_for(_result("compile", 1.0), rows) is rows[1]
+
+
+def test_json_round_trip_and_csv_and_markdown(tmp_path):
+    report = _report([_result("eager", 20.0), _result("executorch", 4.0)])
+    fill_derived(report.results, {"cpu": 400.0})
+    data = json.loads(to_json(report))
+    assert data["schema"] == "casvit-bench/1" and data["environment"]["cpu"] == "test cpu"
+    again = BenchReport.from_dict(data)
+    assert [r.key() for r in again.results] == [r.key() for r in report.results]
+    assert again.results[1].stats == report.results[1].stats
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    assert list(rows[0]) == list(CSV_FIELDS) and len(rows) == 2
+    assert float(rows[1]["p50_ms"]) == pytest.approx(4.0) and float(rows[1]["speedup_vs_eager"]) == pytest.approx(5.0)
+    md = to_markdown(report).splitlines()
+    table = [line for line in md if line.startswith("|")]
+    assert len(table) == 4 and len({line.count("|") for line in table}) == 1
+    assert any("test cpu" in line for line in md) and any("GEMM fp32" in line for line in md)
+
+
+def test_compare_flags_regressions_beyond_threshold():
+    base = [_result("eager", 10.0), _result("onnxruntime", 5.0), _result("executorch", 4.0)]
+    now = [_result("eager", 10.9), _result("onnxruntime", 5.6), _result("compile", 3.0)]
+    changes = {c.key[2]: c for c in compare(now, base, threshold_pct=10.0)}
+    assert changes["eager"].status == "same"
+    assert changes["onnxruntime"].status == "regressed" and changes["onnxruntime"].change_pct == pytest.approx(12.0)
+    assert changes["compile"].status == "new" and changes["executorch"].status == "missing"
+    assert [c.key[2] for c in regressions(list(changes.values()))] == ["onnxruntime"]
+    assert compare([_result("eager", 8.0)], base[:1], 10.0)[0].status == "improved"
+
+
+def test_bad_baseline_files(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        load_baseline(tmp_path / "none.json")
+    (tmp_path / "x.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not readable JSON"):
+        load_baseline(tmp_path / "x.json")
+    (tmp_path / "y.json").write_text(json.dumps({"results": []}))
+    with pytest.raises(UsageError, match="not a casvit bench report"):
+        load_baseline(tmp_path / "y.json")
+
+
+def test_select_backends():
+    with pytest.raises(UsageError, match="unknown backend 'nope'"):
+        select_backends(["nope"], "cpu")
+    with pytest.raises(UsageError, match="cudagraph cannot run here"):
+        select_backends(["cudagraph"], "cpu")
+    chosen, skipped = select_backends(["all"], "cpu")
+    assert "eager" in chosen and "cudagraph" not in chosen
+    assert any(s.backend == "cudagraph" for s in skipped)
+
+
+@pytest.mark.skipif(__import__("sys").platform == "darwin", reason="CoreML runs on macOS")
+def test_coreml_skipped_under_all_and_refused_explicitly():
+    chosen, skipped = select_backends(["all"], "cpu")
+    assert "coreml" not in chosen
+    assert "macOS" in next(s.reason for s in skipped if s.backend == "coreml")
+    with pytest.raises(UsageError, match="macOS"):
+        select_backends(["coreml"], "cpu")
+
+
+def test_plan_adds_eager_fp32_baseline_first():
+    src = ModelSource("xs", object(), 64)
+    cases = plan([src], BenchConfig(("onnxruntime",), batches=(1, 4), precisions=("fp32",), forms=(False, True)))
+    assert [(c.backend, c.batch, c.form) for c in cases] == [
+        ("eager", 1, "upstream"), ("onnxruntime", 1, "upstream"), ("eager", 4, "upstream"), ("onnxruntime", 4, "upstream"),
+        ("eager", 1, "deploy"), ("onnxruntime", 1, "deploy"), ("eager", 4, "deploy"), ("onnxruntime", 4, "deploy")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-b", "nope"], "unknown backend 'nope'"),
+    (["-b", "cudagraph"], "CUDA graphs need --device cuda"),
+    (["-b", "eager", "--iters", "3", "--min-time", "1"], "not both"),
+    (["-b", "eager", "--batch", "0"], "--batch must be >= 1"),
+    (["-b", "eager", "--precision", "int8"], "unknown --precision"),
+    (["-b", "eager", "--resolution", "100"], "multiple of 32"),
+    (["-b", "eager", "--json", "/no/such/dir/out.json"], "does not exist"),
+    (["missing.onnx"], "does not exist"),
+])
+def test_cli_usage_errors_exit_2(args, message, tmp_path):
+    result = runner.invoke(app, ["bench", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_exits_2():
+    result = runner.invoke(app, ["bench", "-b", "eager", "--device", "cuda"])
+    assert result.exit_code == 2 and "no CUDA GPU" in result.output
+
+
+def test_cli_eager_run_writes_every_output_and_gates_on_compare(tmp_path):
+    files = {k: tmp_path / f"out.{k}" for k in ("json", "csv", "md")}
+    args = ["bench", "-b", "eager", "--resolution", "64", "--iters", "3", "--warmup", "1", "--threads", "1",
+            "--both-forms", "--json", str(files["json"]), "--csv", str(files["csv"]), "--markdown", str(files["md"])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(files["json"].read_text())
+    assert {r["form"] for r in data["results"]} == {"upstream", "deploy"}
+    assert all(r["threads"] == 1 and r["iters"] == 3 for r in data["results"])
+    assert data["environment"]["packages"]["torch"] == __import__("importlib.metadata").metadata.version("torch")
+    assert files["csv"].read_text().count("\n") == 3 and "| xs | deploy | eager |" in files["md"].read_text()
+    # a baseline 1000x faster than anything real: the comparison must report a regression, exit 1
+    for row in data["results"]:
+        row["p50_ms"] /= 1000
+    fast = tmp_path / "fast.json"
+    fast.write_text(json.dumps(data))
+    gated = runner.invoke(app, ["bench", "-b", "eager", "--resolution", "64", "--iters", "3", "--warmup", "1",
+                                "--threads", "1", "--compare", str(fast)])
+    assert gated.exit_code == 1 and "regressed" in gated.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_backends_run(tmp_path):
+    out = tmp_path / "gpu.json"
+    result = runner.invoke(app, ["bench", "-b", "eager", "-b", "cudagraph", "--device", "cuda", "--resolution", "64",
+                                 "--precision", "fp16", "--channels-last", "--iters", "5", "--warmup", "2",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert {r["backend"] for r in data["results"]} == {"eager", "cudagraph"}
+    assert all(r["cuda_peak_mb"] > 0 for r in data["results"]) and data["environment"]["gpu"]["name"]
+
+
+def test_onnxruntime_exports_once_into_the_cache(tmp_path):
+    args = ["bench", "-b", "onnxruntime", "--resolution", "64", "--iters", "3", "--warmup", "1", "--threads", "1",
+            "--cache-dir", str(tmp_path / "cache")]
+    first, second = tmp_path / "1.json", tmp_path / "2.json"
+    assert runner.invoke(app, [*args, "--json", str(first)]).exit_code == 0
+    assert runner.invoke(app, [*args, "--json", str(second)]).exit_code == 0
+    rows = [next(r for r in json.loads(p.read_text())["results"] if r["backend"] == "onnxruntime")
+            for p in (first, second)]
+    assert rows[0]["export_s"] > 0 and rows[1]["export_s"] is None  # second run: cache hit
+    assert rows[0]["artifact"] == rows[1]["artifact"] and rows[0]["artifact_mb"] > 0
+    assert len(list((tmp_path / "cache").iterdir())) == 1
