@@ -43,7 +43,8 @@ def _localization_table(reports) -> Table | None:
     table = Table(title="Per-block error max|out-ref| / max|ref| (<< first divergence)")
     table.add_column("block")
     for r in located:
-        table.add_column(f"{Path(r.artifact).name}\n{r.localization.engine}", justify="right")
+        loc = r.localization
+        table.add_column(f"{Path(r.artifact).name}\n{loc.engine}\n{loc.method}", justify="right")
     rows = {}
     for col, r in enumerate(located):
         for b in r.localization.blocks:
@@ -55,6 +56,9 @@ def _localization_table(reports) -> Table | None:
             rows.setdefault(b.block, [""] * len(located))[col] = cell
     for block, cells in rows.items():
         table.add_row(block, *cells)
+    table.caption = "\n".join(f"{Path(r.artifact).name}: {r.localization.input_set} sample "
+                               f"{r.localization.sample}" + (f"; {r.localization.note}" if r.localization.note else "")
+                               for r in located)
     return table
 
 

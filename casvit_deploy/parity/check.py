@@ -15,6 +15,7 @@ from casvit_deploy.parity.metrics import compare
 from casvit_deploy.parity.reference import reference_model
 from casvit_deploy.parity.report import InputSetResult, ParityReport
 from casvit_deploy.parity.thresholds import defaults_for
+from casvit_deploy.parity.weight_audit import audit_weights
 from casvit_deploy.parity.verdict import metric_failures, structural_failures
 from casvit_deploy.pipeline import LoadedModel
 from casvit_deploy.runtime.eager import EagerRunner
@@ -89,19 +90,21 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
         result, kept[inputs_set.name] = _check_set(runner, reference, inputs_set, _fixed_batch(manifest), limits)
         report.input_sets.append(result)
     if per_block or not report.passed:
-        report.localization = _localize(fmt, runner, reference, manifest, report, kept, limits.block_rtol)
+        report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
     report.seconds = time.perf_counter() - started
     if record:
         record_parity(artifact, report.summary())
     return report
 
 
-def _localize(fmt, runner, reference, manifest, report: ParityReport, kept: dict, block_rtol: float):
-    """Localize on the worst sample of the first failing input set (else the last set)."""
-    failing = [s for s in report.input_sets if s.failures] or report.input_sets[-1:]
-    chosen = failing[0]
+def _localize(artifact, fmt, runner, reference, loaded, manifest, report: ParityReport, kept: dict):
+    """Localize on the worst sample of the first failing input set (else the last set).
+    ExecuTorch hides activations inside its delegate, so its weights are audited instead."""
+    chosen = ([s for s in report.input_sets if s.failures] or report.input_sets[-1:])[0]
     index = _worst_sample(kept[chosen.name])
+    if fmt == "executorch":
+        return audit_weights(artifact, loaded, manifest, runner.engine, chosen.name, chosen.sources[index])
     sample = kept[chosen.name]["images"][index:index + 1]
     sample = np.repeat(sample, _fixed_batch(manifest) or 1, axis=0)
     return localize(fmt, runner, reference, sample, manifest.get("block_outputs") or {},
-                    block_rtol, chosen.name, chosen.sources[index])
+                    report.thresholds.block_rtol, chosen.name, chosen.sources[index])

@@ -1,0 +1,165 @@
+"""`casvit parity` on real exported artifacts: it passes correct ones, fails and locates
+corrupted ones, and refuses bad input with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from casvit_deploy.cli import app
+from casvit_deploy.parity import check_artifact
+from casvit_deploy.parity.manifest import read_manifest
+from casvit_deploy.pipeline import load_model
+from tests.parity_helpers import copy_artifact, perturb_float, reference_weight
+
+RESOLUTION = 64
+CORRUPTED_BLOCK = "network.4.2"
+CORRUPTED_WEIGHT = f"{CORRUPTED_BLOCK}.mlp.fc2.weight"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def _export(loaded, fmt: str, folder: Path, **kwargs) -> Path:
+    from casvit_deploy.export import export_model
+
+    return export_model(loaded, fmt, folder, resolution=RESOLUTION, **kwargs).artifact
+
+
+@pytest.fixture(scope="module")
+def ckpt_loaded(xs_checkpoint):
+    return load_model(xs_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(ckpt_loaded, tmp_path_factory):
+    return _export(ckpt_loaded, "onnx", tmp_path_factory.mktemp("onnx"))
+
+
+@pytest.fixture(scope="module")
+def pte_artifact(tmp_path_factory):
+    pytest.importorskip("casvit_deploy.runtime.executorch")
+    return _export(load_model(None, "xs", seed=0), "executorch", tmp_path_factory.mktemp("pte"))
+
+
+@pytest.fixture(scope="module")
+def coreml_artifact(tmp_path_factory):
+    pytest.importorskip("casvit_deploy.runtime.coreml")
+    return _export(load_model(None, "xs", seed=0), "coreml", tmp_path_factory.mktemp("mlpackage"), precision="fp32")
+
+
+def _weight_file(artifact: Path) -> Path:
+    """The file that holds the artifact's weights (a CoreML package keeps them apart)."""
+    if artifact.is_dir():
+        return next(artifact.rglob("weight.bin"))
+    return artifact
+
+
+def _corrupted(artifact: Path, loaded, folder: Path) -> Path:
+    bad = copy_artifact(artifact, folder)
+    weight = reference_weight(loaded, artifact, CORRUPTED_WEIGHT)
+    perturb_float(_weight_file(bad), weight, index=7, delta=5.0)
+    return bad
+
+
+def test_correct_onnx_passes_records_manifest_and_writes_reports(onnx_artifact, xs_checkpoint, tmp_path):
+    junit, report = tmp_path / "parity.xml", tmp_path / "parity.json"
+    result = invoke("parity", onnx_artifact, "--checkpoint", xs_checkpoint, "--per-block",
+                    "--junit", junit, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "PASS" in result.output and "onnxruntime" in result.output
+    data = json.loads(report.read_text())
+    assert data["passed"] and data["reports"][0]["localization"]["first_divergent"] is None
+    blocks = data["reports"][0]["localization"]["blocks"]
+    assert [b["status"] for b in blocks] == ["ok"] * len(blocks) and blocks[-1]["block"] == "head"
+    images = data["reports"][0]["input_sets"][1]
+    assert images["name"] == "images" and images["outputs"][0]["top1_agreement"] == 1.0
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "0" and int(root.get("tests")) == 2
+    assert read_manifest(onnx_artifact)["parity"]["status"] == "pass"
+
+
+def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs_checkpoint, tmp_path):
+    bad = _corrupted(onnx_artifact, ckpt_loaded, tmp_path / "bad")
+    junit = tmp_path / "parity.xml"
+    result = invoke("parity", bad, "--checkpoint", xs_checkpoint, "--junit", junit)
+    assert result.exit_code == 1, result.output
+    assert f"first divergent block {CORRUPTED_BLOCK}" in result.stderr
+    assert ET.parse(junit).getroot().get("failures") != "0"
+    recorded = read_manifest(bad)["parity"]
+    assert recorded["status"] == "fail" and recorded["localization"]["first_divergent"] == CORRUPTED_BLOCK
+
+
+def test_check_artifact_uses_the_given_model(onnx_artifact, ckpt_loaded):
+    report = check_artifact(onnx_artifact, ckpt_loaded, inputs="random", samples=2, record=False)
+    assert report.passed and report.input_sets[0].outputs[0].max_abs < 1e-4
+
+
+def test_tightened_threshold_makes_a_correct_artifact_fail(onnx_artifact, ckpt_loaded):
+    report = check_artifact(onnx_artifact, ckpt_loaded, inputs="random", samples=2, record=False, atol=0.0, rtol=0.0)
+    assert not report.passed and any("max abs error" in f for f in report.failures)
+    assert report.localization is not None  # automatic on failure
+
+
+def test_executorch_passes_and_a_corrupted_weight_is_located(pte_artifact, tmp_path):
+    good = check_artifact(pte_artifact, inputs="images", samples=4, record=False)
+    assert good.passed, good.failures
+    bad = _corrupted(pte_artifact, load_model(None, "xs", seed=0), tmp_path / "bad")
+    result = invoke("parity", bad, "--inputs", "images", "--samples", "4")
+    assert result.exit_code == 1, result.output
+    assert f"first divergent block {CORRUPTED_BLOCK}" in result.stderr
+    assert "weight audit" in result.output
+
+
+def test_coreml_passes_and_a_corrupted_weight_is_located(coreml_artifact, tmp_path):
+    good = check_artifact(coreml_artifact, inputs="images", samples=4, record=False)
+    assert good.passed, good.failures
+    bad = _corrupted(coreml_artifact, load_model(None, "xs", seed=0), tmp_path / "bad")
+    report = check_artifact(bad, inputs="images", samples=4, record=False)
+    assert not report.passed and report.localization.first_divergent == CORRUPTED_BLOCK
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("suffix", "unknown artifact format"),
+    ("truncated", "cannot load"),
+    ("no-manifest", "has no manifest"),
+    ("bad-manifest", "manifest"),
+])
+def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, message):
+    target = tmp_path / onnx_artifact.name
+    if case != "missing":
+        target = copy_artifact(onnx_artifact, tmp_path)
+    if case == "suffix":
+        target = target.rename(target.with_suffix(".tflite"))
+    elif case == "truncated":
+        target.write_bytes(target.read_bytes()[:5000])
+    elif case == "no-manifest":
+        Path(str(target) + ".manifest.json").unlink()
+    elif case == "bad-manifest":
+        Path(str(target) + ".manifest.json").write_text("[1, 2")
+    result = invoke("parity", target)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_checkpoint_that_is_not_the_exported_one_is_refused(onnx_artifact, checkpoint_factory):
+    other = checkpoint_factory("xs", seed=5)
+    result = invoke("parity", onnx_artifact, "--checkpoint", other)
+    assert result.exit_code == 2 and "is not the one" in result.stderr
+
+
+def test_random_weights_artifact_refuses_a_checkpoint(pte_artifact, xs_checkpoint):
+    result = invoke("parity", pte_artifact, "--checkpoint", xs_checkpoint)
+    assert result.exit_code == 2 and "random weights" in result.stderr
+
+
+def test_report_into_missing_folder_is_a_usage_error(onnx_artifact, tmp_path):
+    result = invoke("parity", onnx_artifact, "--junit", tmp_path / "nope" / "x.xml")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
