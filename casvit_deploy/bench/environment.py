@@ -41,16 +41,25 @@ def gpu_info() -> dict | None:
             "count": torch.cuda.device_count()}
 
 
+def _cores_and_memory() -> tuple[int | None, int | None, float | None]:
+    try:
+        import psutil
+    except ModuleNotFoundError:  # psutil is a dependency, but a bare checkout may lack it
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 0
+        return None, os.cpu_count(), round(pages / 2**30, 1) or None
+    return (psutil.cpu_count(logical=False), psutil.cpu_count(logical=True),
+            round(psutil.virtual_memory().total / 2**30, 1))
+
+
 def capture_environment() -> dict:
     """CPU model and core counts, GPU, OS, Python and library versions."""
-    import psutil
-
+    physical, logical, memory_gb = _cores_and_memory()
     return {
         "cpu": cpu_model(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "cores_logical": psutil.cpu_count(logical=True),
+        "cores_physical": physical,
+        "cores_logical": logical,
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "memory_gb": memory_gb,
         "gpu": gpu_info(),
         "os": platform.platform(),
         "python": sys.version.split()[0],

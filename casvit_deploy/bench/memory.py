@@ -27,9 +27,13 @@ class PeakMemory:
     """
 
     def __init__(self, cuda: bool = False):
-        import psutil
+        try:
+            import psutil
 
-        self._proc, self._cuda = psutil.Process(), cuda
+            self._proc = psutil.Process()
+        except ModuleNotFoundError:  # then only VmHWM (Linux) is available
+            self._proc = None
+        self._cuda = cuda
         self._samples: list[int] = []
         self.method = "psutil rss samples"
 
@@ -46,11 +50,12 @@ class PeakMemory:
         self.sample()
 
     def sample(self) -> None:
-        self._samples.append(self._proc.memory_info().rss)
+        if self._proc is not None:
+            self._samples.append(self._proc.memory_info().rss)
 
     def peak_rss_mb(self) -> float:
         self.sample()
-        peak = max(self._samples)
+        peak = max(self._samples, default=0)
         if self.method.startswith("VmHWM"):
             peak = max(peak, _vm_hwm_bytes() or 0)
         return peak / 2**20

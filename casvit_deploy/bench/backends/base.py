@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,8 +71,10 @@ class Backend(Protocol):
         ...
 
 
+@functools.lru_cache(maxsize=2)
 def input_batch(batch: int, resolution: int) -> np.ndarray:
-    """A seeded standard-normal float32 NCHW batch (timing does not depend on values)."""
+    """A seeded standard-normal float32 NCHW batch (timing does not depend on values).
+    Cached, so large batches are generated once per run; no runner writes to its input."""
     rng = np.random.default_rng(INPUT_SEED)
     return rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
 
