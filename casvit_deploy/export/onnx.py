@@ -27,10 +27,14 @@ def _to_onnx(program, optimize: bool):
 
 
 def _finish(path: Path, metadata: dict[str, str]) -> None:
-    """Add metadata properties, run the full checker, and write the file in one piece."""
+    """Name the dynamic batch "batch", add metadata properties, run the full checker, and write the file in one piece."""
     import onnx
 
     model = onnx.load(str(path))
+    for value in list(model.graph.input) + list(model.graph.output):
+        batch = value.type.tensor_type.shape.dim[0]
+        if batch.dim_param:  # the exporter names it after a symbol such as "s77"
+            batch.dim_param = "batch"
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "casvit-deploy"

@@ -1,0 +1,161 @@
+"""`export_model` per format: artifacts that load in their runtime, match eager, and carry
+complete manifests (XS at 64 from an official-format checkpoint; the larger variant is in
+test_export_slow.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from casvit_deploy.export import FORMATS, export_model, read_manifest
+from casvit_deploy.export.manifest import sha256_tree
+from casvit_deploy.pipeline import load_model
+from casvit_deploy.runtime.eager import EagerRunner, block_names
+
+RES = 64
+FP32_RTOL = 1e-4  # max abs error relative to max |logit|, float32 vs float32 eager
+MANIFEST_KEYS = {
+    "format", "file", "size_bytes", "sha256", "inputs", "outputs", "preprocessing", "variant", "num_classes",
+    "distillation", "weights", "checkpoint", "checkpoint_sha256", "seed", "ema", "rewrite", "passes", "precision",
+    "resolution", "batch", "dynamic_batch", "tools", "export_seconds", "exported_at", "block_outputs", "parity",
+}
+
+
+def image(batch: int = 2, res: int = RES) -> np.ndarray:
+    return np.random.default_rng(7).standard_normal((batch, 3, res, res)).astype(np.float32)
+
+
+def relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    assert got.shape == ref.shape
+    return float(np.abs(got - ref).max() / np.abs(ref).max())
+
+
+@pytest.fixture(scope="module")
+def loaded(xs_checkpoint):
+    return load_model(xs_checkpoint, ema=True)
+
+
+@pytest.fixture(scope="module")
+def exports(loaded, tmp_path_factory):
+    """format -> ExportResult, each exported lazily once for the module."""
+    out, done = tmp_path_factory.mktemp("exports"), {}
+
+    def get(fmt: str):
+        if fmt not in done:
+            precision = "fp16" if fmt == "coreml" else "fp32"
+            done[fmt] = export_model(loaded, fmt, out, resolution=RES, precision=precision)
+        return done[fmt]
+
+    return get
+
+
+def test_formats_registry():
+    assert FORMATS == ("onnx", "coreml", "executorch")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
+    result = exports(fmt)
+    manifest = read_manifest(result.artifact)
+    assert manifest == result.manifest
+    assert MANIFEST_KEYS <= set(manifest), MANIFEST_KEYS - set(manifest)
+    assert manifest["format"] == fmt and manifest["file"] == result.artifact.name
+    assert manifest["sha256"] == sha256_tree(result.artifact)
+    assert manifest["checkpoint"]["path"] == str(xs_checkpoint) and manifest["checkpoint"]["used_ema"]
+    assert manifest["checkpoint_sha256"] == loaded.checkpoint.sha256 and manifest["seed"] is None
+    assert manifest["variant"] == "xs" and manifest["num_classes"] == 1000 and manifest["resolution"] == RES
+    assert manifest["rewrite"] and "fold_conv_bn" in manifest["passes"]
+    assert [i["name"] for i in manifest["inputs"]] == ["image"] and manifest["inputs"][0]["shape"] == [1, 3, RES, RES]
+    assert [o["name"] for o in manifest["outputs"]] == ["logits"] and manifest["outputs"][0]["shape"] == [1, 1000]
+    assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert manifest["tools"]["torch"] == torch.__version__ and manifest["parity"] is None
+    assert list(manifest["block_outputs"]) == block_names(loaded.model)
+    assert not list(result.artifact.parent.glob(".casvit-staging-*"))
+
+
+def test_random_weights_manifest_records_seed(tmp_path):
+    result = export_model(load_model(variant="xs", seed=5), "onnx", tmp_path, resolution=32)
+    assert result.manifest["weights"] == "random weights, not pretrained"
+    assert result.manifest["seed"] == 5 and result.manifest["checkpoint"] is None
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+def test_outputs_match_eager_fp32(fmt, exports, loaded):
+    from casvit_deploy.runtime.registry import open_runner
+
+    runner = open_runner(exports(fmt).artifact)
+    ref = EagerRunner(loaded.model).run(image(1))["logits"]
+    assert relative_error(runner.run(image(1))["logits"], ref) < FP32_RTOL
+
+
+def test_onnx_metadata_and_checker(exports, loaded):
+    import onnx
+
+    model = onnx.load(str(exports("onnx").artifact))
+    onnx.checker.check_model(model, full_check=True)
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["variant"] == "xs" and props["checkpoint_sha256"] == loaded.checkpoint.sha256
+    assert props["passes"].startswith("fold_conv_bn") and model.opset_import[0].version >= 18
+
+
+def test_onnx_block_outputs_are_value_names(exports, loaded):
+    """Every block's FX name is an ONNX value holding that block's output."""
+    from casvit_deploy.runtime.onnx import OnnxRunner
+
+    result = exports("onnx")
+    blocks = {b: n for b, n in result.manifest["block_outputs"].items() if b != "head"}
+    got = OnnxRunner(result.artifact).run_intermediates(image(1), list(blocks.values()))
+    ref = EagerRunner(loaded.model).run_intermediates(image(1), list(blocks))
+    for block, name in blocks.items():
+        assert relative_error(got[name], ref[block]) < FP32_RTOL, block
+    assert result.manifest["block_outputs_missing_in_onnx"] == []
+
+
+def test_onnx_dynamic_batch(loaded, tmp_path):
+    result = export_model(loaded, "onnx", tmp_path, resolution=RES, dynamic_batch=True)
+    from casvit_deploy.runtime.onnx import OnnxRunner
+
+    assert result.artifact.name == f"casvit_xs_{RES}_fp32_dynamic.onnx"
+    assert result.manifest["inputs"][0]["shape"][0] == "batch" and result.manifest["dynamic_batch"]
+    ref = EagerRunner(loaded.model).run(image(3))["logits"]
+    assert relative_error(OnnxRunner(result.artifact).run(image(3))["logits"], ref) < FP32_RTOL
+
+
+def test_executorch_is_fully_delegated(exports):
+    manifest = exports("executorch").manifest
+    assert manifest["backend"] == "xnnpack"
+    assert manifest["delegation"]["portable_nodes"] == 0 and manifest["delegation"]["delegated_nodes"] > 100
+
+
+def test_coreml_reads_back_as_mil_program_without_batch_norm(exports):
+    from casvit_deploy.export.coreml import read_back
+
+    result = exports("coreml")
+    spec, program = read_back(result.artifact)
+    ops = {op.op_type for fn in program.functions.values() for op in fn.operations}
+    assert "batch_norm" not in ops and {"conv", "gelu", "sigmoid", "reduce_mean", "linear"} <= ops
+    assert [i.name for i in spec.description.input] == ["image"]
+    assert [o.name for o in spec.description.output] == ["logits"]
+    assert spec.description.metadata.userDefined["variant"] == "xs"
+    manifest = result.manifest
+    assert manifest["deployment_target"] == "iOS16" and manifest["precision"] == "fp16"
+    assert manifest["outputs"][0]["dtype"] == "float16" and manifest["mil_ops"]["conv"] > 100
+    assert manifest["block_outputs_missing_in_mil"] == []
+
+
+def test_coreml_image_input_and_labels(loaded, tmp_path):
+    from casvit_deploy.export.coreml import read_back
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("".join(f"class {i}\n" for i in range(1000)))
+    result = export_model(loaded, "coreml", tmp_path, resolution=32, precision="fp32",
+                          options={"image_input": True, "labels": labels, "deployment_target": "iOS17"})
+    spec, _ = read_back(result.artifact)
+    assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
+    assert spec.WhichOneof("Type") == "mlProgram" and spec.description.predictedFeatureName == "classLabel"
+    assert list(spec.mlProgram.functions) == ["main"]
+    assert result.manifest["image_input"] and result.manifest["classifier_labels"] == 1000
+    assert result.manifest["deployment_target"] == "iOS17"
