@@ -130,6 +130,7 @@ def test_coreml_passes_and_a_corrupted_weight_is_located(coreml_artifact, tmp_pa
     ("truncated", "cannot load"),
     ("no-manifest", "has no manifest"),
     ("bad-manifest", "manifest"),
+    ("wrong-resolution", "could not run"),
 ])
 def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, message):
     target = tmp_path / onnx_artifact.name
@@ -143,6 +144,9 @@ def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, messa
         Path(str(target) + ".manifest.json").unlink()
     elif case == "bad-manifest":
         Path(str(target) + ".manifest.json").write_text("[1, 2")
+    elif case == "wrong-resolution":
+        manifest = Path(str(target) + ".manifest.json")
+        manifest.write_text(manifest.read_text().replace(f'"resolution": {RESOLUTION}', '"resolution": 96'))
     result = invoke("parity", target)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -12,6 +12,7 @@ import torch
 
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model import random_model
+from casvit_deploy.parity.execute import run_all
 from casvit_deploy.parity.inputs import build_input_sets, preprocess
 from casvit_deploy.parity.manifest import read_manifest, record_parity
 from casvit_deploy.parity.metrics import compare, topk_agreement
@@ -161,3 +162,25 @@ def test_junit_marks_failing_input_sets():
     assert root.find("testsuite/testcase[@name='random']/failure") is None
     assert not report.passed and report.to_dict()["status"] == "fail"
     ET.tostring(root)  # serializable
+
+
+class _FixedBatchRunner:
+    """Accepts exactly `batch` images and returns each image's mean as its output."""
+
+    engine = "fixed-batch stub"
+
+    def __init__(self, batch: int):
+        self.batch = batch
+
+    def run(self, image):
+        if len(image) != self.batch:
+            raise RuntimeError(f"expected batch {self.batch}, got {len(image)}")
+        return {"logits": image.reshape(len(image), -1).mean(1, keepdims=True)}
+
+
+def test_run_all_pads_the_last_chunk_for_fixed_batch_artifacts():
+    images = np.arange(5 * 3 * 2 * 2, dtype=np.float32).reshape(5, 3, 2, 2)
+    expected = images.reshape(5, -1).mean(1, keepdims=True)
+    np.testing.assert_array_equal(run_all(_FixedBatchRunner(2), images, 2)["logits"], expected)
+    with pytest.raises(UsageError, match="could not run the artifact on input \\[5, 3, 2, 2\\]"):
+        run_all(_FixedBatchRunner(2), images, None)

@@ -108,6 +108,8 @@ def parity(
         out.print(_metrics_table(report))
         for failure in report.failures:
             out.print(f"[red]  {failure}[/]")
+        for note in report.notes:
+            out.print(f"[yellow]  note: {note}[/]")
     table = _localization_table(reports)
     if table is not None:
         out.print(table)

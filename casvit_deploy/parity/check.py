@@ -85,6 +85,7 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     resolution = int(manifest.get("resolution") or loaded.native_resolution)
     report = ParityReport(str(artifact), fmt, runner.engine, reference.engine,
                           manifest.get("precision", "fp32"), loaded.weights, limits)
+    _note_modified(artifact, manifest, report)
     kept = {}
     for inputs_set in build_input_sets(inputs, resolution, samples, images_dir, **_preprocessing(manifest)):
         result, kept[inputs_set.name] = _check_set(runner, reference, inputs_set, _fixed_batch(manifest), limits)
@@ -93,8 +94,20 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
         report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
     report.seconds = time.perf_counter() - started
     if record:
-        record_parity(artifact, report.summary())
+        try:
+            record_parity(artifact, report.summary())
+        except OSError as err:
+            report.notes.append(f"result not recorded in the manifest: {err.strerror or err}")
     return report
+
+
+def _note_modified(artifact: Path, manifest: dict, report: ParityReport) -> None:
+    """Note (not a failure by itself) when the artifact's bytes changed since export."""
+    from casvit_deploy.export.manifest import sha256_tree
+
+    recorded = manifest.get("sha256")
+    if recorded and sha256_tree(artifact) != recorded:
+        report.notes.append("artifact differs from the sha256 in its manifest: modified after export")
 
 
 def _localize(artifact, fmt, runner, reference, loaded, manifest, report: ParityReport, kept: dict):

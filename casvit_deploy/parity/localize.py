@@ -32,9 +32,7 @@ def _onnx_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
 
 def _coreml_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
     """MIL variables holding each block's output (the MIL package's own mapping)."""
-    from casvit_deploy.runtime.mil import block_vars
-
-    found = block_vars(runner.program, block_outputs)
+    found = runner.block_vars(block_outputs)
     return {block: found.get(block) for block in block_outputs}
 
 

@@ -69,6 +69,7 @@ class ParityReport:
     input_sets: list[InputSetResult] = field(default_factory=list)
     localization: Localization | None = None
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[str]:
@@ -88,6 +89,7 @@ class ParityReport:
             "failures": self.failures,
             "localization": self.localization.to_dict() if self.localization else None,
             "seconds": round(self.seconds, 3),
+            "notes": self.notes,
         }
 
     def summary(self) -> dict:

@@ -15,7 +15,6 @@ from casvit_deploy.runtime.base import Runner
 
 FORMAT_BY_SUFFIX = {".onnx": "onnx", ".pte": "executorch", ".mlpackage": "coreml"}
 ONNX_PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-COREML_ENGINES = ("auto", "coreml", "mil-reference", "both")
 
 
 def artifact_format(artifact: Path) -> str:
@@ -53,10 +52,7 @@ def _open_executorch(path: Path, engine: str | None) -> Runner:
 def _open_coreml(path: Path, engine: str | None) -> Runner:
     from casvit_deploy.runtime.coreml import CoreMLRunner
 
-    engine = engine or "auto"
-    if engine not in COREML_ENGINES:
-        raise UsageError(f"unknown CoreML engine {engine!r}; choose one of {', '.join(COREML_ENGINES)}")
-    return CoreMLRunner(path, engine=engine)
+    return CoreMLRunner(path, engine=engine or "auto")
 
 
 LOADERS: dict[str, Callable[[Path, str | None], Runner]] = {
