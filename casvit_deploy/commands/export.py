@@ -75,7 +75,8 @@ def _table(rows: list[Row]) -> Table:
     folders = sorted({str(Path(r.file).parent) for r in rows if r.file})
     table = Table(title="casvit export", caption=f"in {', '.join(folders)}" if folders else None)
     for column in ("format", "status", "file", "size", "time", "parity", "reason"):
-        table.add_column(column, justify="right" if column in ("size", "time") else "left")
+        table.add_column(column, justify="right" if column in ("size", "time") else "left",
+                         overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
         style = "green" if r.status == "ok" else "red"
