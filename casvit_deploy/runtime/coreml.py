@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from casvit_deploy.errors import BackendMissingError, UsageError
+from casvit_deploy.runtime.base import manifest_path
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
-from casvit_deploy.runtime.mil.preprocess import image_scale_bias
+from casvit_deploy.runtime.mil.preprocess import image_scale_bias, manifest_pixel_transform
 
 ENGINES = ("auto", "coreml", "mil-reference", "both")
 CLASSIFIER_OUTPUT = "logits"
@@ -51,8 +52,15 @@ class CoreMLRunner:
             raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
         self.input = self.package.inputs[0]
         self.interpreter = Interpreter(self.package.program)
+        self._to_pixels = self._pixels_from() if self.input.kind == "image" else None
+        self._classify = self._classify_op()
         self._coreml = self._load_coreml() if "coreml" in self.engines else None
         self.engine = " + ".join(self._label(e) for e in self.engines)
+
+    @property
+    def program(self):
+        """The package's MIL program (coremltools `Program`), weights included."""
+        return self.package.program
 
     @property
     def precision(self) -> str:
@@ -73,20 +81,38 @@ class CoreMLRunner:
 
         return ct.models.MLModel(str(self.path))
 
+    def _pixels_from(self):
+        """image -> raw pixels for an image input: the manifest's preprocessing inverted
+        when the package has a manifest, else the program's own scale/bias inverted."""
+        transform = manifest_pixel_transform(manifest_path(self.path))
+        if transform is not None:
+            return transform
+        scale, bias = image_scale_bias(self.package.program, self.input.name)
+        return lambda image: (image - bias) / scale
+
     def _program_input(self, image: np.ndarray) -> np.ndarray:
         """The values the program's input receives: for an image input, the raw pixels
-        whose scale/bias preprocessing yields `image`; otherwise `image` itself."""
+        that preprocess to `image`; otherwise `image` itself."""
         image = np.asarray(image, dtype=np.float32)
-        if self.input.kind != "image":
-            return image
-        scale, bias = image_scale_bias(self.package.program, self.input.name)
-        return ((image - bias) / scale).astype(np.float32)
+        return image if self._to_pixels is None else self._to_pixels(image).astype(np.float32)
+
+    def _classify_op(self):
+        """The `classify` op that produces the outputs of a classifier export, or None."""
+        op = self.program.functions["main"].outputs[0].op
+        return op if op is not None and op.op_type == "classify" else None
+
+    def _logits_var(self) -> str | None:
+        """The variable reported as "logits": the sole output, or the classifier's scores."""
+        if self._classify is not None:
+            return self._classify.inputs["probabilities"].name
+        names = self.package.output_names
+        return names[0] if len(names) == 1 else None
 
     def _named(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = self.package.output_names
-        if len(names) == 1:
-            return {CLASSIFIER_OUTPUT: outputs[names[0]]}
-        return {name: outputs[name] for name in names}
+        logits = self._logits_var()
+        if logits is not None:
+            return {CLASSIFIER_OUTPUT: outputs[logits]}
+        return {name: outputs[name] for name in self.package.output_names}
 
     def _per_sample(self, image: np.ndarray, fn) -> dict[str, np.ndarray]:
         """`fn` on the whole batch if the program takes it, else sample by sample, stacked."""
@@ -100,6 +126,7 @@ class CoreMLRunner:
 
     def _interpret(self, image: np.ndarray, capture=()) -> dict[str, np.ndarray]:
         feed = self._program_input(image)
+        capture = [*capture, *([self._logits_var()] if self._classify is not None else [])]
         return self._per_sample(feed, lambda x: self.interpreter.run({self.input.name: x}, capture))
 
     def _predict(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -111,9 +138,17 @@ class CoreMLRunner:
 
                 pixels = np.clip(np.rint(x[0]), 0, 255).astype(np.uint8).transpose(1, 2, 0)
                 x = Image.fromarray(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels)
-            return {k: np.asarray(v) for k, v in self._coreml.predict({self.input.name: x}).items()}
+            return self._from_coreml(self._coreml.predict({self.input.name: x}))
 
         return self._per_sample(feed, one)
+
+    def _from_coreml(self, outputs: dict) -> dict[str, np.ndarray]:
+        """Core ML's outputs as arrays; a classifier's score dictionary in class order, as "logits"."""
+        if self._classify is None:
+            return {k: np.asarray(v) for k, v in outputs.items()}
+        classes = list(self._classify.inputs["classes"].val.ls)
+        scores = outputs[self._classify.outputs[1].name]
+        return {self._logits_var(): np.asarray([[scores[c] for c in classes]], dtype=np.float32)}
 
     def run_each(self, image: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """Outputs of every selected engine, keyed by engine name."""

@@ -20,7 +20,7 @@ def dtype_name(var) -> str:
     """'fp16', 'fp32', 'int32', ... for a MIL variable (tensor element type or scalar type)."""
     from coremltools.converters.mil.mil import types
 
-    return types.builtin_to_string(var.dtype)
+    return types.builtin_to_string(var.dtype) or "other"
 
 
 def hold(value: torch.Tensor, dtype: str) -> torch.Tensor:
@@ -33,7 +33,7 @@ def hold(value: torch.Tensor, dtype: str) -> torch.Tensor:
         return value.to(torch.int32)
     if dtype == "bool":
         return value.to(torch.bool)
-    raise NotImplementedError(f"values of dtype {dtype} are not supported by the MIL reference interpreter")
+    return value  # a classifier's label and score dictionary, represented as index and tensor
 
 
 def to_numpy(value: torch.Tensor, dtype: str) -> np.ndarray:

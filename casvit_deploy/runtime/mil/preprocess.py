@@ -1,6 +1,9 @@
-"""Image inputs: the scale and bias that a converted program applies to raw pixels."""
+"""Image inputs: from a preprocessed image back to the raw pixels the program takes."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -28,3 +31,17 @@ def image_scale_bias(program, input_name: str, function: str = "main") -> tuple[
     if add is not None and _const(add.inputs["y"]) is not None:
         bias = _const(add.inputs["y"])
     return scale, bias
+
+
+def manifest_pixel_transform(manifest: Path):
+    """image -> pixels inverting the manifest's preprocessing, image = (pixels·scale - mean) / std
+    per channel (NCHW); None without a manifest that records mean and std."""
+    try:
+        pre = json.loads(Path(manifest).read_text()).get("preprocessing") or {}
+    except (OSError, ValueError):
+        return None
+    if "mean" not in pre or "std" not in pre:
+        return None
+    mean, std = (np.asarray(pre[k], np.float64).reshape(1, -1, 1, 1) for k in ("mean", "std"))
+    scale = float(pre.get("scale", 1 / 255))
+    return lambda image: (image * std + mean) / scale
