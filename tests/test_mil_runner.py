@@ -1,0 +1,124 @@
+"""CoreMLRunner: engine choice, interface, batching, intermediates and errors, on tiny packages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+ct = pytest.importorskip("coremltools")
+from coremltools.converters.mil import Builder as mb  # noqa: E402
+from coremltools.converters.mil.mil import types  # noqa: E402
+
+from casvit_deploy.errors import BackendMissingError, UsageError  # noqa: E402
+from casvit_deploy.runtime import coreml  # noqa: E402
+from casvit_deploy.runtime.coreml import CoreMLRunner, resolve_engines  # noqa: E402
+from casvit_deploy.runtime.mil import UnsupportedOpError  # noqa: E402
+
+RNG = np.random.default_rng(0)
+W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+FC = RNG.standard_normal((5, 4)).astype(np.float32)
+
+
+def tiny_program(classes=None):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 8, 8), dtype=types.fp32)], opset_version=ct.target.iOS16)
+    def prog(image):
+        h = mb.relu(x=mb.conv(x=image, weight=W, pad_type="same"), name="features")
+        return mb.linear(x=mb.reduce_mean(x=h, axes=[2, 3], name="pooled"), weight=FC, name="scores")
+
+    return prog
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    h = F.relu(F.conv2d(torch.from_numpy(x), torch.from_numpy(W), padding=1))
+    return F.linear(h.mean((2, 3)), torch.from_numpy(FC)).numpy()
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "tiny.mlpackage"
+    ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    return path
+
+
+def test_auto_engine_is_the_interpreter_off_macos(package, monkeypatch):
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Linux")
+    runner = CoreMLRunner(package)
+    assert runner.format == "coreml" and runner.engines == ("mil-reference",)
+    assert "MIL reference interpreter" in runner.engine and "emulation" in runner.engine
+    assert "not the Apple Core ML runtime" in runner.engine and "fp32" in runner.engine
+
+
+def test_engine_resolution(monkeypatch):
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
+    assert resolve_engines("auto") == ("coreml",)
+    assert resolve_engines("both") == ("coreml", "mil-reference")
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Linux")
+    assert resolve_engines("mil-reference") == ("mil-reference",)
+    for engine in ("coreml", "both"):
+        with pytest.raises(BackendMissingError, match="only exists on macOS"):
+            resolve_engines(engine)
+    with pytest.raises(UsageError, match="unknown CoreML engine 'tpu'"):
+        resolve_engines("tpu")
+
+
+def test_run_names_the_single_output_logits_and_batches_per_sample(package):
+    runner = CoreMLRunner(package, engine="mil-reference")
+    x = RNG.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    out = runner.run(x)
+    assert list(out) == ["logits"] and out["logits"].shape == (3, 5)
+    np.testing.assert_allclose(out["logits"], reference(x), rtol=1e-5, atol=1e-5)
+    assert list(runner.run_each(x[:1])) == ["mil-reference"]
+
+
+def test_run_intermediates(package):
+    runner = CoreMLRunner(package, engine="mil-reference")
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    values = runner.run_intermediates(x, ["pooled", "features"])
+    assert list(values) == ["pooled", "features"]
+    assert values["features"].shape == (2, 4, 8, 8) and values["pooled"].shape == (2, 4)
+    np.testing.assert_allclose(values["pooled"], values["features"].mean((2, 3)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(UsageError, match="no variable named 'nope'"):
+        runner.run_intermediates(x, ["nope"])
+
+
+def test_wrong_input_shape_is_a_usage_error(package):
+    with pytest.raises(UsageError, match="takes batches of|expects"):
+        CoreMLRunner(package, engine="mil-reference").run(np.zeros((1, 3, 9, 9), np.float32))
+
+
+def test_missing_and_damaged_packages_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="not an .mlpackage"):
+        CoreMLRunner(tmp_path / "absent.mlpackage", engine="mil-reference")
+    broken = tmp_path / "broken.mlpackage"
+    (broken / "Data").mkdir(parents=True)
+    (broken / "Manifest.json").write_text("{not json")
+    with pytest.raises(UsageError, match="cannot read"):
+        CoreMLRunner(broken, engine="mil-reference")
+
+
+def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
+    def prog(x):
+        return mb.softmax(x=x, axis=-1, name="probs")
+
+    path = tmp_path / "softmax.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    with pytest.raises(UnsupportedOpError, match="does not implement op 'softmax'"):
+        CoreMLRunner(path, engine="mil-reference")
+
+
+def test_classifier_package_reports_the_scores_as_logits(tmp_path):
+    """A `--labels` export ends in a classify op; "logits" are the scores it classifies."""
+    path = tmp_path / "classifier.mlpackage"
+    ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, classifier_config=ct.ClassifierConfig(list("abcde")),
+               skip_model_load=True).save(str(path))
+    runner = CoreMLRunner(path, engine="mil-reference")
+    assert runner.program.functions["main"].outputs[0].op.op_type == "classify"
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(runner.run(x)["logits"], reference(x), rtol=1e-5, atol=1e-5)
