@@ -167,3 +167,17 @@ def test_random_weights_artifact_refuses_a_checkpoint(pte_artifact, xs_checkpoin
 def test_report_into_missing_folder_is_a_usage_error(onnx_artifact, tmp_path):
     result = invoke("parity", onnx_artifact, "--junit", tmp_path / "nope" / "x.xml")
     assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, fmt, precision", [
+    ("xs", "coreml", "fp16"), ("t", "coreml", "fp16"), ("t", "onnx", "fp32"), ("t", "executorch", "fp32"),
+])
+def test_larger_variant_and_fp16_pass_with_default_thresholds(variant, fmt, precision, tmp_path):
+    from casvit_deploy.export import export_model
+
+    artifact = export_model(load_model(None, variant, seed=1), fmt, tmp_path, resolution=96,
+                            precision=precision).artifact
+    report = check_artifact(artifact, inputs="both")
+    assert report.passed, report.failures
+    assert report.precision == precision and report.thresholds.rtol == (5e-3 if precision == "fp16" else 1e-4)

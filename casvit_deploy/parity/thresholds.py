@@ -9,6 +9,11 @@ and it has the reference's name, shape and dtype and no NaN/Inf.
 
 Per-block localization calls a block divergent when its relative error
 max|out - ref| / max|ref| exceeds `block_rtol`.
+
+Calibration (CoreML via the MIL interpreter, 16 photographs, 224, random weights): fp32
+artifacts of every format sit near max_rel 1e-6 and cosine 1 - 1e-13; fp16 programs at
+max_rel 7.7e-4, cosine 0.9999997, worst block 2.2e-3 (XS and T), several times inside
+the fp16 defaults. fp16 allows one top-1 flip in ten for near-tied classes.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ class Thresholds:
 
 DEFAULTS: dict[str, Thresholds] = {
     "fp32": Thresholds(atol=1e-4, rtol=1e-4, min_cosine=0.99999, min_top1=0.99, block_rtol=1e-4),
-    "fp16": Thresholds(atol=1e-2, rtol=2e-2, min_cosine=0.999, min_top1=0.9, block_rtol=2e-2),
+    "fp16": Thresholds(atol=1e-2, rtol=5e-3, min_cosine=0.9999, min_top1=0.9, block_rtol=1e-2),
 }
 
 
