@@ -35,6 +35,9 @@ def main(
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     """casvit: CAS-ViT deployment toolkit."""
+    from casvit_deploy.quiet import quiet_third_party
+
+    quiet_third_party()
 
 
 app.command("info")(info_cmd.info)

@@ -17,9 +17,12 @@ class ExecuTorchRunner:
 
         from executorch.runtime import Runtime
 
+        from casvit_deploy.quiet import native_stderr_silenced
+
         self.path = Path(path)
-        program = Runtime.get().load_program(self.path)
-        self.method = program.load_method("forward")
+        with native_stderr_silenced():  # the runtime logs CPU probing to stderr on first load
+            program = Runtime.get().load_program(self.path)
+            self.method = program.load_method("forward")
         self.engine = f"executorch {version('executorch')} runtime (CPU)"
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:

@@ -1,0 +1,47 @@
+"""Keep third-party chatter (progress bars, deprecation warnings, native logs) off the CLI.
+
+Errors still surface: they are raised as exceptions and reported by the commands.
+Set CASVIT_DEBUG=1 to see everything the backends print.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+
+NOISY_LOGGERS = ("coremltools", "torch", "torch.utils._pytree", "torch.onnx", "torchao", "onnxscript", "executorch")
+
+
+def debugging() -> bool:
+    return os.environ.get("CASVIT_DEBUG", "") not in ("", "0")
+
+
+def quiet_third_party() -> None:
+    """Silence progress bars, warnings and INFO/WARNING logs of the backend packages."""
+    if debugging():
+        return
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send what native code writes to file descriptor 2 to /dev/null for the block."""
+    if debugging():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
