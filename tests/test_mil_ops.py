@@ -63,6 +63,19 @@ def test_conv_depthwise_groups_equal_channels_no_bias():
     np.testing.assert_allclose(got, torch_ref(lambda a, k: F.conv2d(a, k, padding=1, groups=7), x, w), **FP32_TOL)
 
 
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("stride,pad", [(1, (0, 0, 0, 0)), (2, (0, 0, 0, 0)), (1, (1, 0, 0, 1))])
+def test_conv_pointwise(with_bias, stride, pad):
+    """1x1 convs (a matrix product when stride 1 and unpadded) against torch's conv."""
+    x, w, b = rand(2, 6, 5, 7), rand(9, 6, 1, 1, seed=1), rand(9, seed=2)
+    kwargs = dict(bias=b) if with_bias else {}
+    got = run(lambda v: mb.conv(x=v, weight=w, strides=[stride, stride], pad_type="custom", pad=list(pad),
+                                **kwargs), x)
+    padded = F.pad(torch.from_numpy(x), [pad[2], pad[3], pad[0], pad[1]])
+    want = F.conv2d(padded, torch.from_numpy(w), torch.from_numpy(b) if with_bias else None, stride).numpy()
+    np.testing.assert_allclose(got, want, **FP32_TOL)
+
+
 def test_conv_valid_padding():
     x, w = rand(1, 4, 10, 7), rand(5, 4, 3, 2, seed=1)
     got = run(lambda v: mb.conv(x=v, weight=w, pad_type="valid", strides=[2, 1]), x)

@@ -122,3 +122,11 @@ def test_classifier_package_reports_the_scores_as_logits(tmp_path):
     assert runner.program.functions["main"].outputs[0].op.op_type == "classify"
     x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(runner.run(x)["logits"], reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_interpreter_thread_setting_is_restored_after_a_run(package):
+    import torch
+
+    before = torch.get_num_threads()
+    CoreMLRunner(package, engine="mil-reference", threads=1).run(np.zeros((1, 3, 8, 8), np.float32))
+    assert torch.get_num_threads() == before

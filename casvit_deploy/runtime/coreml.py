@@ -40,18 +40,19 @@ def resolve_engines(engine: str) -> tuple[str, ...]:
 
 
 class CoreMLRunner:
-    """Runner for a `.mlpackage` (Runner contract of runtime/base.py)."""
+    """Runner for a `.mlpackage` (Runner contract of runtime/base.py); `threads` is the
+    interpreter's torch thread count (see mil.interpreter.Interpreter)."""
 
     format = "coreml"
 
-    def __init__(self, path: Path | str, engine: str = "auto"):
+    def __init__(self, path: Path | str, engine: str = "auto", threads: int | None = 1):
         self.path = Path(path)
         self.engines = resolve_engines(engine)
         self.package = load_mlpackage(self.path)
         if len(self.package.inputs) != 1:
             raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
         self.input = self.package.inputs[0]
-        self.interpreter = Interpreter(self.package.program)
+        self.interpreter = Interpreter(self.package.program, threads=threads)
         self._to_pixels = self._pixels_from() if self.input.kind == "image" else None
         self._classify = self._classify_op()
         self._coreml = self._load_coreml() if "coreml" in self.engines else None
