@@ -130,3 +130,18 @@ def test_interpreter_thread_setting_is_restored_after_a_run(package):
     before = torch.get_num_threads()
     CoreMLRunner(package, engine="mil-reference", threads=1).run(np.zeros((1, 3, 8, 8), np.float32))
     assert torch.get_num_threads() == before
+
+
+def test_block_vars_by_name_fp16_suffix_output_fallback_and_unmapped(tmp_path):
+    from casvit_deploy.runtime.mil import block_vars
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
+    def prog(x):
+        a = mb.relu(x=mb.cast(x=x, dtype="fp16"), name="relu_1_cast_fp16")
+        b = mb.add(x=a, y=mb.sigmoid(x=a, name="sig"), name="add_3")
+        return mb.mul(x=b, y=np.float16(2.0), name="logits")
+
+    found = block_vars(prog, {"stem": "relu_1", "block": "add_3", "lost": "conv2d_9", "head": "linear"})
+    assert dict(found) == {"stem": "relu_1_cast_fp16", "block": "add_3", "head": "logits"}
+    assert list(found.unmapped) == ["lost"] and "conv2d_9" in found.unmapped["lost"]
+    assert list(found.approximate) == ["head"]

@@ -6,11 +6,12 @@ names an op's output after the FX node that produced it, with two kinds of chang
 - fused or aliasing nodes vanish: a BatchNorm's output is the FX node `getitem_N`, but
   MIL names the (conv+BN fused) op after the `_native_batch_norm_legit_no_training_M`
   node, and an output renamed at conversion no longer carries its FX name.
-A name that cannot be found is mapped to the nearest surviving equivalent: the final
-block to the program's output; any other block to the first point after the previous
-block where the whole computation passes through one value that feeds more than one op
-(the input of the next residual block, which is this block's output). Such mappings are
-listed in `approximate`; blocks that cannot be placed at all are listed in `unmapped`.
+A name that cannot be found is mapped to the nearest surviving equivalent where one is
+known: the final block to the program's output; a `getitem` (a BatchNorm result, as in an
+upstream-form stage embedding) to the first point after the previous block where the
+whole computation passes through one value that feeds more than one op (the input of the
+next residual block, which is this block's output). Such mappings are listed in
+`approximate`; every other missing name is listed in `unmapped`, never guessed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 FP16_SUFFIX = "_cast_fp16"
+ALIAS_PREFIX = "getitem"  # FX nodes that pick one result of a multi-output op
 
 
 class BlockVars(dict):
@@ -92,7 +94,7 @@ def block_vars(program, block_outputs: Mapping[str, str], function: str = "main"
         if var is None and index == len(blocks) - 1 and len(flow.outputs) == 1:
             var = flow.outputs[0]
             result.approximate[block] = f"FX node {fx_name!r} not in the program; using the program output"
-        elif var is None:
+        elif var is None and fx_name.startswith(ALIAS_PREFIX):
             var = flow.next_block_input(previous)
             if var is not None:
                 result.approximate[block] = (f"FX node {fx_name!r} not in the program; using {var!r}, "
