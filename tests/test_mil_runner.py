@@ -145,3 +145,21 @@ def test_block_vars_by_name_fp16_suffix_output_fallback_and_unmapped(tmp_path):
     assert dict(found) == {"stem": "relu_1_cast_fp16", "block": "add_3", "head": "logits"}
     assert list(found.unmapped) == ["lost"] and "conv2d_9" in found.unmapped["lost"]
     assert list(found.approximate) == ["head"]
+
+
+def test_coreml_engine_does_not_need_the_interpreter(tmp_path, monkeypatch):
+    """On macOS an op the interpreter lacks must not block the real runtime; intermediates
+    still need the interpreter and then fail naming the op."""
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
+    def prog(x):
+        return mb.softmax(x=x, axis=-1, name="probs")
+
+    path = tmp_path / "softmax.mlpackage"
+    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: "apple runtime")
+    runner = CoreMLRunner(path, engine="coreml")
+    assert runner.engines == ("coreml",) and runner.engine.startswith("Core ML runtime")
+    with pytest.raises(UnsupportedOpError, match="softmax"):
+        runner.run_intermediates(np.zeros((1, 4), np.float32), ["probs"])

@@ -16,6 +16,7 @@ import numpy as np
 from casvit_deploy.errors import BackendMissingError, UsageError
 from casvit_deploy.runtime.base import manifest_path
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
+from casvit_deploy.runtime.mil.precision import dtype_name
 from casvit_deploy.runtime.mil.preprocess import image_scale_bias, manifest_pixel_transform
 
 ENGINES = ("auto", "coreml", "mil-reference", "both")
@@ -52,7 +53,8 @@ class CoreMLRunner:
         if len(self.package.inputs) != 1:
             raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
         self.input = self.package.inputs[0]
-        self.interpreter = Interpreter(self.package.program, threads=threads)
+        self.threads = threads
+        self._interpreter = Interpreter(self.program, threads=threads) if "mil-reference" in self.engines else None
         self._to_pixels = self._pixels_from() if self.input.kind == "image" else None
         self._classify = self._classify_op()
         self._coreml = self._load_coreml() if "coreml" in self.engines else None
@@ -64,9 +66,18 @@ class CoreMLRunner:
         return self.package.program
 
     @property
+    def interpreter(self) -> Interpreter:
+        """The MIL reference interpreter (built on first use when only Core ML was asked for,
+        so an op it lacks never blocks the real runtime)."""
+        if self._interpreter is None:
+            self._interpreter = Interpreter(self.program, threads=self.threads)
+        return self._interpreter
+
+    @property
     def precision(self) -> str:
         """'fp16' when the program holds any value in float16, else 'fp32'."""
-        held = {dtype for step in self.interpreter.steps for _, dtype in step.outputs}
+        ops = self.program.functions["main"].operations
+        held = {dtype_name(var) for op in ops if op.op_type != "const" for var in op.outputs}
         return "fp16" if "fp16" in held else "fp32"
 
     def _label(self, engine: str) -> str:
@@ -117,7 +128,7 @@ class CoreMLRunner:
 
     def _per_sample(self, image: np.ndarray, fn) -> dict[str, np.ndarray]:
         """`fn` on the whole batch if the program takes it, else sample by sample, stacked."""
-        batch = self.interpreter.inputs[self.input.name][0][0]
+        batch = self.program.functions["main"].inputs[self.input.name].shape[0]
         if not isinstance(batch, int) or batch == image.shape[0]:
             return fn(image)
         if batch != 1:
