@@ -159,3 +159,12 @@ def test_coreml_image_input_and_labels(loaded, tmp_path):
     assert list(spec.mlProgram.functions) == ["main"]
     assert result.manifest["image_input"] and result.manifest["classifier_labels"] == 1000
     assert result.manifest["deployment_target"] == "iOS17"
+
+
+def test_coreml_upstream_form_keeps_batch_norm_and_maps_every_block(loaded, tmp_path):
+    """The no-batch_norm check applies to the deploy form only; upstream BN outputs map
+    to MIL variables through the op that produced them, not the FX getitem."""
+    result = export_model(loaded, "coreml", tmp_path, resolution=RES, precision="fp32", rewrite=False)
+    assert result.manifest["mil_ops"]["batch_norm"] > 0
+    assert result.manifest["block_outputs_missing_in_mil"] == []
+    assert not any(name.startswith("getitem") for name in result.manifest["block_outputs"].values())

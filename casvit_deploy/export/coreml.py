@@ -23,6 +23,7 @@ from casvit_deploy.model import IMAGENET_MEAN, IMAGENET_STD
 DEFAULT_TARGET = "iOS16"
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
 FORBIDDEN_OPS = ("batch_norm",)
+BN_FOLDS = ("fold_conv_bn", "fold_prenorm_bn", "fold_head_norm")
 FP16_SUFFIX = "_cast_fp16"  # coremltools names fp16 variables <fx name>_cast_fp16
 INFO = {"author": "casvit-deploy (CAS-ViT, arXiv 2408.03703)", "license": "see the checkpoint's license"}
 
@@ -113,16 +114,16 @@ def _feature(desc, layout: str) -> dict:
     return {"name": desc.name, "shape": None, "dtype": kind, "layout": None}
 
 
-def verify(path: Path, labels: list[str] | None, blocks: dict[str, str]) -> dict:
-    """Read the package back and check its interface and ops; facts for the manifest,
-    including which block-output FX names survive as MIL variable names (the final
-    output survives renamed "logits")."""
+def verify(path: Path, labels: list[str] | None, blocks: dict[str, str], deploy_form: bool = True) -> dict:
+    """Read the package back and check its interface and ops (no batch_norm when the deploy
+    form's BN folds ran); facts for the manifest, including which block-output FX names
+    survive as MIL variable names (the final output survives renamed "logits")."""
     spec, program = read_back(path)
     operations = [op for fn in program.functions.values() for op in fn.operations]
     ops = Counter(op.op_type for op in operations)
     variables = {out.name.removesuffix(FP16_SUFFIX) for op in operations for out in op.outputs}
     kept = [block for block, name in blocks.items() if name in variables or block == FINAL_OUTPUT]
-    bad = [op for op in FORBIDDEN_OPS if ops.get(op)]
+    bad = [op for op in FORBIDDEN_OPS if ops.get(op)] if deploy_form else []
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")
     inputs = [_feature(d, "NCHW") for d in spec.description.input]
@@ -154,7 +155,9 @@ class CoreMLExporter:
         _describe(mlmodel, job)
         mlmodel.save(str(job.artifact))
         job.progress("verify")
-        facts = verify(job.artifact, labels, block_outputs(program, job.model))
+        passes = job.metadata.get("passes", "").split(",")
+        folded = all(p in passes for p in BN_FOLDS)
+        facts = verify(job.artifact, labels, block_outputs(program, job.model), deploy_form=folded)
         return FormatOutput(program, facts.pop("inputs"), facts.pop("outputs"), {
             "format": self.format, "deployment_target": target, "compute_precision": job.precision,
             "image_input": image_input, "classifier_labels": len(labels) if labels else None, **facts})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import nn
 
@@ -41,6 +43,14 @@ def _module_paths(node) -> set[str]:
     return {path for path, _ in (node.meta.get("nn_module_stack") or {}).values()}
 
 
+def _value_name(node) -> str:
+    """The node's name, or for `getitem` on a multi-output op (eval-mode BN) the op's own
+    name, which is what ONNX and MIL programs keep."""
+    if node.target is operator.getitem and hasattr(node.args[0], "name"):
+        return node.args[0].name
+    return node.name
+
+
 def block_outputs(program, model: nn.Module) -> dict[str, str]:
     """Block name -> FX node producing its output: the last node inside that module;
     "head" is the node that produces the program's output (after any head averaging)."""
@@ -52,7 +62,7 @@ def block_outputs(program, model: nn.Module) -> dict[str, str]:
             output = node
         elif node.op == "call_function":
             for path in _module_paths(node) & wanted:
-                last[path] = node.name
+                last[path] = _value_name(node)
     result = {name: last[name] for name in block_names(model) if name in last}
     args = output.args[0] if output is not None else ()
     if len(args) == 1 and hasattr(args[0], "name"):
