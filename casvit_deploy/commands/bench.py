@@ -32,6 +32,8 @@ BothFormsOpt = Annotated[bool, typer.Option("--both-forms", help="Time upstream 
 ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="PyTorch backends: channels-last layout.")]
 CompileModeOpt = Annotated[str, typer.Option("--compile-mode", help="torch.compile mode: default, reduce-overhead, "
                                              "max-autotune-no-cudagraphs, max-autotune.")]
+NoBaselineOpt = Annotated[bool, typer.Option(
+    "--no-baseline", help="Do not add eager fp32 runs for the speed-up column (saves time on slow CPUs).")]
 CacheOpt = Annotated[Path, typer.Option("--cache-dir", help="Where exports are cached between runs.")]
 FileOpt = lambda flag, text: Annotated[Optional[Path], typer.Option(flag, help=text, show_default=False)]  # noqa: E731
 ThresholdOpt = Annotated[float, typer.Option(
@@ -137,7 +139,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
           threads: ThreadsOpt = None, warmup: WarmupOpt = 10, iters: ItersOpt = None,
           min_time: MinTimeOpt = None, rounds: RoundsOpt = 1, no_rewrite: NoRewriteOpt = False,
           both_forms: BothFormsOpt = False, channels_last: ChannelsLastOpt = False,
-          compile_mode: CompileModeOpt = "default", cache_dir: CacheOpt = Path("models/cache"),
+          compile_mode: CompileModeOpt = "default", no_baseline: NoBaselineOpt = False, cache_dir: CacheOpt = Path("models/cache"),
           json: FileOpt("--json", "Write the full report as JSON.") = None,
           csv: FileOpt("--csv", "Write one CSV row per result.") = None,
           markdown: FileOpt("--markdown", "Write a Markdown report.") = None,
@@ -164,7 +166,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     forms = (False, True) if both_forms else ((False,) if no_rewrite else (True,))
     config = BenchConfig(chosen, device, tuple(dict.fromkeys(batch)), tuple(dict.fromkeys(precision)), forms,
                          threads or _default_threads(), schedule, rounds, channels_last, compile_mode,
-                         cache_dir=cache_dir)
+                         cache_dir=cache_dir, baseline=not no_baseline)
     report = _run(sources, config, skipped)
     out = console()
     if not out.is_terminal:
