@@ -14,7 +14,7 @@ BUDGET=${BUDGET:-400}   # seconds for the whole script
 START=$SECONDS
 LOG="$OUT/log.txt"
 
-casvit() { python -c 'import sys; from casvit_deploy.cli import run; sys.argv[0] = "casvit"; run()' "$@"; }
+CASVIT=(python -c 'import sys; from casvit_deploy.cli import run; sys.argv[0] = "casvit"; run()')  # `timeout` needs a program, not a shell function
 left() { echo $(( BUDGET - (SECONDS - START) )); }
 step() {  # step NAME SECONDS_NEEDED TIMEOUT COMMAND...: run when the budget allows, log the outcome
   local name=$1 need=$2 limit=$3; shift 3
@@ -28,13 +28,13 @@ step() {  # step NAME SECONDS_NEEDED TIMEOUT COMMAND...: run when the budget all
 { nvidia-smi -L; python -c 'import torch, sys; print(sys.version); print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())'; } >>"$LOG" 2>&1
 
 COMMON=(--device cuda --resolution 224 --warmup 10 --min-time 1 --both-forms)
-step b1 60 150 casvit bench -b eager -b cudagraph -v xs -v s -v m -v t "${COMMON[@]}" --batch 1 \
+step b1 60 150 "${CASVIT[@]}" bench -b eager -b cudagraph -v xs -v s -v m -v t "${COMMON[@]}" --batch 1 \
   --precision fp32 --precision fp16 --channels-last --json "$OUT/b1.json"
-step b256 60 120 casvit bench -b eager -v xs -v s -v m -v t "${COMMON[@]}" --batch 256 \
+step b256 60 120 "${CASVIT[@]}" bench -b eager -v xs -v s -v m -v t "${COMMON[@]}" --batch 256 \
   --precision fp32 --precision fp16 --channels-last --json "$OUT/b256.json"
 # torch.compile: XS and T only, deploy form, fp16 channels-last; "default" mode compiles in
 # well under a minute per model (max-autotune takes minutes and is out of budget here).
-step compile 100 170 casvit bench -b eager -b compile -v xs -v t --device cuda --resolution 224 --warmup 5 \
+step compile 100 170 "${CASVIT[@]}" bench -b eager -b compile -v xs -v t --device cuda --resolution 224 --warmup 5 \
   --min-time 1 --batch 256 --precision fp16 --channels-last --compile-mode default --json "$OUT/compile.json"
 if python -c 'import pytest' 2>/dev/null; then
   step pytest 30 90 python -m pytest -q -m gpu tests/test_bench.py -p no:cacheprovider

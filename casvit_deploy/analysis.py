@@ -82,8 +82,8 @@ def macs_per_stage(model: nn.Module, resolution: int) -> dict[str, int]:
         for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
     ]
     try:
-        dtype = next(model.parameters()).dtype
-        model(torch.zeros(1, 3, resolution, resolution, dtype=dtype))
+        param = next(model.parameters())
+        model(torch.zeros(1, 3, resolution, resolution, dtype=param.dtype, device=param.device))
     finally:
         for h in hooks:
             h.remove()

@@ -100,3 +100,11 @@ def test_training_mode_is_refused():
 
     with pytest.raises(UsageError, match="eval-mode"):
         to_deploy(random_model("xs").train())
+
+
+def test_rewrite_keeps_device_and_dtype():
+    """Fused modules are created where the model lives (a CUDA model stays on CUDA)."""
+    model = random_model("xs").to(device="meta", dtype=torch.float16)
+    deployed, _ = to_deploy(model)
+    tensors = list(deployed.parameters()) + list(deployed.buffers())
+    assert {(t.device.type, t.dtype) for t in tensors} == {("meta", torch.float16)}

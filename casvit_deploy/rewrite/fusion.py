@@ -16,7 +16,8 @@ def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.
     out = nn.Conv2d(
         weight.shape[1] * conv.groups, weight.shape[0], conv.kernel_size, conv.stride,
         conv.padding, conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
-    ).to(weight.dtype)
+        device=weight.device, dtype=weight.dtype,
+    )
     out.weight.copy_(weight)
     out.bias.copy_(bias)
     return out
@@ -25,7 +26,7 @@ def _conv_like(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor) -> nn.
 def _bias_or_zeros(layer: nn.Conv2d | nn.Linear) -> torch.Tensor:
     if layer.bias is not None:
         return layer.bias
-    return torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype)
+    return torch.zeros(layer.weight.shape[0], dtype=layer.weight.dtype, device=layer.weight.device)
 
 
 @torch.no_grad()
@@ -56,7 +57,7 @@ def fold_bn_into_pointwise(bn: nn.BatchNorm2d, conv: nn.Conv2d) -> nn.Conv2d:
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
-    out = nn.Linear(weight.shape[1], weight.shape[0]).to(weight.dtype)
+    out = nn.Linear(weight.shape[1], weight.shape[0], device=weight.device, dtype=weight.dtype)
     out.weight.copy_(weight)
     out.bias.copy_(bias)
     return out
