@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Parity gate: export every format for XS at 224 and S at 160, fp32 and fp16, and check each
+# artifact against eager PyTorch on random inputs and natural photographs. Any failure
+# (export or parity) fails CI. JUnit reports land in build/parity/.
+set -euo pipefail
+CASVIT=${CASVIT:-.venv/bin/casvit}
+OUT=build/parity
+rm -rf "$OUT" && mkdir -p "$OUT"
+
+gate() {  # gate VARIANT RESOLUTION
+  local variant=$1 res=$2 dir="$OUT/${1}_${2}"
+  "$CASVIT" export --variant "$variant" --resolution "$res" --format all --no-check --out "$dir"
+  "$CASVIT" export --variant "$variant" --resolution "$res" --format coreml --precision fp32 --no-check --out "$dir"
+  "$CASVIT" parity "$dir"/*.onnx "$dir"/*.pte "$dir"/*.mlpackage \
+    --junit "$OUT/${variant}_${res}.xml" --json "$OUT/${variant}_${res}.json"
+}
+
+gate xs 224
+gate s 160
