@@ -10,7 +10,7 @@ import numpy as np
 
 from casvit_deploy.parity.manifest import read_manifest
 from casvit_deploy.parity.weight_audit import deployed_model
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 
 def copy_artifact(artifact: Path, folder: Path) -> Path:

@@ -14,7 +14,7 @@ from casvit_deploy.export import export_model, registry
 from casvit_deploy.export.base import FormatOutput
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.pipeline import load_model
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 DEFAULT_CACHE = Path("models/cache")
 ARTIFACT_SUFFIXES = (".onnx", ".pte", ".mlpackage")

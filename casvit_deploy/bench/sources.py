@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from casvit_deploy.bench.backends import ARTIFACT_BACKENDS
 from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import read_manifest
 
 
 def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resolution: int | None) -> list[ModelSource]:
@@ -27,15 +26,6 @@ def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resol
     return sources
 
 
-def read_manifest(artifact: Path) -> dict:
-    try:
-        return json.loads(manifest_path(artifact).read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as err:
-        raise UsageError(f"manifest of {artifact} is unreadable ({err}); re-export the artifact") from None
-
-
 def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
     """An artifact, its backend from the suffix, and (from its manifest) the model it was
     exported from, rebuilt for the eager baseline and FLOP counts."""
@@ -45,7 +35,7 @@ def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
     backend = ARTIFACT_BACKENDS.get(artifact.suffix.lower())
     if backend is None:
         raise UsageError(f"{artifact}: unknown artifact type; expected one of {', '.join(ARTIFACT_BACKENDS)}")
-    manifest = read_manifest(artifact)
+    manifest = read_manifest(artifact, required=False)
     resolution = manifest.get("resolution") or resolution
     if not resolution:
         raise UsageError(f"{artifact} has no manifest: give --resolution")

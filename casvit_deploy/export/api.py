@@ -9,11 +9,12 @@ from pathlib import Path
 from casvit_deploy.errors import CasvitError, ExportError, UsageError
 from casvit_deploy.export.base import ExportJob, Progress, no_progress
 from casvit_deploy.export.graph import block_outputs
-from casvit_deploy.export.manifest import build_manifest, preprocessing, tool_versions, write_manifest
+from casvit_deploy.export.manifest import build_manifest, preprocessing, tool_versions
+from casvit_deploy.manifests import write_json_atomic
 from casvit_deploy.export.registry import get_exporter, require_backend
 from casvit_deploy.export.staging import ensure_writable, publish, refuse_overwrite, staging_dir
 from casvit_deploy.pipeline import LoadedModel, check_resolution, deploy_form
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 EXPORT_ROOT = Path("models/exports")
 
@@ -103,6 +104,6 @@ def export_model(loaded: LoadedModel, fmt: str, out_dir: Path, *, resolution: in
                                   time.perf_counter() - started)
         manifest["file"] = final.name
         staged_manifest = staging / "manifest.json"
-        write_manifest(staged_manifest, manifest)
+        write_json_atomic(staged_manifest, manifest)
         publish(job.artifact, final, staged_manifest, force)
     return ExportResult(final, manifest, manifest_path(final), manifest["export_seconds"])

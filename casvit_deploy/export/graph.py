@@ -7,7 +7,8 @@ import operator
 import torch
 from torch import nn
 
-FINAL_OUTPUT = "head"
+from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (exporters import them here)
+
 MAX_DYNAMIC_BATCH = 1024
 
 
@@ -26,17 +27,6 @@ def export_program(model: nn.Module, batch: int, resolution: int, dynamic_batch:
     with torch.no_grad():
         return torch.export.export(model.eval(), (example_input(batch, resolution, dynamic_batch),),
                                    dynamic_shapes=shapes)
-
-
-def block_names(model: nn.Module) -> list[str]:
-    """Block-granularity module paths in execution order: stem, blocks, embeddings, head."""
-    names = ["patch_embed"]
-    for i, part in enumerate(model.network):
-        if isinstance(part, nn.Sequential):
-            names += [f"network.{i}.{j}" for j in range(len(part))]
-        else:
-            names.append(f"network.{i}")
-    return names + [FINAL_OUTPUT]
 
 
 def _module_paths(node) -> set[str]:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
-from casvit_deploy.errors import UsageError
 from casvit_deploy.model import IMAGENET_MEAN, IMAGENET_STD
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path, read_manifest, write_json_atomic
 
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "coremltools", "executorch", "casvit-deploy")
 CROP_PCT = 0.875  # the reference eval transform: resize to size/0.875, centre-crop size
@@ -98,35 +94,10 @@ def build_manifest(loaded, job, output, artifact: Path, passes: list[str], rewri
     }
 
 
-def write_manifest(path: Path, manifest: dict) -> None:
-    """Write `manifest` to a temp file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(manifest, indent=2, allow_nan=False, default=str) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a manifest is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update_manifest(artifact: Path, **entries) -> dict:
     """Set top-level `entries` in the manifest of `artifact`, atomically; the new manifest."""
     manifest = {**read_manifest(artifact), **entries}
-    write_manifest(manifest_path(Path(artifact)), manifest)
+    write_json_atomic(manifest_path(Path(artifact)), manifest)
     return manifest
 
 
-def read_manifest(artifact: Path) -> dict:
-    """The manifest next to `artifact`; UsageError when it is missing or corrupt."""
-    path = manifest_path(Path(artifact))
-    if not path.is_file():
-        raise UsageError(f"{artifact} has no manifest {path.name}; re-export it with `casvit export`")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"manifest {path} is unreadable ({str(err)[:80]}); re-export the artifact") from None
-    if not isinstance(data, dict) or "format" not in data:
-        raise UsageError(f"manifest {path} is not a casvit export manifest; re-export the artifact")
-    return data

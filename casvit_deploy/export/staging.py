@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 STAGING_PREFIX = ".casvit-staging-"
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from casvit_deploy.parity.manifest import new_file_mode, write_json_atomic
+from casvit_deploy.manifests import new_file_mode, write_json_atomic
 from casvit_deploy.parity.report import ParityReport
 
 

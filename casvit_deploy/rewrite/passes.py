@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.model.casvit import AdditiveBlock, AdditiveTokenMixer, CASViT, Embedding, FlattenMean, Mlp
+from casvit_deploy.model.casvit import AdditiveBlock, AdditiveTokenMixer, CASViT, Embedding, FlattenMean
 from casvit_deploy.rewrite.fusion import (
     average_linears, fold_bn_into_linear, fold_bn_into_pointwise, fuse_conv_bn, split_conv_outputs,
 )

@@ -7,18 +7,9 @@ outputs by name. `engine` names what produced the numbers, e.g.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
-MANIFEST_SUFFIX = ".manifest.json"
-
-
-def manifest_path(artifact: Path) -> Path:
-    """The manifest that sits next to an artifact: `<artifact name>.manifest.json`."""
-    artifact = Path(artifact)
-    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
 
 
 class Runner(Protocol):

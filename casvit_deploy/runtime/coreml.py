@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from casvit_deploy.errors import BackendMissingError, UsageError
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
 from casvit_deploy.runtime.mil.precision import dtype_name
 from casvit_deploy.runtime.mil.preprocess import image_scale_bias, manifest_pixel_transform

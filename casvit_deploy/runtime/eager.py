@@ -14,20 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-FINAL_OUTPUT = "head"
-
-
-def block_names(model: nn.Module) -> list[str]:
-    """The model's blocks in execution order: stem, each stage's blocks, embeddings, head."""
-    names = ["patch_embed"]
-    for i, part in enumerate(model.network):
-        if isinstance(part, nn.Sequential):
-            names += [f"network.{i}.{j}" for j in range(len(part))]
-        else:
-            names.append(f"network.{i}")
-    if not getattr(model, "fork_feat", False):
-        names.append(FINAL_OUTPUT)
-    return names
+from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (re-exported)
 
 
 def _outputs_by_name(result, names: Sequence[str]) -> dict[str, np.ndarray]:

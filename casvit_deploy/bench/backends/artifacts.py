@@ -13,7 +13,7 @@ import time
 
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch, size_mb
 from casvit_deploy.bench.cache import ExportKey, cached_export, weights_key
-from casvit_deploy.runtime.base import manifest_path
+from casvit_deploy.manifests import manifest_path
 
 
 def _missing(package: str, pip_name: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-import torch
+
 import torch.nn.functional as F
 
 from casvit_deploy.runtime.mil.registry import UnsupportedOpError, register
