@@ -168,3 +168,69 @@ def test_coreml_upstream_form_keeps_batch_norm_and_maps_every_block(loaded, tmp_
     assert result.manifest["mil_ops"]["batch_norm"] > 0
     assert result.manifest["block_outputs_missing_in_mil"] == []
     assert not any(name.startswith("getitem") for name in result.manifest["block_outputs"].values())
+
+
+def test_onnx_gelu_is_one_node_per_gelu(exports, loaded):
+    """Every exact GELU of the model is one Gelu node in the artifact, with no Erf chain left."""
+    import onnx
+
+    result = exports("onnx")
+    graph = onnx.load(str(result.artifact)).graph
+    gelus = sum(isinstance(m, torch.nn.GELU) for m in loaded.model.modules())
+    ops = [n.op_type for n in graph.node]
+    assert gelus == 20 and ops.count("Gelu") == gelus
+    assert "Erf" not in ops and "Div" not in ops
+    assert result.manifest["onnx_graph_rewrites"] == ["gelu_fusion"] and result.manifest["gelu_fused"] == gelus
+    assert result.manifest["gelu_op"].startswith("Gelu (ONNX opset 20") and result.manifest["opset"] == 20
+
+
+def _gelu_chain_model(sqrt2: float = 2 ** 0.5, one: float = 1.0, half: float = 0.5, leak: bool = False,
+                      numerator: str = "x"):
+    """y = x * ((erf(numerator / sqrt2) + one) * half), as the dynamo exporter writes GELU;
+    `leak` also exposes the Erf output as a graph output."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    consts = [numpy_helper.from_array(np.array(v, np.float32), name) for name, v in
+              (("s2", sqrt2), ("one", one), ("half", half))]
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Div", [numerator, "s2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["half", "a"], ["h"]),
+             helper.make_node("Mul", ["x", "h"], ["y"])]
+    spec = [2, 8]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, spec)]
+    if leak:
+        outputs.append(helper.make_tensor_value_info("e", TensorProto.FLOAT, spec))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, spec)],
+                              outputs, consts)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("form", ["onnx", "com.microsoft"])
+def test_gelu_fusion_matches_the_chain(form):
+    import onnx
+    import onnxruntime as ort
+
+    from casvit_deploy.export.gelu_fusion import fuse_exact_gelu
+
+    model = _gelu_chain_model()
+    fused = onnx.ModelProto()
+    fused.CopyFrom(model)
+    assert fuse_exact_gelu(fused, form) == 1
+    assert [(n.domain, n.op_type) for n in fused.graph.node] == [("", "Relu"), ("" if form == "onnx" else form, "Gelu")]
+    assert not fused.graph.initializer  # the chain's constants went with it
+    onnx.checker.check_model(fused, full_check=True)
+    x = {"x": np.linspace(-6, 6, 16, dtype=np.float32).reshape(2, 8)}
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["y"], x)[0]
+           for m in (model, fused)]
+    assert np.abs(run[0] - run[1]).max() < 1e-6
+
+
+@pytest.mark.parametrize("change", [{"sqrt2": 1.4142}, {"one": 1.001}, {"half": 0.25}, {"leak": True},
+                                    {"numerator": "r"}])
+def test_gelu_fusion_leaves_other_chains_alone(change):
+    from casvit_deploy.export.gelu_fusion import fuse_exact_gelu
+
+    model = _gelu_chain_model(**change)
+    before = model.SerializeToString()
+    assert fuse_exact_gelu(model, "onnx") == 0
+    assert model.SerializeToString() == before

@@ -1,8 +1,13 @@
 """ONNX export: dynamo `torch.onnx.export` of the `torch.export` program, opset 18.
 
-The exporter's graph optimizer (constant folding, dead-code removal) is kept only if the
-optimized graph still matches the eager model on a seeded input; otherwise the plain
-translation is written. The file passes `onnx.checker` full check and carries metadata.
+After translation each five-op exact-erf GELU is fused into one `Gelu` node (ONNX opset
+20, or `com.microsoft.Gelu` where raising the opset would change another op; see
+gelu_fusion.py): ONNX Runtime then runs it as one kernel instead of five. The exporter's
+graph optimizer and the fusion are kept only if the graph still matches the eager model
+on a seeded input; otherwise the next plainer graph is tried. The file passes
+`onnx.checker` full check (run before and after the fusion; the checker does not know
+com.microsoft ops, so for those the ORT load and eager comparison are the check) and
+carries metadata.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from casvit_deploy.export.base import ExportJob, FormatOutput
+from casvit_deploy.export.gelu_fusion import choose_form, fuse_exact_gelu
 from casvit_deploy.export.graph import FINAL_OUTPUT, block_outputs, example_input, export_program
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
 RTOL = 1e-4  # max |onnx - eager| relative to max |eager|, fp32
+ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU fusion), best first
 
 
 def _to_onnx(program, optimize: bool):
@@ -26,8 +33,20 @@ def _to_onnx(program, optimize: bool):
                              opset_version=OPSET, optimize=optimize, verbose=False, report=False)
 
 
-def _finish(path: Path, metadata: dict[str, str]) -> None:
-    """Name the dynamic batch "batch", add metadata properties, run the full checker, and write the file in one piece."""
+def _fuse(model) -> dict:
+    """Fuse exact GELUs in place (after a full check of the unfused graph); describe what was done."""
+    import onnx
+
+    onnx.checker.check_model(model, full_check=True)
+    form = choose_form(model)
+    count = fuse_exact_gelu(model, form)
+    return {"onnx_graph_rewrites": ["gelu_fusion"] if count else [], "gelu_fused": count,
+            "gelu_op": ("Gelu (ONNX opset 20, approximate=none)" if form == "onnx" else "com.microsoft.Gelu") if count else None}
+
+
+def _finish(path: Path, metadata: dict[str, str], fuse: bool) -> dict:
+    """Name the dynamic batch "batch", fuse GELUs, add metadata properties, run the full checker,
+    and write the file in one piece; return the rewrite fields for the manifest."""
     import onnx
 
     model = onnx.load(str(path))
@@ -35,11 +54,13 @@ def _finish(path: Path, metadata: dict[str, str]) -> None:
         batch = value.type.tensor_type.shape.dim[0]
         if batch.dim_param:  # the exporter names it after a symbol such as "s77"
             batch.dim_param = "batch"
-    for key, value in metadata.items():
+    rewrites = _fuse(model) if fuse else {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": None}
+    for key, value in {**metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "casvit-deploy"
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path), save_as_external_data=False)
+    return rewrites
 
 
 def _relative_error(path: Path, job: ExportJob) -> float:
@@ -71,6 +92,13 @@ def _specs(path: Path) -> tuple[list[dict], list[dict]]:
     return [spec(v, "NCHW") for v in graph.input], [spec(v, "NC") for v in graph.output]
 
 
+def _opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def _surviving_names(path: Path, blocks: dict[str, str]) -> list[str]:
     import onnx
 
@@ -90,10 +118,10 @@ class OnnxExporter:
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
         error = float("inf")
-        for optimize in (True, False):
+        for optimize, fuse in ATTEMPTS:
             job.progress("lower")
             _to_onnx(program, optimize).save(str(job.artifact), external_data=False)
-            _finish(job.artifact, job.metadata)
+            rewrites = _finish(job.artifact, job.metadata, fuse)
             job.progress("verify")
             error = _relative_error(job.artifact, job)
             if error <= RTOL:
@@ -104,7 +132,8 @@ class OnnxExporter:
         blocks = block_outputs(program, job.model)
         found = _surviving_names(job.artifact, blocks)
         return FormatOutput(program, inputs, outputs, {
-            "format": self.format, "opset": OPSET, "optimized": optimize, "verify_relative_error": error,
+            "format": self.format, "opset": _opset(job.artifact), "optimized": optimize, **rewrites,
+            "verify_relative_error": error,
             "block_outputs_as_onnx_values": f"{len(found)}/{len(blocks)}",
             "block_outputs_missing_in_onnx": [b for b in blocks if b not in found],
         })
