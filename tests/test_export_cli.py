@@ -152,6 +152,7 @@ def test_format_all_runs_each_format_independently(cli, fakes, tmp_path):
     rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "ok" in rows["onnx"] and "ok" in rows["executorch"]
     assert "failed" in rows["coreml"] and "backend exploded" in rows["coreml"]
+    assert "random weights, not pretrained" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.onnx.manifest.json",
          "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json"])

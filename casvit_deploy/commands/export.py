@@ -71,9 +71,10 @@ def _export_one(loaded, fmt: str, settings: dict, out: Optional[Path], check: bo
     return row
 
 
-def _table(rows: list[Row]) -> Table:
+def _table(rows: list[Row], weights: str) -> Table:
     folders = sorted({str(Path(r.file).parent) for r in rows if r.file})
-    table = Table(title="casvit export", caption=f"in {', '.join(folders)}" if folders else None)
+    caption = weights + (f" · in {', '.join(folders)}" if folders else "")
+    table = Table(title="casvit export", caption=caption)
     for column in ("format", "status", "file", "size", "time", "parity", "reason"):
         table.add_column(column, justify="right" if column in ("size", "time") else "left",
                          overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
@@ -140,6 +141,6 @@ def export(
     if json:
         print_json({"weights": loaded.weights, "results": [asdict(r) for r in rows]})
     else:
-        console().print(_table(rows))
+        console().print(_table(rows, loaded.weights))
     if any(r.status != "ok" for r in rows):
         raise typer.Exit(1)
