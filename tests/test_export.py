@@ -234,3 +234,14 @@ def test_gelu_fusion_leaves_other_chains_alone(change):
     before = model.SerializeToString()
     assert fuse_exact_gelu(model, "onnx") == 0
     assert model.SerializeToString() == before
+
+
+def test_gelu_form_falls_back_to_contrib_when_opset_20_would_change_an_op():
+    from onnx import TensorProto, helper
+
+    from casvit_deploy.export.gelu_fusion import choose_form
+
+    assert choose_form(_gelu_chain_model()) == "onnx"
+    model = _gelu_chain_model()
+    model.graph.node.append(helper.make_node("Cast", ["y"], ["z"], to=TensorProto.FLOAT))  # Cast changed in opset 19
+    assert choose_form(model) == "com.microsoft"

@@ -1,4 +1,4 @@
-"""ONNX export: dynamo `torch.onnx.export` of the `torch.export` program, opset 18.
+"""ONNX export: dynamo `torch.onnx.export` of the `torch.export` program at opset 18.
 
 After translation each five-op exact-erf GELU is fused into one `Gelu` node (ONNX opset
 20, or `com.microsoft.Gelu` where raising the opset would change another op; see
@@ -24,6 +24,8 @@ OPSET = 18
 INPUT, OUTPUT = "image", "logits"
 RTOL = 1e-4  # max |onnx - eager| relative to max |eager|, fp32
 ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU fusion), best first
+NO_REWRITES = {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": None}
+GELU_OPS = {"onnx": "Gelu (ONNX opset 20, approximate=none)", "com.microsoft": "com.microsoft.Gelu"}
 
 
 def _to_onnx(program, optimize: bool):
@@ -40,8 +42,9 @@ def _fuse(model) -> dict:
     onnx.checker.check_model(model, full_check=True)
     form = choose_form(model)
     count = fuse_exact_gelu(model, form)
-    return {"onnx_graph_rewrites": ["gelu_fusion"] if count else [], "gelu_fused": count,
-            "gelu_op": ("Gelu (ONNX opset 20, approximate=none)" if form == "onnx" else "com.microsoft.Gelu") if count else None}
+    if not count:
+        return NO_REWRITES
+    return {"onnx_graph_rewrites": ["gelu_fusion"], "gelu_fused": count, "gelu_op": GELU_OPS[form]}
 
 
 def _finish(path: Path, metadata: dict[str, str], fuse: bool) -> dict:
@@ -54,7 +57,7 @@ def _finish(path: Path, metadata: dict[str, str], fuse: bool) -> dict:
         batch = value.type.tensor_type.shape.dim[0]
         if batch.dim_param:  # the exporter names it after a symbol such as "s77"
             batch.dim_param = "batch"
-    rewrites = _fuse(model) if fuse else {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": None}
+    rewrites = _fuse(model) if fuse else NO_REWRITES
     for key, value in {**metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "casvit-deploy"
