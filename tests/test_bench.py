@@ -220,3 +220,13 @@ def test_onnxruntime_exports_once_into_the_cache(tmp_path):
     assert rows[0]["export_s"] > 0 and rows[1]["export_s"] is None  # second run: cache hit
     assert rows[0]["artifact"] == rows[1]["artifact"] and rows[0]["artifact_mb"] > 0
     assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_cache_key_changes_with_the_exporter_code():
+    """A changed exporter (or rewrite, or backend version) must not be served a stale artifact."""
+    from casvit_deploy.bench.cache import ExportKey, exporter_fingerprint
+
+    args = ("seed:0", "xs", 224, "fp32", 1, "onnx", ("fold_conv_bn",))
+    assert ExportKey(*args).code == exporter_fingerprint() and len(exporter_fingerprint()) == 16
+    assert ExportKey(*args, code="a").folder() != ExportKey(*args, code="b").folder()
+    assert ExportKey(*args).folder() == ExportKey(*args).folder()

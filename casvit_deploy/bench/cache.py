@@ -1,20 +1,37 @@
 """Export cache: artifacts keyed by what determines their contents, so repeated runs reuse them.
 
 Key: checkpoint sha256 (or the random-weights seed), variant, resolution, precision,
-batch, format, the rewrite passes applied and exporter options. The folder name starts
-with a readable summary and ends with a hash of the full key.
+batch, format, the rewrite passes applied, exporter options, and a fingerprint of the code
+that shapes an artifact (model, rewrite and export sources, backend versions), so a changed
+exporter never serves a stale artifact. The folder name starts with a readable summary and
+ends with a hash of the full key.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from casvit_deploy.manifests import manifest_path
 
 DEFAULT_CACHE = Path("models/cache")
+SHAPING_PACKAGES = ("model", "rewrite", "export")
+
+
+@functools.lru_cache(maxsize=1)
+def exporter_fingerprint() -> str:
+    """A digest of the sources and tool versions that determine an exported artifact."""
+    from casvit_deploy.export.manifest import tool_versions
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(json.dumps(tool_versions(), sort_keys=True, default=str).encode())
+    for package in SHAPING_PACKAGES:
+        for source in sorted((root / package).glob("*.py")):
+            digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
 ARTIFACT_SUFFIXES = (".onnx", ".pte", ".mlpackage")
 
 
@@ -28,6 +45,7 @@ class ExportKey:
     fmt: str
     passes: tuple[str, ...]  # empty: upstream form
     options: tuple[tuple[str, str], ...] = ()
+    code: str = field(default_factory=exporter_fingerprint)
 
     def folder(self) -> str:
         digest = hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, default=list).encode()).hexdigest()
