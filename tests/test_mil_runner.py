@@ -100,7 +100,8 @@ def test_missing_and_damaged_packages_are_usage_errors(tmp_path):
         CoreMLRunner(broken, engine="mil-reference")
 
 
-def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
+def softmax_package(tmp_path):
+    """A saved one-op program whose op (softmax) the interpreter does not implement."""
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
     def prog(x):
         return mb.softmax(x=x, axis=-1, name="probs")
@@ -108,6 +109,11 @@ def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
     path = tmp_path / "softmax.mlpackage"
     ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    return path
+
+
+def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
+    path = softmax_package(tmp_path)
     with pytest.raises(UnsupportedOpError, match="does not implement op 'softmax'"):
         CoreMLRunner(path, engine="mil-reference")
 
@@ -150,13 +156,7 @@ def test_block_vars_by_name_fp16_suffix_output_fallback_and_unmapped(tmp_path):
 def test_coreml_engine_does_not_need_the_interpreter(tmp_path, monkeypatch):
     """On macOS an op the interpreter lacks must not block the real runtime; intermediates
     still need the interpreter and then fail naming the op."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
-    def prog(x):
-        return mb.softmax(x=x, axis=-1, name="probs")
-
-    path = tmp_path / "softmax.mlpackage"
-    ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    path = softmax_package(tmp_path)
     monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
     monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: "apple runtime")
     runner = CoreMLRunner(path, engine="coreml")
