@@ -56,6 +56,15 @@ def test_measure_min_time_runs_until_budget():
     assert len(samples) >= 4
 
 
+def test_fitted_schedule_cuts_slow_cases_to_the_budget():
+    fits = Schedule(warmup=10, iters=50)
+    assert fits.fitted(0.01, budget_s=20) is fits  # 60 runs x 10 ms = 0.6 s: unchanged
+    cut = fits.fitted(2.0, budget_s=20)  # 60 runs x 2 s = 120 s
+    assert (cut.warmup, cut.iters, cut.min_time) == (1, 9, None)
+    assert fits.fitted(30.0, budget_s=20).iters == fits.min_iters  # never fewer than min_iters
+    assert Schedule(warmup=0, iters=None, min_time=60).fitted(2.0, 20).iters == 9
+
+
 def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False):
     stats = summarize([p50 / 1e3] * 3, batch)
     return BenchResult(model=model, variant="xs", weights="random weights, not pretrained", form=form, passes=[],
@@ -230,3 +239,17 @@ def test_cache_key_changes_with_the_exporter_code():
     assert ExportKey(*args).code == exporter_fingerprint() and len(exporter_fingerprint()) == 16
     assert ExportKey(*args, code="a").folder() != ExportKey(*args, code="b").folder()
     assert ExportKey(*args).folder() == ExportKey(*args).folder()
+
+
+def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_path):
+    """The undelegated lowering: no XNNPACK subgraph, every op on portable kernels."""
+    out = tmp_path / "p.json"
+    result = runner.invoke(app, ["bench", "-b", "executorch-portable", "--resolution", "64", "--iters", "3", "--warmup", "1",
+                                 "--threads", "1", "--no-baseline", "--cache-dir", str(tmp_path / "cache"),
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["results"][0]
+    manifest = json.loads((tmp_path / "cache").glob("*/*.manifest.json").__next__().read_text())
+    assert manifest["backend"] == "portable" and manifest["delegation"]["delegated_subgraphs"] == 0
+    assert manifest["delegation"]["portable_nodes"] > 100
+    assert row["backend"] == "executorch-portable" and row["iters"] == 3

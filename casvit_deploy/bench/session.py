@@ -194,7 +194,8 @@ def _run_rounds(cases: list[Case], config: BenchConfig, progress: Progress, repo
 def _measure_case(index: int, case: Case, config: BenchConfig, progress: Progress, measured: dict) -> None:
     if index in measured:
         m = measured[index]
-        new = measure(m.prep.run, replace(config.schedule, warmup=min(config.schedule.warmup, 3)), m.prep.clock)
+        schedule = _schedule_for(case, config.schedule, m.first_ms)
+        new = measure(m.prep.run, replace(schedule, warmup=min(schedule.warmup, 3)), m.prep.clock)
         m.samples += new
         m.round_p50_ms.append(summarize(new, case.batch).p50_ms)
         return
@@ -202,9 +203,15 @@ def _measure_case(index: int, case: Case, config: BenchConfig, progress: Progres
     memory.start()
     prep = BACKENDS[case.backend].prepare(case, progress.note)
     first_ms = _first_inference_ms(prep, case.device)
-    samples = measure(prep.run, config.schedule, prep.clock)
+    samples = measure(prep.run, _schedule_for(case, config.schedule, first_ms), prep.clock)
     measured[index] = _Measured(prep, first_ms, memory.peak_rss_mb(), memory.cuda_peak_mb(), list(samples),
                                 [summarize(samples, case.batch).p50_ms])
+
+
+def _schedule_for(case: Case, schedule: Schedule, first_ms: float) -> Schedule:
+    """The schedule cut to the backend's time budget per case, for very slow backends."""
+    budget = getattr(BACKENDS[case.backend], "time_budget_s", None)
+    return schedule if budget is None else schedule.fitted(first_ms / 1e3, budget)
 
 
 def _first_inference_ms(prep: Prepared, device: str) -> float:

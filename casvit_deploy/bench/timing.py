@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,15 @@ class Schedule:
         if self.iters is not None:
             return count >= self.iters
         return count >= self.min_iters and elapsed >= self.min_time
+
+    def fitted(self, seconds_per_run: float, budget_s: float) -> Schedule:
+        """This schedule cut to about `budget_s` of runs at `seconds_per_run` each: at most one
+        warm-up run and at least `min_iters` timed runs. Unchanged when it already fits."""
+        runs = self.iters if self.iters is not None else max(self.min_iters, self.min_time / seconds_per_run)
+        if (self.warmup + runs) * seconds_per_run <= budget_s:
+            return self
+        iters = max(self.min_iters, int(budget_s / seconds_per_run) - 1)
+        return replace(self, warmup=min(self.warmup, 1), iters=iters, min_time=None)
 
 
 class WallClock:

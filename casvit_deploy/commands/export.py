@@ -116,7 +116,7 @@ def export(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CoreML: class labels file (one per line) -> classifier.", show_default=False)] = None,
     deployment_target: Annotated[str, typer.Option("--deployment-target", help="CoreML minimum deployment target.")] = "iOS16",
     allow_portable: Annotated[bool, typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.")] = False,
-    backend: Annotated[str, typer.Option("--backend", help="ExecuTorch delegate: xnnpack or coreml.")] = "xnnpack",
+    backend: Annotated[str, typer.Option("--backend", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).")] = "xnnpack",
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check after exporting.")] = True,
     json: JsonOpt = False,
 ) -> None:

@@ -1,4 +1,5 @@
-"""ExecuTorch export: `.pte` lowered with the XNNPACK (or CoreML) partitioner.
+"""ExecuTorch export: `.pte` lowered with the XNNPACK (or CoreML) partitioner, or with none
+("portable": every op on ExecuTorch's reference kernels, a slow baseline for comparison).
 
 Delegation coverage is measured on the lowered graph; an artifact that leaves compute
 ops on portable kernels is refused unless the `allow_portable` option is set. The
@@ -19,20 +20,22 @@ from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.delegable import keepdim_spatial_means
 from casvit_deploy.export.graph import example_input, export_program
 
-BACKENDS = ("xnnpack", "coreml")
+BACKENDS = ("xnnpack", "coreml", "portable")
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
 RTOL = 1e-3  # sanity check of the loaded program against eager, relative to max |eager|
 
 
-def _partitioner(backend: str):
+def _partitioners(backend: str) -> list:
+    if backend == "portable":
+        return []
     if backend == "xnnpack":
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-        return XnnpackPartitioner()
+        return [XnnpackPartitioner()]
     if backend == "coreml":
         from executorch.backends.apple.coreml.partition import CoreMLPartitioner
 
-        return CoreMLPartitioner()
+        return [CoreMLPartitioner()]
     raise UsageError(f"unknown ExecuTorch backend {backend!r}: choose one of {', '.join(BACKENDS)}")
 
 
@@ -40,7 +43,7 @@ def _lower(program, backend: str):
     from executorch.exir import to_edge_transform_and_lower
 
     try:
-        return to_edge_transform_and_lower(program, partitioner=[_partitioner(backend)])
+        return to_edge_transform_and_lower(program, partitioner=_partitioners(backend))
     except (ImportError, RuntimeError, OSError) as err:
         if backend != "coreml":
             raise
@@ -95,7 +98,7 @@ class ExecuTorchExporter:
         job.progress("lower")
         edge = _lower(program, backend)
         report = coverage(edge)
-        if report["portable_nodes"] and not job.options.get("allow_portable"):
+        if report["portable_nodes"] and backend != "portable" and not job.options.get("allow_portable"):
             _refuse_portable(report, backend)
         job.artifact.write_bytes(edge.to_executorch().buffer)
         job.progress("verify")

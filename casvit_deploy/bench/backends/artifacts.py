@@ -121,18 +121,9 @@ class ExecuTorch:
 
 class ExecuTorchPortable(ExecuTorch):
     name = "executorch-portable"
-    summary = "ExecuTorch portable kernels, no delegate (for comparison)"
-    options = {"backend": "portable", "allow_portable": True}
-
-    def unavailable(self, device: str) -> str | None:
-        reason = super().unavailable(device)
-        if reason:
-            return reason
-        from casvit_deploy.export.executorch import BACKENDS as LOWERINGS
-
-        if "portable" not in LOWERINGS:
-            return "the ExecuTorch exporter has no undelegated (portable-kernel) lowering yet"
-        return None
+    summary = "ExecuTorch portable kernels, no delegate (for comparison; ~20 s per case)"
+    options = {"backend": "portable"}
+    time_budget_s = 20.0  # reference kernels take seconds per image: fewer runs, see Schedule.fitted
 
 
 class CoreML:

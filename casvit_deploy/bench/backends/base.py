@@ -56,6 +56,9 @@ class Prepared:
 
 
 class Backend(Protocol):
+    """A backend may also set `time_budget_s`: seconds of timing per case, for backends too
+    slow for the usual number of runs (the schedule is then cut, see Schedule.fitted)."""
+
     name: str
     summary: str
 
