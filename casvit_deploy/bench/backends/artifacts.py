@@ -81,9 +81,10 @@ class OnnxRuntime:
 
     def prepare(self, case: Case, progress) -> Prepared:
         from casvit_deploy.runtime.onnx import OnnxRunner
+        from casvit_deploy.runtime.registry import onnx_providers
 
-        providers = ["CPUExecutionProvider"] if case.device == "cpu" else \
-            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        # on CUDA: TensorRT first when this onnxruntime has it, then CUDA (unavailable() checked it)
+        providers = ["CPUExecutionProvider"] if case.device == "cpu" else onnx_providers()
         return _timed_runner(case, "onnx", {}, progress,
                              lambda path: OnnxRunner(path, providers=providers, threads=case.threads))
 
