@@ -91,6 +91,15 @@ def test_derived_speedup_and_gflops():
     assert results[3].speedup_vs_eager is None  # no eager upstream row: no made-up baseline
 
 
+def test_table_names_the_fastest_result_per_image():
+    from casvit_deploy.bench.tables import results_table
+
+    report = _report([_result("eager", 30.0), _result("executorch", 8.0), _result("onnxruntime", 20.0, batch=4)])
+    fill_derived(report.results, {"cpu": 400.0})
+    caption = results_table(report).caption
+    assert "Fastest here: onnxruntime (deploy form, fp32, batch 4, cpu) 20.00 ms p50, 200.0 img/s" in caption
+
+
 def test_baseline_prefers_contiguous_fp32_eager():
     rows = [_result("eager", 9.0, cl=True), _result("eager", 12.0), _result("eager", 4.0, precision="fp16")]
     assert baseline_for(_result("compile", 1.0), rows) is rows[1]

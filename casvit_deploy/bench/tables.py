@@ -6,7 +6,7 @@ from rich.table import Table
 
 from casvit_deploy.bench.compare import Change
 from casvit_deploy.bench.environment import describe_machine
-from casvit_deploy.bench.results import KEY_FIELDS, BenchReport
+from casvit_deploy.bench.results import KEY_FIELDS, BenchReport, BenchResult
 from casvit_deploy.bench.writers import RESULT_HEADERS, result_cells
 
 _TEXT_COLUMNS = {"model", "form", "backend", "device", "precision"}
@@ -15,19 +15,29 @@ _TERMINAL_HIDDEN = {"device", "std ms", "p90 ms"}  # in the caption / the files
 
 def results_table(report: BenchReport) -> Table:
     """One row per result; columns that are empty in every row are left out. The fastest
-    result per image is highlighted."""
+    result per image is highlighted and named under the table."""
+    fastest = min(report.results, key=lambda r: r.stats.p50_ms / r.batch, default=None)
     gemm = "; ".join(f"GEMM fp32 {d}: {g['fp32_gflops']:.0f} GFLOP/s" for d, g in report.gemm.items())
-    table = Table(title="casvit bench", caption=f"{describe_machine(report.environment)}\n{gemm}")
+    caption = [describe_machine(report.environment), gemm] + ([fastest_line(fastest)] if fastest else [])
+    table = Table(title="casvit bench", caption="\n".join(caption))
     rows = [result_cells(r) for r in report.results]
     keep = [i for i, h in enumerate(RESULT_HEADERS)
             if h not in _TERMINAL_HIDDEN and any(row[i] != "–" for row in rows)]
     for i in keep:
         header = RESULT_HEADERS[i]
-        table.add_column(header, justify="left" if header in _TEXT_COLUMNS else "right")
-    fastest = min(report.results, key=lambda r: r.stats.p50_ms / r.batch, default=None)
+        text = header in _TEXT_COLUMNS
+        table.add_column(header, justify="left" if text else "right",
+                         min_width=max(len(row[i]) for row in rows) if text else None)
     for r, row in zip(report.results, rows):
         table.add_row(*(row[i] for i in keep), style="bold green" if r is fastest else None)
     return table
+
+
+def fastest_line(r: BenchResult) -> str:
+    """The answer to "what should I ship here": the fastest result per image, in words."""
+    speedup = f", {r.speedup_vs_eager:.2f}x eager fp32" if r.speedup_vs_eager else ""
+    return (f"Fastest here: {r.backend} ({r.form} form, {r.precision}, batch {r.batch}, {r.device}) "
+            f"{r.stats.p50_ms:.2f} ms p50, {r.stats.throughput:.1f} img/s{speedup}")
 
 
 def skipped_table(report: BenchReport) -> Table | None:
