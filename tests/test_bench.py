@@ -60,9 +60,9 @@ def test_fitted_schedule_cuts_slow_cases_to_the_budget():
     fits = Schedule(warmup=10, iters=50)
     assert fits.fitted(0.01, budget_s=20) is fits  # 60 runs x 10 ms = 0.6 s: unchanged
     cut = fits.fitted(2.0, budget_s=20)  # 60 runs x 2 s = 120 s
-    assert (cut.warmup, cut.iters, cut.min_time) == (1, 9, None)
-    assert fits.fitted(30.0, budget_s=20).iters == fits.min_iters  # never fewer than min_iters
-    assert Schedule(warmup=0, iters=None, min_time=60).fitted(2.0, 20).iters == 9
+    assert (cut.warmup, cut.iters, cut.min_time) == (0, 10, None)
+    assert fits.fitted(30.0, budget_s=20).iters == 3  # never fewer than min_runs
+    assert Schedule(warmup=0, iters=None, min_time=60).fitted(2.0, 20).iters == 10
 
 
 def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False):

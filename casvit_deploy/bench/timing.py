@@ -22,14 +22,14 @@ class Schedule:
             return count >= self.iters
         return count >= self.min_iters and elapsed >= self.min_time
 
-    def fitted(self, seconds_per_run: float, budget_s: float) -> Schedule:
-        """This schedule cut to about `budget_s` of runs at `seconds_per_run` each: at most one
-        warm-up run and at least `min_iters` timed runs. Unchanged when it already fits."""
+    def fitted(self, seconds_per_run: float, budget_s: float, min_runs: int = 3) -> Schedule:
+        """This schedule cut to about `budget_s` of runs at `seconds_per_run` each: no warm-up
+        (the caller's first, untimed inference is one) and at least `min_runs` timed runs.
+        Unchanged when it already fits."""
         runs = self.iters if self.iters is not None else max(self.min_iters, self.min_time / seconds_per_run)
         if (self.warmup + runs) * seconds_per_run <= budget_s:
             return self
-        iters = max(self.min_iters, int(budget_s / seconds_per_run) - 1)
-        return replace(self, warmup=min(self.warmup, 1), iters=iters, min_time=None)
+        return replace(self, warmup=0, iters=max(min_runs, int(budget_s / seconds_per_run)), min_time=None)
 
 
 class WallClock:

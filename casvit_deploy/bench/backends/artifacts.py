@@ -122,7 +122,7 @@ class ExecuTorch:
 
 class ExecuTorchPortable(ExecuTorch):
     name = "executorch-portable"
-    summary = "ExecuTorch portable kernels, no delegate (for comparison; ~20 s per case)"
+    summary = "ExecuTorch portable kernels, no delegate (for comparison; ~20 s per case, >= 3 runs)"
     options = {"backend": "portable"}
     time_budget_s = 20.0  # reference kernels take seconds per image: fewer runs, see Schedule.fitted
 
