@@ -262,3 +262,8 @@ def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_pat
     assert manifest["backend"] == "portable" and manifest["delegation"]["delegated_subgraphs"] == 0
     assert manifest["delegation"]["portable_nodes"] > 100
     assert row["backend"] == "executorch-portable" and row["iters"] == 3
+    # the same .pte given as an artifact is recognised from its manifest as undelegated
+    again = runner.invoke(app, ["bench", row["artifact"], "--iters", "2", "--warmup", "0", "--threads", "1",
+                                "--no-baseline", "--json", str(out)])
+    assert again.exit_code == 0, again.output
+    assert json.loads(out.read_text())["results"][0]["backend"] == "executorch-portable"

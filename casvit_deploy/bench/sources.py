@@ -36,6 +36,8 @@ def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
     if backend is None:
         raise UsageError(f"{artifact}: unknown artifact type; expected one of {', '.join(ARTIFACT_BACKENDS)}")
     manifest = read_manifest(artifact, required=False)
+    if backend == "executorch" and manifest.get("backend") == "portable":
+        backend = "executorch-portable"  # undelegated program: same runtime, its time budget
     resolution = manifest.get("resolution") or resolution
     if not resolution:
         raise UsageError(f"{artifact} has no manifest: give --resolution")
