@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,7 +157,7 @@ def test_select_backends():
     assert any(s.backend == "cudagraph" for s in skipped)
 
 
-@pytest.mark.skipif(__import__("sys").platform == "darwin", reason="CoreML runs on macOS")
+@pytest.mark.skipif(sys.platform == "darwin", reason="CoreML runs on macOS")
 def test_coreml_skipped_under_all_and_refused_explicitly():
     chosen, skipped = select_backends(["all"], "cpu")
     assert "coreml" not in chosen
@@ -267,3 +270,9 @@ def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_pat
                                 "--no-baseline", "--json", str(out)])
     assert again.exit_code == 0, again.output
     assert json.loads(out.read_text())["results"][0]["backend"] == "executorch-portable"
+    # benchmarks/profile_executorch.py reads the per-op trace of the same program
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "profile_executorch.py"
+    profile = subprocess.run([sys.executable, str(script), row["artifact"], "--runs", "2"],
+                             capture_output=True, text=True, timeout=300)
+    assert profile.returncode == 0, profile.stderr[-2000:]
+    assert "portable convolution.out" in profile.stdout and "untraced time" in profile.stdout
