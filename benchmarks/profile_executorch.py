@@ -75,17 +75,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
-    from casvit_deploy.bench.backends.artifacts import set_executorch_threads
+    from casvit_deploy.bench.process import process_settings
 
-    set_executorch_threads(args.threads)
-    for path in args.artifacts:
-        execute_ms, kinds = traced_op_times(path, args.runs)
-        covered = sum(t for _, t in kinds.values())
-        print(f"{path}: execute {execute_ms:.2f} ms traced, {untraced_ms(path, args.runs):.2f} ms untraced "
-              f"({args.threads} thread(s), median of {args.runs})")
-        rows = sorted(kinds.items(), key=lambda kv: -kv[1][1]) + [("untraced time", (0, execute_ms - covered))]
-        for kind, (count, ms) in rows:
-            print(f"  {kind:40s} {count:4d} {ms:7.3f} ms {100 * ms / execute_ms:5.1f}%")
+    with process_settings(args.threads, executorch=True):
+        for path in args.artifacts:
+            execute_ms, kinds = traced_op_times(path, args.runs)
+            covered = sum(t for _, t in kinds.values())
+            print(f"{path}: execute {execute_ms:.2f} ms traced, {untraced_ms(path, args.runs):.2f} ms untraced "
+                  f"({args.threads} thread(s), median of {args.runs})")
+            rows = sorted(kinds.items(), key=lambda kv: -kv[1][1]) + [("untraced time", (0, execute_ms - covered))]
+            for kind, (count, ms) in rows:
+                print(f"  {kind:40s} {count:4d} {ms:7.3f} ms {100 * ms / execute_ms:5.1f}%")
 
 
 if __name__ == "__main__":

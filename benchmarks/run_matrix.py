@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from casvit_deploy.atomic import write_text
 from casvit_deploy.bench import BenchConfig, Schedule, run, select_backends
 from casvit_deploy.bench.sources import model_sources
-from casvit_deploy.bench.writers import to_json, to_markdown, write_atomic
+from casvit_deploy.bench.writers import to_json, to_markdown
+from casvit_deploy.settings import Form
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,15 +53,16 @@ def main() -> None:
     args = parser.parse_args()
 
     backends, skipped = select_backends(args.backends, args.device)
-    config = BenchConfig(backends, args.device, tuple(args.batches), tuple(args.precisions), (False, True),
+    config = BenchConfig(backends, args.device, tuple(args.batches), tuple(args.precisions),
+                         (Form.UPSTREAM, Form.DEPLOY),
                          args.threads, Schedule(warmup=5, iters=args.iters), args.rounds, args.channels_last,
                          args.compile_mode)
     report = run(model_sources(args.variants, None, False, args.resolution), config, skipped=skipped)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out / f"results_{args.device}.json", to_json(report))
+    write_text(args.out / f"results_{args.device}.json", to_json(report))
     markdown = to_markdown(report, args.title) + "\n".join(ratio_table(report)) + "\n"
     name = "RESULTS.md" if args.device == "cpu" else f"RESULTS_{args.device.upper()}.md"
-    write_atomic(args.out / name, markdown)
+    write_text(args.out / name, markdown)
     print(markdown)
 
 

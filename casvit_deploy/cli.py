@@ -10,11 +10,34 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from casvit_deploy import __version__
 from casvit_deploy.commands import info as info_cmd
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors Typer finds itself (a bad choice, not a number, an unknown option) are
+    printed as one line, `error: ...`, with exit code 2, like the library's own."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as err:
+            if type(err).__name__ == "NoArgsIsHelpError" or not hasattr(err, "format_message"):
+                err.show()
+                sys.exit(getattr(err, "exit_code", 2))
+            ctx = getattr(err, "ctx", None)
+            where = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            typer.echo(f"error: {err.format_message()}{where}", err=True)
+            sys.exit(getattr(err, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="casvit",
     help="Ship CAS-ViT models to ONNX, CoreML and ExecuTorch, with proof of parity and speed.",
     no_args_is_help=True,
@@ -35,9 +58,6 @@ def main(
                                                     help="Print the version and exit.")] = None,
 ) -> None:
     """casvit: CAS-ViT deployment toolkit."""
-    from casvit_deploy.quiet import quiet_third_party
-
-    quiet_third_party()
 
 
 app.command("info")(info_cmd.info)

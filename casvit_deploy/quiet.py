@@ -19,15 +19,29 @@ def debugging() -> bool:
     return os.environ.get("CASVIT_DEBUG", "") not in ("", "0")
 
 
-def quiet_third_party() -> None:
-    """Silence progress bars, warnings and INFO/WARNING logs of the backend packages."""
+@contextlib.contextmanager
+def quiet_third_party():
+    """Silence progress bars, warnings and INFO/WARNING logs of the backend packages for
+    the block; the warning filters, log levels and environment are restored after."""
     if debugging():
+        yield
         return
+    loggers = {name: logging.getLogger(name) for name in NOISY_LOGGERS}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    tqdm = os.environ.get("TQDM_DISABLE")
     os.environ.setdefault("TQDM_DISABLE", "1")
-    for category in (FutureWarning, DeprecationWarning, UserWarning):
-        warnings.filterwarnings("ignore", category=category)
-    for name in NOISY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        for category in (FutureWarning, DeprecationWarning, UserWarning):
+            warnings.filterwarnings("ignore", category=category)
+        for logger in loggers.values():
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for name, logger in loggers.items():
+                logger.setLevel(levels[name])
+            if tqdm is None:
+                os.environ.pop("TQDM_DISABLE", None)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from casvit_deploy.pipeline import deploy_form, load_model
+from casvit_deploy.artifacts.options import CoreMLOptions
+from casvit_deploy.model import load_model
+from casvit_deploy.runtime.base import RunnerOptions
+from casvit_deploy.settings import CoreMLEngine
+
+def open_coreml(path: Path, engine: str = "mil-reference", threads: int | None = None):
+    """An opened CoreMLRunner for `path` (not through open_runner: any suffix will do)."""
+    from casvit_deploy.runtime.coreml import CoreMLRunner
+
+    runner = CoreMLRunner(path, RunnerOptions(threads=threads, coreml_engine=CoreMLEngine(engine)))
+    runner.open()
+    return runner
+
 
 BLOB_HEADER = struct.Struct("<IIQQ")  # sentinel, dtype, size in bytes, data offset
 BLOB_SENTINEL = 0xDEADBEEF
@@ -25,8 +37,8 @@ def export_coreml(out_dir: Path, variant: str, resolution: int, precision: str, 
         from casvit_deploy.export import export_model
 
         result = export_model(loaded, "coreml", out_dir, resolution=resolution, precision=precision,
-                              options=options)
-        return result.artifact, result.manifest["block_outputs"]
+                              options=CoreMLOptions(**options))
+        return result.artifact, result.manifest.block_outputs
     return convert_upstream(loaded, out_dir / f"{variant}_{resolution}_{precision}_upstream.mlpackage",
                             resolution, precision)
 
@@ -36,7 +48,7 @@ def convert_upstream(loaded, path: Path, resolution: int, precision: str) -> tup
 
     from casvit_deploy.export.graph import block_outputs, export_program
 
-    model, _ = deploy_form(loaded, rewrite=False)
+    model = loaded.model
     program = export_program(model, 1, resolution, False).run_decompositions({})
     mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                          compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from casvit_deploy.parity.manifest import read_manifest
+from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.parity.weight_audit import deployed_model
-from casvit_deploy.manifests import manifest_path
 
 
 def copy_artifact(artifact: Path, folder: Path) -> Path:
@@ -24,7 +23,7 @@ def copy_artifact(artifact: Path, folder: Path) -> Path:
 
 def reference_weight(loaded, artifact: Path, name: str) -> np.ndarray:
     """The deploy-form weight `name` exactly as the exporter saw it."""
-    return dict(deployed_model(loaded, read_manifest(artifact)).named_parameters())[name].detach().numpy()
+    return dict(deployed_model(loaded, Manifest.load(artifact)).named_parameters())[name].detach().numpy()
 
 
 def perturb_float(file: Path, array: np.ndarray, index: int, delta: float) -> None:

@@ -22,8 +22,10 @@ from casvit_deploy.bench.results import BenchReport, BenchResult, baseline_for, 
 from casvit_deploy.bench.session import select_backends
 from casvit_deploy.bench.timing import measure
 from casvit_deploy.bench.writers import CSV_FIELDS, to_csv, to_json, to_markdown
+from casvit_deploy.artifacts.options import ExecuTorchOptions, OnnxOptions
 from casvit_deploy.cli import app
 from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Form
 
 runner = CliRunner()
 
@@ -168,8 +170,9 @@ def test_coreml_skipped_under_all_and_refused_explicitly():
 
 def test_plan_adds_eager_fp32_baseline_first():
     src = ModelSource("xs", object(), 64)
-    cases = plan([src], BenchConfig(("onnxruntime",), batches=(1, 4), precisions=("fp32",), forms=(False, True)))
-    assert [(c.backend, c.batch, c.form) for c in cases] == [
+    cases = plan([src], BenchConfig(("onnxruntime",), batches=(1, 4), precisions=("fp32",),
+                                    forms=(Form.UPSTREAM, Form.DEPLOY)))
+    assert [(c.backend, c.batch, c.form.value) for c in cases] == [
         ("eager", 1, "upstream"), ("onnxruntime", 1, "upstream"), ("eager", 4, "upstream"), ("onnxruntime", 4, "upstream"),
         ("eager", 1, "deploy"), ("onnxruntime", 1, "deploy"), ("eager", 4, "deploy"), ("onnxruntime", 4, "deploy")]
 
@@ -178,8 +181,11 @@ def test_plan_adds_eager_fp32_baseline_first():
     (["-b", "nope"], "unknown backend 'nope'"),
     (["-b", "cudagraph"], "CUDA graphs need --device cuda"),
     (["-b", "eager", "--iters", "3", "--min-time", "1"], "not both"),
-    (["-b", "eager", "--batch", "0"], "--batch must be >= 1"),
-    (["-b", "eager", "--precision", "int8"], "unknown --precision"),
+    (["-b", "eager", "--batch", "0"], "--batch must be from 1"),
+    (["-b", "eager", "--precision", "int8"], "'int8' is not one of"),
+    (["-b", "eager", "--threads", "-3"], "--threads -3: must be from 1"),
+    (["-b", "eager", "--compile-mode", "turbo"], "--compile-mode 'turbo'"),
+    (["-b", "eager", "--device", "tpu"], "'tpu' is not one of"),
     (["-b", "eager", "--resolution", "100"], "multiple of 32"),
     (["-b", "eager", "--json", "/no/such/dir/out.json"], "does not exist"),
     (["missing.onnx"], "does not exist"),
@@ -247,10 +253,12 @@ def test_cache_key_changes_with_the_exporter_code():
     """A changed exporter (or rewrite, or backend version) must not be served a stale artifact."""
     from casvit_deploy.bench.cache import ExportKey, exporter_fingerprint
 
-    args = ("seed:0", "xs", 224, "fp32", 1, "onnx", ("fold_conv_bn",))
+    args = ("seed:0", "xs", 224, "fp32", 1, "onnx", "deploy", ("fold_conv_bn",), OnnxOptions())
     assert ExportKey(*args).code == exporter_fingerprint() and len(exporter_fingerprint()) == 16
     assert ExportKey(*args, code="a").folder() != ExportKey(*args, code="b").folder()
     assert ExportKey(*args).folder() == ExportKey(*args).folder()
+    other = ("seed:0", "xs", 224, "fp32", 1, "executorch", "deploy", ("fold_conv_bn",))
+    assert ExportKey(*other, ExecuTorchOptions()).folder() != ExportKey(*other, ExecuTorchOptions(allow_portable=True)).folder()
 
 
 def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_path):
@@ -262,8 +270,9 @@ def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_pat
     assert result.exit_code == 0, result.output
     row = json.loads(out.read_text())["results"][0]
     manifest = json.loads((tmp_path / "cache").glob("*/*.manifest.json").__next__().read_text())
-    assert manifest["backend"] == "portable" and manifest["delegation"]["delegated_subgraphs"] == 0
-    assert manifest["delegation"]["portable_nodes"] > 100
+    assert manifest["options"]["delegate"] == "portable"
+    delegation = manifest["details"]["delegation"]
+    assert delegation["delegated_subgraphs"] == 0 and delegation["portable_nodes"] > 100
     assert row["backend"] == "executorch-portable" and row["iters"] == 3
     # the same .pte given as an artifact is recognised from its manifest as undelegated
     again = runner.invoke(app, ["bench", row["artifact"], "--iters", "2", "--warmup", "0", "--threads", "1",

@@ -35,7 +35,7 @@ def test_help_is_instant_and_lists_commands():
 
 
 def test_info_random_weights_json():
-    result = invoke("info", "--variant", "xs", "--json")
+    result = invoke("info", "--variant", "xs", "--json", "-")
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
     assert facts["weights"] == "random weights, not pretrained"
@@ -56,7 +56,7 @@ def test_info_checkpoint_table(xs_checkpoint):
 
 def test_info_checkpoint_json_facts(checkpoint_factory):
     path = checkpoint_factory("s", distillation=True, num_classes=100, input_size=384)
-    facts = json.loads(invoke("info", "-c", str(path), "--json").output)
+    facts = json.loads(invoke("info", "-c", str(path), "--json", "-").output)
     ckpt = facts["checkpoint"]
     assert (ckpt["variant"], ckpt["num_classes"], ckpt["distillation"], ckpt["input_size"]) == ("s", 100, True, 384)
     assert facts["resolution"] == 384 and facts["weights"].startswith("checkpoint ")
@@ -64,7 +64,7 @@ def test_info_checkpoint_json_facts(checkpoint_factory):
 
 @pytest.mark.parametrize("args, message", [
     (["--variant", "xl"], "unknown variant 'xl'"),
-    (["--resolution", "200"], "not a positive multiple of 32"),
+    (["--resolution", "200"], "not a multiple of 32 between 32 and 2048"),
     (["--checkpoint", "/nonexistent/x.pth"], "does not exist"),
 ])
 def test_info_errors_are_one_line_exit_2(args, message):

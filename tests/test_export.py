@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from casvit_deploy.export import FORMATS, export_model, read_manifest
-from casvit_deploy.export.manifest import sha256_tree
-from casvit_deploy.pipeline import load_model
-from casvit_deploy.runtime.eager import EagerRunner, block_names
+from casvit_deploy.artifacts import FORMATS, Manifest
+from casvit_deploy.artifacts.files import artifact_sha256
+from casvit_deploy.artifacts.options import CoreMLOptions
+from casvit_deploy.export import export_model
+from casvit_deploy.model import load_model
+from casvit_deploy.model.blocks import block_names
+from casvit_deploy.runtime.eager import EagerRunner
+from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.settings import Form, Precision
 
 RES = 64
 FP32_RTOL = 1e-4  # max abs error relative to max |logit|, float32 vs float32 eager
-MANIFEST_KEYS = {
-    "format", "file", "size_bytes", "sha256", "inputs", "outputs", "preprocessing", "variant", "num_classes",
-    "distillation", "weights", "checkpoint", "checkpoint_sha256", "seed", "ema", "rewrite", "passes", "precision",
-    "resolution", "batch", "dynamic_batch", "tools", "export_seconds", "exported_at", "block_outputs", "parity",
-}
 
 
 def image(batch: int = 2, res: int = RES) -> np.ndarray:
@@ -52,43 +52,45 @@ def exports(loaded, tmp_path_factory):
     return get
 
 
-def test_formats_registry():
-    assert FORMATS == ("onnx", "coreml", "executorch")
+def test_format_table():
+    assert list(FORMATS) == ["onnx", "coreml", "executorch"]
+    assert [f.suffix for f in FORMATS.values()] == [".onnx", ".mlpackage", ".pte"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     result = exports(fmt)
-    manifest = read_manifest(result.artifact)
+    manifest = Manifest.load(result.artifact)
     assert manifest == result.manifest
-    assert MANIFEST_KEYS <= set(manifest), MANIFEST_KEYS - set(manifest)
-    assert manifest["format"] == fmt and manifest["file"] == result.artifact.name
-    assert manifest["sha256"] == sha256_tree(result.artifact)
-    assert manifest["checkpoint"]["path"] == str(xs_checkpoint) and manifest["checkpoint"]["used_ema"]
-    assert manifest["checkpoint_sha256"] == loaded.checkpoint.sha256 and manifest["seed"] is None
-    assert manifest["variant"] == "xs" and manifest["num_classes"] == 1000 and manifest["resolution"] == RES
-    assert manifest["rewrite"] and "fold_conv_bn" in manifest["passes"]
-    assert [i["name"] for i in manifest["inputs"]] == ["image"] and manifest["inputs"][0]["shape"] == [1, 3, RES, RES]
-    assert [o["name"] for o in manifest["outputs"]] == ["logits"] and manifest["outputs"][0]["shape"] == [1, 1000]
-    assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
-    assert manifest["tools"]["torch"] == torch.__version__ and manifest["parity"] is None
-    assert list(manifest["block_outputs"]) == block_names(loaded.model)
+    assert manifest.format == fmt and manifest.file == result.artifact.name
+    assert manifest.sha256 == artifact_sha256(result.artifact)
+    assert manifest.checkpoint_path(result.artifact).resolve() == xs_checkpoint.resolve()
+    assert manifest.checkpoint.used_ema and manifest.checkpoint.sha256 == loaded.checkpoint.sha256
+    assert manifest.seed is None and manifest.weights == loaded.weights
+    assert manifest.variant == "xs" and manifest.num_classes == 1000 and manifest.resolution == RES
+    assert manifest.form is Form.DEPLOY and "fold_conv_bn" in manifest.passes
+    assert [i.name for i in manifest.inputs] == ["image"] and manifest.inputs[0].shape == (1, 3, RES, RES)
+    assert [o.name for o in manifest.outputs] == ["logits"] and manifest.outputs[0].shape == (1, 1000)
+    assert manifest.preprocessing.mean == (0.485, 0.456, 0.406)
+    assert manifest.tools["torch"] == torch.__version__ and manifest.parity == []
+    assert list(manifest.block_outputs) == block_names(loaded.model)
+    check = manifest.details["load_check"]
+    assert check["failures"] == [] and (check["ran"] and check["max_rel"] < FP32_RTOL * (50 if fmt == "coreml" else 1))
     assert not list(result.artifact.parent.glob(".casvit-staging-*"))
 
 
 def test_random_weights_manifest_records_seed(tmp_path):
     result = export_model(load_model(variant="xs", seed=5), "onnx", tmp_path, resolution=32)
-    assert result.manifest["weights"] == "random weights, not pretrained"
-    assert result.manifest["seed"] == 5 and result.manifest["checkpoint"] is None
+    assert result.manifest.weights == "random weights, not pretrained"
+    assert result.manifest.seed == 5 and result.manifest.checkpoint is None
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "executorch"])
 def test_outputs_match_eager_fp32(fmt, exports, loaded):
-    from casvit_deploy.runtime.registry import open_runner
-
-    runner = open_runner(exports(fmt).artifact)
+    with open_runner(exports(fmt).artifact) as runner:
+        got = runner.run(image(1))["logits"]
     ref = EagerRunner(loaded.model).run(image(1))["logits"]
-    assert relative_error(runner.run(image(1))["logits"], ref) < FP32_RTOL
+    assert relative_error(got, ref) < FP32_RTOL
 
 
 def test_onnx_metadata_and_checker(exports, loaded):
@@ -103,71 +105,72 @@ def test_onnx_metadata_and_checker(exports, loaded):
 
 def test_onnx_block_outputs_are_value_names(exports, loaded):
     """Every block's FX name is an ONNX value holding that block's output."""
-    from casvit_deploy.runtime.onnx import OnnxRunner
-
     result = exports("onnx")
-    blocks = {b: n for b, n in result.manifest["block_outputs"].items() if b != "head"}
-    got = OnnxRunner(result.artifact).run_intermediates(image(1), list(blocks.values()))
+    blocks = {b: n for b, n in result.manifest.block_outputs.items() if b != "head"}
+    with open_runner(result.artifact) as runner:
+        got = runner.run_intermediates(image(1), list(blocks.values()))
     ref = EagerRunner(loaded.model).run_intermediates(image(1), list(blocks))
     for block, name in blocks.items():
         assert relative_error(got[name], ref[block]) < FP32_RTOL, block
-    assert result.manifest["block_outputs_missing_in_onnx"] == []
+    assert result.manifest.details["load_check"]["blocks_missing"] == []
 
 
 def test_onnx_dynamic_batch(loaded, tmp_path):
     result = export_model(loaded, "onnx", tmp_path, resolution=RES, dynamic_batch=True)
-    from casvit_deploy.runtime.onnx import OnnxRunner
-
     assert result.artifact.name == f"casvit_xs_{RES}_fp32_dynamic.onnx"
-    assert result.manifest["inputs"][0]["shape"][0] == "batch" and result.manifest["dynamic_batch"]
+    assert result.manifest.inputs[0].shape[0] == "batch" and result.manifest.dynamic_batch
     ref = EagerRunner(loaded.model).run(image(3))["logits"]
-    assert relative_error(OnnxRunner(result.artifact).run(image(3))["logits"], ref) < FP32_RTOL
+    with open_runner(result.artifact) as runner:
+        assert relative_error(runner.run(image(3))["logits"], ref) < FP32_RTOL
 
 
 def test_executorch_is_fully_delegated(exports):
     manifest = exports("executorch").manifest
-    assert manifest["backend"] == "xnnpack"
-    assert manifest["delegation"]["portable_nodes"] == 0 and manifest["delegation"]["delegated_nodes"] > 100
+    assert manifest.options.delegate.value == "xnnpack"
+    delegation = manifest.details["delegation"]
+    assert delegation["portable_nodes"] == 0 and delegation["delegated_nodes"] > 100
 
 
 def test_coreml_reads_back_as_mil_program_without_batch_norm(exports):
-    from casvit_deploy.export.coreml import read_back
+    from casvit_deploy.runtime.mil import load_mlpackage
 
     result = exports("coreml")
-    spec, program = read_back(result.artifact)
+    package = load_mlpackage(result.artifact)
+    spec, program = package.spec, package.program
     ops = {op.op_type for fn in program.functions.values() for op in fn.operations}
     assert "batch_norm" not in ops and {"conv", "gelu", "sigmoid", "reduce_mean", "linear"} <= ops
     assert [i.name for i in spec.description.input] == ["image"]
     assert [o.name for o in spec.description.output] == ["logits"]
     assert spec.description.metadata.userDefined["variant"] == "xs"
     manifest = result.manifest
-    assert manifest["deployment_target"] == "iOS16" and manifest["precision"] == "fp16"
-    assert manifest["outputs"][0]["dtype"] == "float16" and manifest["mil_ops"]["conv"] > 100
-    assert manifest["block_outputs_missing_in_mil"] == []
+    assert manifest.options.deployment_target == "iOS16" and manifest.precision is Precision.FP16
+    assert manifest.outputs[0].dtype == "float16" and manifest.details["mil_ops"]["conv"] > 100
+    assert manifest.details["load_check"]["blocks_missing"] == []
 
 
 def test_coreml_image_input_and_labels(loaded, tmp_path):
-    from casvit_deploy.export.coreml import read_back
+    from casvit_deploy.runtime.mil import load_mlpackage
 
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"class {i}\n" for i in range(1000)))
     result = export_model(loaded, "coreml", tmp_path, resolution=32, precision="fp32",
-                          options={"image_input": True, "labels": labels, "deployment_target": "iOS17"})
-    spec, _ = read_back(result.artifact)
+                          options=CoreMLOptions(image_input=True, labels=labels, deployment_target="iOS17"))
+    spec = load_mlpackage(result.artifact).spec
     assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
     assert spec.WhichOneof("Type") == "mlProgram" and spec.description.predictedFeatureName == "classLabel"
     assert list(spec.mlProgram.functions) == ["main"]
-    assert result.manifest["image_input"] and result.manifest["classifier_labels"] == 1000
-    assert result.manifest["deployment_target"] == "iOS17"
+    assert result.manifest.options.image_input and result.manifest.details["classifier_labels"] == 1000
+    assert result.manifest.options.deployment_target == "iOS17"
+    assert result.manifest.details["load_check"]["failures"] == []
 
 
 def test_coreml_upstream_form_keeps_batch_norm_and_maps_every_block(loaded, tmp_path):
     """The no-batch_norm check applies to the deploy form only; upstream BN outputs map
     to MIL variables through the op that produced them, not the FX getitem."""
-    result = export_model(loaded, "coreml", tmp_path, resolution=RES, precision="fp32", rewrite=False)
-    assert result.manifest["mil_ops"]["batch_norm"] > 0
-    assert result.manifest["block_outputs_missing_in_mil"] == []
-    assert not any(name.startswith("getitem") for name in result.manifest["block_outputs"].values())
+    result = export_model(loaded, "coreml", tmp_path, resolution=RES, precision="fp32", form=Form.UPSTREAM)
+    assert result.manifest.details["mil_ops"]["batch_norm"] > 0
+    assert result.manifest.details["load_check"]["blocks_missing"] == []
+    assert not any(name.startswith("getitem") for name in result.manifest.block_outputs.values())
 
 
 def test_onnx_gelu_is_one_node_per_gelu(exports, loaded):
@@ -180,8 +183,9 @@ def test_onnx_gelu_is_one_node_per_gelu(exports, loaded):
     ops = [n.op_type for n in graph.node]
     assert gelus == 20 and ops.count("Gelu") == gelus
     assert "Erf" not in ops and "Div" not in ops
-    assert result.manifest["onnx_graph_rewrites"] == ["gelu_fusion"] and result.manifest["gelu_fused"] == gelus
-    assert result.manifest["gelu_op"].startswith("Gelu (ONNX opset 20") and result.manifest["opset"] == 20
+    details = result.manifest.details
+    assert details["onnx_graph_rewrites"] == ["gelu_fusion"] and details["gelu_fused"] == gelus
+    assert details["gelu_op"].startswith("Gelu (ONNX opset 20") and details["opset"] == 20
 
 
 def _gelu_chain_model(sqrt2: float = 2 ** 0.5, one: float = 1.0, half: float = 0.5, leak: bool = False,

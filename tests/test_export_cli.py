@@ -8,13 +8,13 @@ import re
 import pytest
 from typer.testing import CliRunner
 
+from casvit_deploy.artifacts.manifest import Manifest, TensorSpec, manifest_path
 from casvit_deploy.cli import app
 from casvit_deploy.errors import ExportError, UsageError
-from casvit_deploy.export import export_model, registry
+from casvit_deploy.export import api, export_model
 from casvit_deploy.export.base import FormatOutput
 from casvit_deploy.export.graph import export_program
-from casvit_deploy.pipeline import load_model
-from casvit_deploy.manifests import manifest_path
+from casvit_deploy.model import load_model
 
 
 @pytest.fixture
@@ -39,28 +39,23 @@ def _program(model, resolution):
 class FakeExporter:
     """Writes `payload` (or fails after writing half of it) instead of a real artifact."""
 
-    requires = ()
-
-    def __init__(self, fmt: str, suffix: str, fail: bool = False, payload: bytes = b"artifact",
-                 precisions: tuple[str, ...] = ("fp32",)):
-        self.format, self.suffix, self.fail, self.payload = fmt, suffix, fail, payload
-        self.precisions = precisions
+    def __init__(self, fail: bool = False, payload: bytes = b"artifact"):
+        self.fail, self.payload = fail, payload
 
     def export(self, job):
         job.artifact.write_bytes(self.payload[: len(self.payload) // 2] if self.fail else self.payload)
         if self.fail:
             raise RuntimeError("backend exploded\nsecond line of backend noise")
         program = _program(job.model, job.resolution)
-        spec = [{"name": "image", "shape": [1, 3, job.resolution, job.resolution], "dtype": "float32"}]
-        return FormatOutput(program, spec, [{"name": "logits", "shape": [1, 1000]}], {"format": self.format})
+        spec = [TensorSpec("image", (1, 3, job.resolution, job.resolution), "float32")]
+        return FormatOutput(program, spec, [TensorSpec("logits", (1, 1000), "float32")])
 
 
 @pytest.fixture
 def fakes(monkeypatch):
-    """Replace every registered exporter by a fake; returns the dict to tweak."""
-    fake = {"onnx": FakeExporter("onnx", ".onnx"), "coreml": FakeExporter("coreml", ".mlpackage", precisions=("fp16", "fp32")),
-            "executorch": FakeExporter("executorch", ".pte")}
-    monkeypatch.setattr(registry, "EXPORTERS", fake)
+    """Replace every format's exporter by a fake; returns the dict to tweak."""
+    fake = {"onnx": FakeExporter(), "coreml": FakeExporter(), "executorch": FakeExporter()}
+    monkeypatch.setattr(api, "exporter_for", lambda fmt: fake[fmt.name])
     return fake
 
 
@@ -72,9 +67,12 @@ def single_line_error(result) -> str:
 
 @pytest.mark.parametrize("args, message", [
     (["--format", "tflite"], r"unknown format 'tflite': choose one of onnx, coreml, executorch"),
-    (["--format", "onnx", "--resolution", "100"], r"--resolution 100 is not a positive multiple of 32"),
-    (["--format", "onnx", "--batch", "0"], r"--batch 0 must be at least 1"),
-    (["--format", "onnx", "--precision", "int8"], r"--precision 'int8'"),
+    (["--format", "onnx", "--resolution", "100"], r"--resolution 100 is not a multiple of 32 between 32 and 2048"),
+    (["--format", "onnx", "--batch", "0"], r"--batch 0 must be from 1 to 4096"),
+    (["--format", "onnx", "--precision", "int8"], r"'int8' is not one of 'fp32', 'fp16'"),
+    (["--format", "onnx", "--delegate", "tpu"], r"'tpu' is not one of"),
+    (["--format", "onnx", "--batch", "lots"], r"Invalid value for '--batch'"),
+    (["--format", "onnx", "--json", "/nonexistent/r.json"], r"--json /nonexistent/r.json: folder /nonexistent"),
     (["--format", "onnx", "--variant", "xxl"], r"unknown variant 'xxl'"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
@@ -99,11 +97,13 @@ def test_unwritable_out_dir_exits_2(cli, tmp_path):
 
 
 def test_missing_backend_names_pip_install(cli, tmp_path, monkeypatch):
-    real = registry.importlib.util.find_spec
-    monkeypatch.setattr(registry.importlib.util, "find_spec",
+    from casvit_deploy.artifacts import formats
+
+    real = formats.importlib.util.find_spec
+    monkeypatch.setattr(formats.importlib.util, "find_spec",
                         lambda name, *a: None if name == "coremltools" else real(name, *a))
     result = invoke(cli, "--format", "coreml", "-r", "32", "--out", str(tmp_path), "--no-check")
-    assert result.exit_code == 2 and "pip install coremltools" in single_line_error(result)
+    assert result.exit_code == 2 and "pip install 'casvit-deploy[coreml]'" in single_line_error(result)
 
 
 def test_precision_not_offered_by_format(tmp_path):
@@ -131,7 +131,7 @@ def test_existing_artifact_needs_force(fakes, tmp_path):
     assert first.artifact.read_bytes() == b"artifact"
     second = export_model(loaded, "onnx", tmp_path, resolution=32, force=True)
     assert second.artifact.read_bytes() == b"a newer artifact"
-    assert second.manifest["sha256"] != first.manifest["sha256"]
+    assert second.manifest.sha256 != first.manifest.sha256
 
 
 def test_force_replaces_a_package_folder(fakes, tmp_path):
@@ -161,7 +161,7 @@ def test_format_all_runs_each_format_independently(cli, fakes, tmp_path):
 def test_format_all_json_and_default_precisions(cli, fakes, tmp_path):
     import json
 
-    result = invoke(cli, "--format", "all", "-r", "32", "--out", str(tmp_path), "--no-check", "--json")
+    result = invoke(cli, "--format", "all", "-r", "32", "--out", str(tmp_path), "--no-check", "--json", "-")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["results"]
     assert [(r["format"], r["status"]) for r in rows] == [("onnx", "ok"), ("coreml", "ok"), ("executorch", "ok")]
@@ -175,17 +175,29 @@ def test_parity_not_available_is_recorded(cli, fakes, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "casvit_deploy.parity", None)  # import fails as if not written yet
     result = invoke(cli, "--format", "onnx", "-r", "32", "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    manifest = __import__("json").loads((tmp_path / "casvit_xs_32_fp32.onnx.manifest.json").read_text())
-    assert manifest["parity"]["status"] == "not run" and "unavailable" in manifest["parity"]["reason"]
+    record = Manifest.load(tmp_path / "casvit_xs_32_fp32.onnx").latest_parity
+    assert record.status == "not run" and "unavailable" in record.reason
 
 
 def test_real_onnx_export_with_parity_check(cli, xs_checkpoint, tmp_path):
     """End to end: official-format checkpoint -> ONNX -> parity recorded in the manifest."""
     import json
 
-    result = invoke(cli, "--format", "onnx", "-c", str(xs_checkpoint), "-r", "64", "--out", str(tmp_path), "--json")
+    report = tmp_path / "export.json"
+    result = invoke(cli, "--format", "onnx", "-c", str(xs_checkpoint), "-r", "64", "--out", str(tmp_path),
+                    "--json", str(report))
     assert result.exit_code == 0, result.stderr
-    row = json.loads(result.stdout)["results"][0]
+    assert "casvit export" in result.stdout  # a file report keeps the table
+    row = json.loads(report.read_text())["results"][0]
     assert row["status"] == "ok" and row["parity"] == "pass"
-    manifest = json.loads((tmp_path / "casvit_xs_64_fp32.onnx.manifest.json").read_text())
-    assert manifest["parity"]["status"] == "pass"
+    record = Manifest.load(tmp_path / "casvit_xs_64_fp32.onnx").latest_parity
+    assert record.status == "pass" and record.sha256 == Manifest.load(tmp_path / "casvit_xs_64_fp32.onnx").sha256
+
+
+def test_formats_repeat_and_comma_separate(cli, fakes, tmp_path):
+    import json
+
+    result = invoke(cli, "-f", "onnx", "--format", "executorch,onnx", "-r", "32", "--out", str(tmp_path),
+                    "--no-check", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    assert [r["format"] for r in json.loads(result.stdout)["results"]] == ["onnx", "executorch"]

@@ -8,9 +8,11 @@ import pytest
 pytest.importorskip("coremltools")
 
 from casvit_deploy.parity.inputs import image_set  # noqa: E402
-from casvit_deploy.pipeline import load_model  # noqa: E402
-from casvit_deploy.runtime.coreml import CoreMLRunner  # noqa: E402
-from tests.mil_helpers import corrupt_weight, cosine, eager_blocks, export_coreml, relative_error  # noqa: E402
+from casvit_deploy.model import load_model  # noqa: E402
+from casvit_deploy.artifacts import Preprocessing  # noqa: E402
+from tests.mil_helpers import (  # noqa: E402
+    corrupt_weight, cosine, eager_blocks, export_coreml, open_coreml, relative_error,
+)
 
 SMALL = 64
 FP32_REL = 1e-4       # max |error| / max |reference|
@@ -39,7 +41,7 @@ def random_images(n, resolution, seed=0):
 def check_fp32(variant, resolution, rewrite, artifact):
     path, _ = artifact(variant, resolution, "fp32", rewrite)
     images = random_images(2, resolution)
-    got = CoreMLRunner(path, engine="mil-reference").run(images)["logits"]
+    got = open_coreml(path).run(images)["logits"]
     want = eager_blocks(load_model(variant=variant).model, images, ["head"])["head"]
     assert got.dtype == np.float32 and got.shape == want.shape
     assert relative_error(got, want) < FP32_REL
@@ -64,8 +66,8 @@ def test_fp32_upstream_program_matches_eager_t_224(artifact):
 
 def check_fp16(variant, resolution, artifact, rewrite=True):
     path, _ = artifact(variant, resolution, "fp16", rewrite)
-    images = image_set(resolution).images
-    runner = CoreMLRunner(path, engine="mil-reference")
+    images = image_set(Preprocessing.for_resolution(resolution)).images
+    runner = open_coreml(path)
     got = runner.run(images)["logits"]
     want = eager_blocks(load_model(variant=variant).model, images, ["head"])["head"]
     assert runner.precision == "fp16" and got.dtype == np.float16
@@ -92,9 +94,9 @@ def test_fp16_program_on_photos_224(variant, rewrite, artifact):
 def test_block_vars_hold_each_blocks_output(precision, rewrite, artifact):
     """Every block maps to a MIL variable, and that variable's value is the block's output."""
     path, block_outputs = artifact("xs", SMALL, precision, rewrite)
-    runner = CoreMLRunner(path, engine="mil-reference")
-    mapping = runner.block_vars(block_outputs)
-    assert not mapping.unmapped and list(mapping) == list(block_outputs)
+    runner = open_coreml(path)
+    mapping = runner.block_tensors(block_outputs)
+    assert None not in mapping.values() and list(mapping) == list(block_outputs)
     image = random_images(1, SMALL, seed=3)
     values = runner.run_intermediates(image, list(mapping.values()))
     want = eager_blocks(load_model(variant="xs").model, image, list(mapping))
@@ -108,9 +110,9 @@ def test_corrupted_weight_diverges_at_its_block(artifact, tmp_path):
     bad = corrupt_weight(path, "p_network_4_1_attn_dwc_weight", tmp_path / "bad.mlpackage")
     image = random_images(1, SMALL, seed=4)
     want = eager_blocks(load_model(variant="xs").model, image, list(block_outputs))
-    good_out = CoreMLRunner(path, engine="mil-reference").run(image)["logits"]
-    runner = CoreMLRunner(bad, engine="mil-reference")
-    mapping = runner.block_vars(block_outputs)
+    good_out = open_coreml(path).run(image)["logits"]
+    runner = open_coreml(bad)
+    mapping = runner.block_tensors(block_outputs)
     values = runner.run_intermediates(image, list(mapping.values()))
     errors = {block: relative_error(values[var], want[block]) for block, var in mapping.items()}
     first_bad = next(block for block, err in errors.items() if err > 1e-3)
@@ -122,8 +124,8 @@ def test_corrupted_weight_diverges_at_its_block(artifact, tmp_path):
 def test_image_input_program_takes_normalized_images(artifact):
     """An image-input export: the runner turns the normalized image back into pixels."""
     path, _ = artifact("xs", SMALL, "fp32", image_input=True)
-    runner = CoreMLRunner(path, engine="mil-reference")
+    runner = open_coreml(path)
     assert runner.input.kind == "image"
-    images = image_set(SMALL, samples=2).images
+    images = image_set(Preprocessing.for_resolution(SMALL), samples=2).images
     want = eager_blocks(load_model(variant="xs").model, images, ["head"])["head"]
     assert relative_error(runner.run(images)["logits"], want) < FP32_REL

@@ -13,6 +13,8 @@ from casvit_deploy.errors import BackendMissingError, UsageError  # noqa: E402
 from casvit_deploy.runtime import coreml  # noqa: E402
 from casvit_deploy.runtime.coreml import CoreMLRunner, resolve_engines  # noqa: E402
 from casvit_deploy.runtime.mil import UnsupportedOpError  # noqa: E402
+from casvit_deploy.settings import CoreMLEngine  # noqa: E402
+from tests.mil_helpers import open_coreml  # noqa: E402
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
@@ -46,10 +48,10 @@ def package(tmp_path_factory):
 
 def test_auto_engine_is_the_interpreter_off_macos(package, monkeypatch):
     monkeypatch.setattr(coreml.platform, "system", lambda: "Linux")
-    runner = CoreMLRunner(package)
-    assert runner.format == "coreml" and runner.engines == ("mil-reference",)
-    assert "MIL reference interpreter" in runner.engine and "emulation" in runner.engine
-    assert "not the Apple Core ML runtime" in runner.engine and "fp32" in runner.engine
+    runner = open_coreml(package, engine="auto")
+    assert runner.engines == (CoreMLEngine.MIL_REFERENCE,)
+    assert "MIL reference interpreter" in runner.description and "emulation" in runner.description
+    assert "not the Apple Core ML runtime" in runner.description and "fp32" in runner.description
 
 
 def test_engine_resolution(monkeypatch):
@@ -61,12 +63,12 @@ def test_engine_resolution(monkeypatch):
     for engine in ("coreml", "both"):
         with pytest.raises(BackendMissingError, match="only exists on macOS"):
             resolve_engines(engine)
-    with pytest.raises(UsageError, match="unknown CoreML engine 'tpu'"):
+    with pytest.raises(UsageError, match="--engine 'tpu': choose one of"):
         resolve_engines("tpu")
 
 
 def test_run_names_the_single_output_logits_and_batches_per_sample(package):
-    runner = CoreMLRunner(package, engine="mil-reference")
+    runner = open_coreml(package)
     x = RNG.standard_normal((3, 3, 8, 8)).astype(np.float32)
     out = runner.run(x)
     assert list(out) == ["logits"] and out["logits"].shape == (3, 5)
@@ -75,7 +77,7 @@ def test_run_names_the_single_output_logits_and_batches_per_sample(package):
 
 
 def test_run_intermediates(package):
-    runner = CoreMLRunner(package, engine="mil-reference")
+    runner = open_coreml(package)
     x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
     values = runner.run_intermediates(x, ["pooled", "features"])
     assert list(values) == ["pooled", "features"]
@@ -87,17 +89,17 @@ def test_run_intermediates(package):
 
 def test_wrong_input_shape_is_a_usage_error(package):
     with pytest.raises(UsageError, match="takes batches of|expects"):
-        CoreMLRunner(package, engine="mil-reference").run(np.zeros((1, 3, 9, 9), np.float32))
+        open_coreml(package).run(np.zeros((1, 3, 9, 9), np.float32))
 
 
 def test_missing_and_damaged_packages_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="not an .mlpackage"):
-        CoreMLRunner(tmp_path / "absent.mlpackage", engine="mil-reference")
+        open_coreml(tmp_path / "absent.mlpackage")
     broken = tmp_path / "broken.mlpackage"
     (broken / "Data").mkdir(parents=True)
     (broken / "Manifest.json").write_text("{not json")
     with pytest.raises(UsageError, match="cannot read"):
-        CoreMLRunner(broken, engine="mil-reference")
+        open_coreml(broken)
 
 
 def softmax_package(tmp_path):
@@ -115,7 +117,7 @@ def softmax_package(tmp_path):
 def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
     path = softmax_package(tmp_path)
     with pytest.raises(UnsupportedOpError, match="does not implement op 'softmax'"):
-        CoreMLRunner(path, engine="mil-reference")
+        open_coreml(path)
 
 
 def test_classifier_package_reports_the_scores_as_logits(tmp_path):
@@ -124,7 +126,7 @@ def test_classifier_package_reports_the_scores_as_logits(tmp_path):
     ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                compute_precision=ct.precision.FLOAT32, classifier_config=ct.ClassifierConfig(list("abcde")),
                skip_model_load=True).save(str(path))
-    runner = CoreMLRunner(path, engine="mil-reference")
+    runner = open_coreml(path)
     assert runner.program.functions["main"].outputs[0].op.op_type == "classify"
     x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(runner.run(x)["logits"], reference(x), rtol=1e-5, atol=1e-5)
@@ -134,7 +136,7 @@ def test_interpreter_thread_setting_is_restored_after_a_run(package):
     import torch
 
     before = torch.get_num_threads()
-    CoreMLRunner(package, engine="mil-reference", threads=1).run(np.zeros((1, 3, 8, 8), np.float32))
+    open_coreml(package, threads=1).run(np.zeros((1, 3, 8, 8), np.float32))
     assert torch.get_num_threads() == before
 
 
@@ -159,7 +161,7 @@ def test_coreml_engine_does_not_need_the_interpreter(tmp_path, monkeypatch):
     path = softmax_package(tmp_path)
     monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
     monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: "apple runtime")
-    runner = CoreMLRunner(path, engine="coreml")
-    assert runner.engines == ("coreml",) and runner.engine.startswith("Core ML runtime")
+    runner = open_coreml(path, engine="coreml")
+    assert runner.engines == (CoreMLEngine.COREML,) and runner.description.startswith("Core ML runtime")
     with pytest.raises(UnsupportedOpError, match="softmax"):
         runner.run_intermediates(np.zeros((1, 4), np.float32), ["probs"])

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from casvit_deploy.artifacts import Manifest
 from casvit_deploy.cli import app
+from casvit_deploy.model import load_model
+from casvit_deploy.numerics import ThresholdOverrides
 from casvit_deploy.parity import check_artifact
-from casvit_deploy.parity.manifest import read_manifest
-from casvit_deploy.pipeline import load_model
 from tests.parity_helpers import copy_artifact, perturb_float, reference_weight
 
 RESOLUTION = 64
@@ -81,7 +82,7 @@ def test_correct_onnx_passes_records_manifest_and_writes_reports(onnx_artifact, 
     assert images["name"] == "images" and images["outputs"][0]["top1_agreement"] == 1.0
     root = ET.parse(junit).getroot()
     assert root.get("failures") == "0" and int(root.get("tests")) == 2
-    assert read_manifest(onnx_artifact)["parity"]["status"] == "pass"
+    assert Manifest.load(onnx_artifact).latest_parity.status == "pass"
 
 
 def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs_checkpoint, tmp_path):
@@ -91,8 +92,8 @@ def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs
     assert result.exit_code == 1, result.output
     assert f"first divergent block {CORRUPTED_BLOCK}" in result.stderr
     assert ET.parse(junit).getroot().get("failures") != "0"
-    recorded = read_manifest(bad)["parity"]
-    assert recorded["status"] == "fail" and recorded["localization"]["first_divergent"] == CORRUPTED_BLOCK
+    recorded = Manifest.load(bad).latest_parity
+    assert recorded.status == "fail" and recorded.report["localization"]["first_divergent"] == CORRUPTED_BLOCK
 
 
 def test_check_artifact_uses_the_given_model(onnx_artifact, ckpt_loaded):
@@ -101,7 +102,8 @@ def test_check_artifact_uses_the_given_model(onnx_artifact, ckpt_loaded):
 
 
 def test_tightened_threshold_makes_a_correct_artifact_fail(onnx_artifact, ckpt_loaded):
-    report = check_artifact(onnx_artifact, ckpt_loaded, inputs="random", samples=2, record=False, atol=0.0, rtol=0.0)
+    report = check_artifact(onnx_artifact, ckpt_loaded, inputs="random", samples=2, record=False,
+                            overrides=ThresholdOverrides(atol=0.0, rtol=0.0))
     assert not report.passed and any("max abs error" in f for f in report.failures)
     assert report.localization is not None  # automatic on failure
 

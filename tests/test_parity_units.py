@@ -12,16 +12,19 @@ import torch
 
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model import random_model
+from casvit_deploy.artifacts import ManifestError, Preprocessing
+from casvit_deploy.artifacts.formats import format_for_path
+from casvit_deploy.artifacts.manifest import Manifest, ParityRecord, manifest_path
+from casvit_deploy.model.blocks import block_names
+from casvit_deploy.numerics import DEFAULTS, ThresholdOverrides, compare, defaults_for, metric_failures
+from casvit_deploy.numerics import structural_failures, topk_agreement
 from casvit_deploy.parity.execute import run_all
 from casvit_deploy.parity.inputs import build_input_sets, preprocess
-from casvit_deploy.parity.manifest import read_manifest, record_parity
-from casvit_deploy.parity.metrics import compare, topk_agreement
 from casvit_deploy.parity.report import InputSetResult, ParityReport
-from casvit_deploy.parity.thresholds import DEFAULTS, defaults_for
-from casvit_deploy.parity.verdict import metric_failures, structural_failures
 from casvit_deploy.parity.writers import junit_tree
-from casvit_deploy.runtime.eager import EagerRunner, block_names
-from casvit_deploy.runtime.registry import artifact_format
+from casvit_deploy.runtime.eager import EagerRunner
+from casvit_deploy.settings import Precision
+from tests.manifest_helpers import minimal_manifest
 
 
 def test_identical_outputs_have_zero_error_and_infinite_snr():
@@ -72,17 +75,23 @@ def test_structural_checks_report_names_shapes_and_dtypes():
 
 
 def test_thresholds_depend_on_precision_and_can_be_overridden():
-    assert defaults_for("fp16").atol > defaults_for("fp32").atol
-    assert defaults_for(None) == DEFAULTS["fp32"]
-    changed = DEFAULTS["fp32"].with_overrides(atol=0.5, rtol=None)
-    assert changed.atol == 0.5 and changed.rtol == DEFAULTS["fp32"].rtol
+    assert defaults_for(Precision.FP16).atol > defaults_for(Precision.FP32).atol
+    assert set(DEFAULTS) == set(Precision)  # no precision falls back to another's thresholds
+    changed = ThresholdOverrides(atol=0.5, rtol=None).apply(DEFAULTS[Precision.FP32])
+    assert changed.atol == 0.5 and changed.rtol == DEFAULTS[Precision.FP32].rtol
+
+
+@pytest.mark.parametrize("bad", [{"atol": float("nan")}, {"rtol": -1.0}, {"min_cosine": 1.5}, {"min_top1": -0.1}])
+def test_threshold_overrides_are_checked_when_made(bad):
+    with pytest.raises(UsageError, match="must be"):
+        ThresholdOverrides(**bad)
 
 
 def test_preprocess_crops_below_384_and_warps_from_384():
     wide = np.zeros((100, 300, 3), np.uint8)
     wide[:, :100] = 255  # white left third: cropped away below 384, kept when warping
-    assert preprocess(wide, 64).shape == (3, 64, 64)
-    cropped, warped = preprocess(wide, 64), preprocess(wide, 384)
+    assert preprocess(wide, Preprocessing.for_resolution(64)).shape == (3, 64, 64)
+    cropped, warped = preprocess(wide, Preprocessing.for_resolution(64)), preprocess(wide, Preprocessing.for_resolution(384))
     white = (1 - 0.485) / 0.229
     assert cropped[0].max() < white - 1 and warped[0, :, 0].min() == pytest.approx(white, abs=1e-3)
 
@@ -133,28 +142,31 @@ def test_eager_runner_records_every_block_and_leaves_the_model_alone():
 def test_unknown_or_missing_artifacts_are_usage_errors(tmp_path, name, message):
     (tmp_path / "exists.tflite").write_bytes(b"x")
     with pytest.raises(UsageError, match=message):
-        artifact_format(tmp_path / name)
+        format_for_path(tmp_path / name)
 
 
-def test_manifest_record_is_atomic_and_keeps_other_keys(tmp_path):
+def test_manifest_record_is_atomic_and_keeps_everything_else(tmp_path):
     artifact = tmp_path / "a.onnx"
     artifact.write_bytes(b"")
-    manifest = tmp_path / "a.onnx.manifest.json"
-    manifest.write_text(json.dumps({"format": "onnx", "variant": "xs", "parity": None}))
-    manifest.chmod(0o640)
-    record_parity(artifact, {"status": "pass"})
-    assert read_manifest(artifact) == {"format": "onnx", "variant": "xs", "parity": {"status": "pass"}}
-    assert manifest.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    manifest.write_text("{not json")
-    with pytest.raises(UsageError, match="not valid JSON"):
-        read_manifest(artifact)
+    minimal_manifest().save(artifact)
+    path = manifest_path(artifact)
+    path.chmod(0o640)
+    before = json.loads(path.read_text())
+    Manifest.append_parity(artifact, ParityRecord("pass", "0" * 64))
+    after = json.loads(path.read_text())
+    assert [p["status"] for p in after.pop("parity")] == ["pass"] and before.pop("parity") == []
+    assert after == before
+    assert path.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    path.write_text("{not json")
+    with pytest.raises(ManifestError, match="not readable JSON"):
+        Manifest.load(artifact)
 
 
 def test_junit_marks_failing_input_sets():
     ref = np.eye(3, dtype=np.float32)
     good = InputSetResult("random", ["a", "b", "c"], [compare("logits", ref, ref)])
     bad = InputSetResult("images", ["x"], [compare("logits", ref[::-1], ref)], ["logits: cosine 0 < 0.99999"])
-    report = ParityReport("m.onnx", "onnx", "engine", "ref", "fp32", "w", DEFAULTS["fp32"], [good, bad])
+    report = ParityReport("m.onnx", "onnx", "engine", "ref", "fp32", "w", DEFAULTS[Precision.FP32], [good, bad])
     root = junit_tree([report]).getroot()
     assert (root.get("tests"), root.get("failures")) == ("2", "1")
     failure = root.find("testsuite/testcase[@name='images']/failure")
@@ -167,7 +179,7 @@ def test_junit_marks_failing_input_sets():
 class _FixedBatchRunner:
     """Accepts exactly `batch` images and returns each image's mean as its output."""
 
-    engine = "fixed-batch stub"
+    description = "fixed-batch stub"
 
     def __init__(self, batch: int):
         self.batch = batch

@@ -1,7 +1,7 @@
 """Export cache: artifacts keyed by what determines their contents, so repeated runs reuse them.
 
 Key: checkpoint sha256 (or the random-weights seed), variant, resolution, precision,
-batch, format, the rewrite passes applied, exporter options, and a fingerprint of the code
+batch, format, form, the rewrite passes applied, exporter options, and a fingerprint of the code
 that shapes an artifact (model, rewrite and export sources, backend versions), so a changed
 exporter never serves a stale artifact. The folder name starts with a readable summary and
 ends with a hash of the full key.
@@ -15,16 +15,21 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from casvit_deploy.manifests import manifest_path
+from casvit_deploy.artifacts.formats import FORMATS
+from casvit_deploy.artifacts.manifest import manifest_path
+from casvit_deploy.artifacts.options import to_record
+from casvit_deploy.export import export_model
+from casvit_deploy.paths import CACHE
+from casvit_deploy.rewrite import PASS_NAMES
+from casvit_deploy.settings import Form
 
-DEFAULT_CACHE = Path("models/cache")
-SHAPING_PACKAGES = ("model", "rewrite", "export")
+SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts")
 
 
 @functools.lru_cache(maxsize=1)
 def exporter_fingerprint() -> str:
     """A digest of the sources and tool versions that determine an exported artifact."""
-    from casvit_deploy.export.manifest import tool_versions
+    from casvit_deploy.export.record import tool_versions
 
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(json.dumps(tool_versions(), sort_keys=True, default=str).encode())
@@ -32,7 +37,6 @@ def exporter_fingerprint() -> str:
         for source in sorted((root / package).glob("*.py")):
             digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
-ARTIFACT_SUFFIXES = (".onnx", ".pte", ".mlpackage")
 
 
 @dataclass(frozen=True)
@@ -43,27 +47,29 @@ class ExportKey:
     precision: str
     batch: int
     fmt: str
-    passes: tuple[str, ...]  # empty: upstream form
-    options: tuple[tuple[str, str], ...] = ()
+    form: str
+    passes: tuple[str, ...]
+    options: object  # the format's options dataclass
     code: str = field(default_factory=exporter_fingerprint)
 
     def folder(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.__dict__, sort_keys=True, default=list).encode()).hexdigest()
-        form = "deploy" if self.passes else "upstream"
-        return f"{self.variant}_{self.resolution}_{self.precision}_b{self.batch}_{form}_{self.fmt}-{digest[:12]}"
+        data = self.__dict__ | {"options": to_record(self.options)}
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
+        return f"{self.variant}_{self.resolution}_{self.precision}_b{self.batch}_{self.form}_{self.fmt}-{digest[:12]}"
 
 
 def find_artifact(folder: Path) -> Path | None:
     """The complete artifact in `folder` (one whose manifest is present), if any."""
     if not folder.is_dir():
         return None
+    suffixes = {f.suffix for f in FORMATS.values()}
     for path in sorted(folder.iterdir()):
-        if path.suffix in ARTIFACT_SUFFIXES and manifest_path(path).is_file():
+        if path.suffix in suffixes and manifest_path(path).is_file():
             return path
     return None
 
 
-def cached_export(loaded, key: ExportKey, root: Path = DEFAULT_CACHE, progress=None):
+def cached_export(loaded, key: ExportKey, root: Path = CACHE, progress=None):
     """(artifact, export seconds or None when it came from the cache) for `key`.
 
     Exports with `casvit_deploy.export.export_model` into `root/<key folder>` on a miss;
@@ -73,19 +79,14 @@ def cached_export(loaded, key: ExportKey, root: Path = DEFAULT_CACHE, progress=N
     hit = find_artifact(folder)
     if hit is not None:
         return hit, None
-    from casvit_deploy.export import export_model
-
-    result = export_model(loaded, key.fmt, folder, resolution=key.resolution, batch=key.batch,
-                          precision=key.precision, rewrite=bool(key.passes),
-                          disable=_disabled(key.passes), force=True, options=dict(key.options) or None,
-                          progress=progress)
+    result = export_model(loaded, FORMATS[key.fmt], folder, resolution=key.resolution, batch=key.batch,
+                          precision=key.precision, form=Form(key.form), disable=_disabled(key.form, key.passes),
+                          force=True, options=key.options, progress=progress)
     return Path(result.artifact), result.seconds
 
 
-def _disabled(passes: tuple[str, ...]) -> tuple[str, ...]:
-    from casvit_deploy.rewrite import PASS_NAMES
-
-    return tuple(p for p in PASS_NAMES if p not in passes) if passes else ()
+def _disabled(form: str, passes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(p for p in PASS_NAMES if p not in passes) if form == Form.DEPLOY.value else ()
 
 
 def weights_key(loaded) -> str:

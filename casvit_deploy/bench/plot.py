@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from casvit_deploy.atomic import atomic_path
 from casvit_deploy.bench.results import BenchReport
 from casvit_deploy.errors import BackendMissingError
 
@@ -28,10 +29,8 @@ def write_plot(report: BenchReport, path: Path) -> None:
     ax.set_title(f"casvit bench on {report.environment.get('cpu', '?')}"
                  + (f" / {report.environment['gpu']['name']}" if report.environment.get("gpu") else ""), fontsize=9)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=120)
-        tmp.replace(path)
+        with atomic_path(Path(path)) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

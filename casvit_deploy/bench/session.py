@@ -19,7 +19,10 @@ from casvit_deploy.bench.gemm import gemm_gflops
 from casvit_deploy.bench.memory import PeakMemory
 from casvit_deploy.bench.results import BenchReport, BenchResult, Skipped, fill_derived
 from casvit_deploy.bench.stats import summarize
+from casvit_deploy.bench.process import process_settings
 from casvit_deploy.bench.timing import Schedule, measure
+from casvit_deploy.paths import CACHE
+from casvit_deploy.settings import Device, Form, Precision, choice
 
 
 @dataclass
@@ -31,30 +34,66 @@ class ModelSource:
     resolution: int
     artifact: Path | None = None
     artifact_backend: str | None = None
-    rewrite: bool = True  # an artifact's form, from its manifest
+    form: Form = Form.DEPLOY  # an artifact's form, from its manifest
     batches: tuple[int, ...] | None = None  # an artifact's fixed batch size
+    note: str = ""  # why there is no eager baseline for an artifact
+
+
+MAX_BATCH, MAX_THREADS = 65_536, 1024
 
 
 @dataclass
 class BenchConfig:
+    """What to measure; checked when made (UsageError, exit 2, before any work)."""
+
     backends: tuple[str, ...]
-    device: str = "cpu"
+    device: Device = Device.CPU
     batches: tuple[int, ...] = (1,)
-    precisions: tuple[str, ...] = ("fp32",)
-    forms: tuple[bool, ...] = (True,)  # True: deploy form, False: upstream form
+    precisions: tuple[Precision, ...] = (Precision.FP32,)
+    forms: tuple[Form, ...] = (Form.DEPLOY,)
     threads: int = 1
     schedule: Schedule = field(default_factory=Schedule)
     rounds: int = 1
     channels_last: bool = False
     compile_mode: str = "default"
     disable: tuple[str, ...] = ()
-    cache_dir: Path = Path("models/cache")
+    cache_dir: Path = CACHE
     baseline: bool = True  # add eager fp32 for speed-ups when not asked for
+
+    def __post_init__(self):
+        from casvit_deploy.errors import UsageError
+
+        self.device = choice(Device, self.device, "--device")
+        self.precisions = tuple(dict.fromkeys(choice(Precision, p, "--precision") for p in self.precisions))
+        self.batches = tuple(dict.fromkeys(self.batches))
+        if self.device is Device.CUDA:
+            _require_cuda()
+        if not all(isinstance(b, int) and 1 <= b <= MAX_BATCH for b in self.batches):
+            raise UsageError(f"--batch must be from 1 to {MAX_BATCH}")
+        if not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"--threads {self.threads}: must be from 1 to {MAX_THREADS}")
+        if not 1 <= self.rounds <= 1000:
+            raise UsageError("--rounds must be from 1 to 1000")
+        if self.compile_mode not in COMPILE_MODES:
+            raise UsageError(f"--compile-mode {self.compile_mode!r}: choose one of {', '.join(COMPILE_MODES)}")
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "schedule"}
-        out.update(schedule=self.schedule.__dict__, cache_dir=str(self.cache_dir))
+        out.update(schedule=self.schedule.__dict__, cache_dir=str(self.cache_dir), device=self.device.value,
+                   precisions=[p.value for p in self.precisions], forms=[f.value for f in self.forms])
         return out
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs", "max-autotune")
+
+
+def _require_cuda() -> None:
+    import torch
+
+    from casvit_deploy.errors import UsageError
+
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda, but this torch sees no CUDA GPU (CPU-only build or no driver)")
 
 
 class Progress:
@@ -71,26 +110,26 @@ def plan(sources: Sequence[ModelSource], config: BenchConfig) -> list[Case]:
     cases = []
     for src in sources:
         backends = (src.artifact_backend,) if src.artifact else config.backends
-        forms = (src.rewrite,) if src.artifact else config.forms
-        for rewrite in forms:
+        forms = (src.form,) if src.artifact else config.forms
+        for form in forms:
             for batch in src.batches or config.batches:
-                group = [_case(src, config, b, rewrite, batch, p) for p in config.precisions for b in backends]
+                group = [_case(src, config, b, form, batch, p) for p in config.precisions for b in backends]
                 if config.baseline and src.loaded is not None:
-                    base = _case(src, config, "eager", rewrite, batch, "fp32", channels_last=False)
+                    base = _case(src, config, "eager", form, batch, Precision.FP32, channels_last=False)
                     group = [base] + [c for c in group if c != base]
                 cases += group
     return cases
 
 
-def _case(src: ModelSource, config: BenchConfig, backend: str, rewrite: bool, batch: int, precision: str,
+def _case(src: ModelSource, config: BenchConfig, backend: str, form: Form, batch: int, precision: Precision,
           channels_last: bool | None = None) -> Case:
     artifact = src.artifact if backend == src.artifact_backend else None
     layout = config.channels_last if channels_last is None else channels_last
-    return Case(src.label, src.loaded, rewrite, backend, config.device, precision, batch, src.resolution,
+    return Case(src.label, src.loaded, form, backend, config.device, precision, batch, src.resolution,
                 config.threads, layout, config.compile_mode, config.disable, config.cache_dir, artifact)
 
 
-def select_backends(requested: Sequence[str], device: str) -> tuple[tuple[str, ...], list[Skipped]]:
+def select_backends(requested: Sequence[str], device: Device) -> tuple[tuple[str, ...], list[Skipped]]:
     """The backends to run and those skipped with their reason.
 
     "all" means every backend, skipping those unavailable here; a backend named
@@ -98,6 +137,8 @@ def select_backends(requested: Sequence[str], device: str) -> tuple[tuple[str, .
     """
     from casvit_deploy.errors import UsageError
 
+    device = choice(Device, device, "--device")
+    requested = [part.strip() for name in requested for part in str(name).split(",") if part.strip()]
     unknown = [n for n in requested if n != "all" and n not in BACKENDS]
     if unknown:
         raise UsageError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)} or all")
@@ -112,7 +153,7 @@ def select_backends(requested: Sequence[str], device: str) -> tuple[tuple[str, .
     for name, backend in BACKENDS.items():
         reason = backend.unavailable(device)
         if reason:
-            skipped.append(Skipped(name, device, reason))
+            skipped.append(Skipped(name, device.value, reason))
         else:
             chosen.append(name)
     return tuple(chosen), skipped
@@ -131,21 +172,22 @@ class _Measured:
 def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress | None = None,
         skipped: Sequence[Skipped] = ()) -> BenchReport:
     """Measure every planned case; cases that fail are listed in `report.failed`."""
-    import torch
-
     progress = progress or Progress()
-    torch.set_num_threads(config.threads)
     report = BenchReport(capture_environment(), config.to_dict(), {}, skipped=list(skipped))
+    report.skipped += [Skipped("eager", config.device.value, s.note, s.label) for s in sources if s.note]
     cases = _supported(plan(sources, config), report)
-    gemm_start = measure_gemm(config.device)
-    progress.begin(len(cases) * config.rounds)
-    measured = _run_rounds(cases, config, progress, report)
-    gemm_end = measure_gemm(config.device)
+    executorch = any(c.backend.startswith("executorch") for c in cases)
+    with process_settings(config.threads, executorch, compile=any(c.backend == "compile" for c in cases)):
+        gemm_start = measure_gemm(config.device)
+        progress.begin(len(cases) * config.rounds)
+        measured = _run_rounds(cases, config, progress, report)
+        gemm_end = measure_gemm(config.device)
     peak = max(gemm_start, gemm_end)
-    report.gemm = {config.device: {"fp32_gflops": peak, "fp32_gflops_start": gemm_start,
-                                   "fp32_gflops_end": gemm_end, "threads": config.threads}}
+    device = config.device.value
+    report.gemm = {device: {"fp32_gflops": peak, "fp32_gflops_start": gemm_start,
+                            "fp32_gflops_end": gemm_end, "threads": config.threads}}
     report.results = [_result(cases[i], m) for i, m in sorted(measured.items())]
-    fill_derived(report.results, {config.device: peak})
+    fill_derived(report.results, {device: peak})
     return report
 
 
@@ -155,15 +197,16 @@ def _supported(cases: list[Case], report: BenchReport) -> list[Case]:
     for case in cases:
         reason = BACKENDS[case.backend].unsupported(case.precision)
         if reason:
-            report.skipped.append(Skipped(case.backend, case.device, f"{case.precision}: {reason}", case.label))
+            report.skipped.append(Skipped(case.backend, case.device.value, f"{case.precision.value}: {reason}",
+                                          case.label))
         else:
             kept.append(case)
     return kept
 
 
-def measure_gemm(device: str) -> float:
+def measure_gemm(device: Device) -> float:
     """fp32 GEMM GFLOP/s on the benchmark device (1024³ on the CPU, 8192³ on CUDA)."""
-    return gemm_gflops(device, size=1024 if device == "cpu" else 8192)
+    return gemm_gflops(device.value, size=1024 if device is Device.CPU else 8192)
 
 
 def _run_rounds(cases: list[Case], config: BenchConfig, progress: Progress, report: BenchReport) -> dict:
@@ -176,12 +219,12 @@ def _run_rounds(cases: list[Case], config: BenchConfig, progress: Progress, repo
                 progress.tick()
                 continue
             suffix = f" (round {round_index + 1}/{config.rounds})" if config.rounds > 1 else ""
-            progress.case(f"{case.label} {case.form} {case.backend} {case.precision} b{case.batch}{suffix}")
+            progress.case(f"{case.label} {case.form.value} {case.backend} {case.precision.value} b{case.batch}{suffix}")
             try:
                 _measure_case(index, case, config, progress, measured)
             except Exception as err:  # one case's failure must not end the run
                 reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-                report.failed.append(Skipped(case.backend, case.device, reason, case.label))
+                report.failed.append(Skipped(case.backend, case.device.value, reason, case.label))
                 failed.add(index)
                 measured.pop(index, None)
             if last and index in measured:
@@ -199,7 +242,7 @@ def _measure_case(index: int, case: Case, config: BenchConfig, progress: Progres
         m.samples += new
         m.round_p50_ms.append(summarize(new, case.batch).p50_ms)
         return
-    memory = PeakMemory(cuda=case.device.startswith("cuda"))
+    memory = PeakMemory(cuda=case.device is Device.CUDA)
     memory.start()
     prep = BACKENDS[case.backend].prepare(case, progress.note)
     first_ms = _first_inference_ms(prep, case.device)
@@ -223,8 +266,8 @@ def _first_inference_ms(prep: Prepared, device: str) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def _sync(device: str):
-    if device.startswith("cuda"):
+def _sync(device: Device):
+    if device is Device.CUDA:
         import torch
 
         return torch.cuda.synchronize
@@ -243,8 +286,8 @@ def _result(case: Case, m: _Measured) -> BenchResult:
     loaded, prep = case.loaded, m.prep
     return BenchResult(
         model=case.label, variant=getattr(loaded, "variant", None),
-        weights=getattr(loaded, "weights", "artifact"), form=case.form, passes=list(prep.passes),
-        backend=case.backend, engine=prep.engine, device=case.device, precision=case.precision,
+        weights=getattr(loaded, "weights", "artifact"), form=case.form.value, passes=list(prep.passes),
+        backend=case.backend, engine=prep.engine, device=case.device.value, precision=case.precision.value,
         batch=case.batch, resolution=case.resolution, channels_last=case.channels_last, threads=prep.threads,
         stats=summarize(m.samples, case.batch), round_p50_ms=m.round_p50_ms, load_s=prep.load_s,
         first_inference_ms=m.first_ms, peak_rss_mb=m.peak_rss_mb, cuda_peak_mb=m.cuda_peak_mb,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casvit_deploy.bench.backends import ARTIFACT_BACKENDS
+from casvit_deploy.artifacts.formats import format_for_path
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.bench.backends import BACKENDS
 from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
-from casvit_deploy.manifests import read_manifest
+from casvit_deploy.model.loading import check_resolution, load_model
+from casvit_deploy.settings import Delegate
 
 
 def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resolution: int | None) -> list[ModelSource]:
     """One source per variant (seeded random weights), or the checkpoint's model."""
-    from casvit_deploy.pipeline import check_resolution, load_model
-
     if checkpoint is not None:
         if len(variants) > 1:
             raise UsageError("give one --variant with --checkpoint (it names the checkpoint's architecture)")
@@ -26,35 +27,35 @@ def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resol
     return sources
 
 
+def _backend(fmt, manifest: Manifest | None) -> str:
+    """The bench backend that times this artifact (an undelegated .pte: the portable one)."""
+    if manifest is not None and getattr(manifest.options, "delegate", None) is Delegate.PORTABLE:
+        return "executorch-portable"
+    return fmt.bench_backend
+
+
 def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
-    """An artifact, its backend from the suffix, and (from its manifest) the model it was
-    exported from, rebuilt for the eager baseline and FLOP counts."""
+    """An artifact, its backend from the format table, and (from its manifest) the model it
+    was exported from, rebuilt for the eager baseline and FLOP counts when still possible."""
     artifact = Path(artifact)
-    if not artifact.exists():
-        raise UsageError(f"artifact {artifact} does not exist")
-    backend = ARTIFACT_BACKENDS.get(artifact.suffix.lower())
-    if backend is None:
-        raise UsageError(f"{artifact}: unknown artifact type; expected one of {', '.join(ARTIFACT_BACKENDS)}")
-    manifest = read_manifest(artifact, required=False)
-    if backend == "executorch" and manifest.get("backend") == "portable":
-        backend = "executorch-portable"  # undelegated program: same runtime, its time budget
-    resolution = manifest.get("resolution") or resolution
-    if not resolution:
-        raise UsageError(f"{artifact} has no manifest: give --resolution")
-    batch = manifest.get("batch")
-    batches = (batch,) if batch and not manifest.get("dynamic_batch") else None
-    return ModelSource(artifact.name, _rebuild(manifest), int(resolution), artifact, backend,
-                       rewrite=bool(manifest.get("rewrite", True)), batches=batches)
+    fmt = format_for_path(artifact)
+    manifest = Manifest.find(artifact)
+    backend = _backend(fmt, manifest)
+    if backend not in BACKENDS:
+        raise UsageError(f"{artifact}: no benchmark backend for {fmt.name}")
+    if manifest is None:
+        if not resolution:
+            raise UsageError(f"{artifact} has no manifest: give --resolution")
+        return ModelSource(artifact.name, None, check_resolution(resolution), artifact, backend,
+                           note="the artifact has no manifest, so no model to compare with")
+    loaded, note = _reference(manifest, artifact)
+    return ModelSource(artifact.name, loaded, manifest.resolution, artifact, backend, manifest.form,
+                       batches=None if manifest.dynamic_batch else (manifest.batch,), note=note)
 
 
-def _rebuild(manifest: dict):
-    """The model an artifact came from (checkpoint if still there, else seeded variant), or None."""
-    from casvit_deploy.pipeline import load_model
-
-    checkpoint = manifest.get("checkpoint")
-    path = checkpoint.get("path") if isinstance(checkpoint, dict) else checkpoint
-    if path and Path(path).is_file():
-        return load_model(path, manifest.get("variant"), bool(manifest.get("ema")))
-    if manifest.get("variant") and manifest.get("seed") is not None and not path:
-        return load_model(variant=manifest["variant"], seed=int(manifest["seed"]))
-    return None
+def _reference(manifest: Manifest, artifact: Path):
+    """(the model the artifact came from, "") or (None, why it cannot be rebuilt here)."""
+    try:
+        return manifest.reference_model(artifact), ""
+    except UsageError as err:
+        return None, f"no eager baseline: {err}"

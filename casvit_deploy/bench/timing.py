@@ -17,6 +17,19 @@ class Schedule:
     min_time: float | None = None
     min_iters: int = 5
 
+    @classmethod
+    def from_options(cls, warmup: int = 10, iters: int | None = None, min_time: float | None = None) -> "Schedule":
+        """The schedule for `--warmup/--iters/--min-time` (default 50 runs); UsageError if they conflict."""
+        from casvit_deploy.errors import UsageError
+
+        if iters is not None and min_time is not None:
+            raise UsageError("give --iters or --min-time, not both")
+        if not 0 <= warmup <= 100_000 or (iters is not None and not 1 <= iters <= 1_000_000):
+            raise UsageError("--warmup must be from 0 to 100000 and --iters from 1 to 1000000")
+        if min_time is not None and not 0 < min_time <= 86_400:
+            raise UsageError("--min-time must be a number of seconds above 0 (at most a day)")
+        return cls(warmup=warmup, iters=None if min_time else (iters or 50), min_time=min_time)
+
     def done(self, count: int, elapsed: float) -> bool:
         if self.iters is not None:
             return count >= self.iters

@@ -1,7 +1,6 @@
 """Report files: JSON (complete), CSV (one flat row per result) and Markdown (for humans).
 
-Every file is written to a temporary name beside the target and moved into place, so an
-interrupted run never leaves half a file.
+The command writes them with the one atomic writer (casvit_deploy/atomic.py).
 """
 
 from __future__ import annotations
@@ -9,9 +8,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 from casvit_deploy.bench.environment import describe_machine
 from casvit_deploy.bench.results import BenchReport, BenchResult
@@ -20,18 +16,6 @@ CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resol
               "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
               "speedup_vs_eager", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
               "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or Path("."), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def to_json(report: BenchReport) -> str:

@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, console, guarded, print_json,
+    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
+    json_text, to_stdout,
 )
+from casvit_deploy.settings import Delegate, Form, Precision
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="onnx, coreml, executorch or all.")]
-BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Fixed batch size of the artifact.")]
-PrecisionOpt = Annotated[Optional[str], typer.Option(
-    "--precision", help="fp32 or fp16 (default: fp16 for CoreML, fp32 otherwise).", show_default=False)]
+FormatsOpt = Annotated[list[str], typer.Option(
+    "--format", "-f", help="onnx, coreml, executorch or all; repeat or comma-separate for several.")]
+PrecisionOpt = Annotated[Optional[Precision], typer.Option(
+    "--precision", "-p", help="Default: fp16 for CoreML, fp32 otherwise.", case_sensitive=False, show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream]).",
     show_default=False)]
@@ -37,10 +39,17 @@ class Row:
     reason: str = ""
 
 
-def _formats(name: str) -> list[str]:
-    from casvit_deploy.export import FORMATS, get_exporter
+@dataclass(frozen=True)
+class Request:
+    """The export settings common to every format, and the flags of the format options."""
 
-    return list(FORMATS) if name.lower() == "all" else [get_exporter(name).format]
+    resolution: int
+    batch: int
+    dynamic_batch: bool
+    precision: Precision | None
+    form: Form
+    force: bool
+    flags: dict
 
 
 def _progress(status, fmt: str):
@@ -52,21 +61,45 @@ def _progress(status, fmt: str):
     return report
 
 
-def _export_one(loaded, fmt: str, settings: dict, out: Optional[Path], check: bool, status) -> Row:
-    from casvit_deploy.export import default_out_dir, default_precision, export_model
-    from casvit_deploy.export.check import check_parity
+def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
+    from casvit_deploy.artifacts.files import artifact_sha256
+    from casvit_deploy.artifacts.manifest import Manifest, ParityRecord
 
-    settings = dict(settings)
-    precision = settings.pop("precision") or default_precision(fmt)
-    folder = out or default_out_dir(loaded.variant, settings["resolution"], precision, settings["rewrite"])
-    result = export_model(loaded, fmt, folder, precision=precision, progress=_progress(status, fmt), **settings)
-    row = Row(fmt, "ok", str(result.artifact), result.manifest["size_bytes"], result.seconds)
+    Manifest.append_parity(artifact, ParityRecord("not run", artifact_sha256(artifact), reason=reason))
+    return "not run", reason
+
+
+def post_export_parity(artifact: Path, loaded) -> tuple[str, str]:
+    """(status, reason) of the parity check run after an export; recorded in the manifest
+    ("not run" with the reason when the check cannot run)."""
+    from casvit_deploy.errors import CasvitError
+
+    try:
+        from casvit_deploy.parity import check_artifact
+    except ImportError as err:
+        return _not_run(artifact, f"parity checker unavailable ({err})")
+    try:
+        report = check_artifact(artifact, loaded)
+    except CasvitError as err:
+        return _not_run(artifact, str(err))
+    return ("pass" if report.passed else "fail"), ""
+
+
+def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool, status) -> Row:
+    from casvit_deploy.artifacts.options import from_flags
+    from casvit_deploy.export import default_out_dir, export_model
+
+    precision = request.precision or fmt.default_precision
+    folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form)
+    result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
+                          dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
+                          force=request.force, options=from_flags(fmt.options, request.flags),
+                          progress=_progress(status, fmt.name))
+    row = Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds)
     if check:
-        status.update(f"[bold]{fmt}[/]: parity")
-        parity = check_parity(result.artifact, loaded)
-        row.parity = parity["status"]
-        row.reason = parity.get("reason", "")
-        if parity["status"] == "fail":
+        status.update(f"[bold]{fmt.name}[/]: parity")
+        row.parity, row.reason = post_export_parity(result.artifact, loaded)
+        if row.parity == "fail":
             row.status, row.reason = "failed", "parity check failed (see the manifest's parity entry)"
     return row
 
@@ -81,12 +114,12 @@ def _table(rows: list[Row], weights: str) -> Table:
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
         style = "green" if r.status == "ok" else "red"
-        table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size, f"{r.seconds:.1f}s" if r.seconds else "",
-                      r.parity, r.reason)
+        table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
+                      f"{r.seconds:.1f}s" if r.seconds else "", r.parity, r.reason)
     return table
 
 
-def _run_all(loaded, formats: list[str], settings: dict, out, check: bool) -> list[Row]:
+def _run_all(loaded, formats, request: Request, out, check: bool) -> list[Row]:
     """Each format on its own: a failing one is recorded and the others still run."""
     from casvit_deploy.errors import CasvitError
 
@@ -94,19 +127,20 @@ def _run_all(loaded, formats: list[str], settings: dict, out, check: bool) -> li
     with Console(stderr=True).status("exporting") as status:
         for fmt in formats:
             try:
-                rows.append(_export_one(loaded, fmt, settings, out, check, status))
+                rows.append(_export_one(loaded, fmt, request, out, check, status))
             except CasvitError as err:
                 if len(formats) == 1:
                     raise
-                rows.append(Row(fmt, "failed", reason=str(err)))
+                rows.append(Row(fmt.name, "failed", reason=str(err)))
     return rows
 
 
 @guarded
 def export(
-    format: FormatOpt,
+    format: FormatsOpt,
     checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
-    resolution: ResolutionOpt = None, batch: BatchOpt = 1,
+    resolution: ResolutionOpt = None,
+    batch: Annotated[int, typer.Option("--batch", help="Fixed batch size of the artifact.")] = 1,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Leave the batch dimension free (ONNX, ExecuTorch).")] = False,
     precision: PrecisionOpt = None,
     no_rewrite: Annotated[bool, typer.Option("--no-rewrite", help="Export the upstream form, not the deploy form.")] = False,
@@ -116,31 +150,27 @@ def export(
     labels: Annotated[Optional[Path], typer.Option("--labels", help="CoreML: class labels file (one per line) -> classifier.", show_default=False)] = None,
     deployment_target: Annotated[str, typer.Option("--deployment-target", help="CoreML minimum deployment target.")] = "iOS16",
     allow_portable: Annotated[bool, typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.")] = False,
-    backend: Annotated[str, typer.Option("--backend", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).")] = "xnnpack",
+    delegate: Annotated[Delegate, typer.Option("--delegate", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).", case_sensitive=False)] = Delegate.XNNPACK,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check after exporting.")] = True,
-    json: JsonOpt = False,
+    json: JsonOpt = None,
 ) -> None:
     """Export to ONNX, CoreML and/or ExecuTorch: verified artifacts with JSON manifests."""
-    from casvit_deploy.errors import UsageError
-    from casvit_deploy.pipeline import check_resolution, load_model
+    from casvit_deploy.artifacts.formats import parse_formats
+    from casvit_deploy.export import check_settings
+    from casvit_deploy.model import load_model
 
-    formats = _formats(format)
-    if batch < 1:
-        raise UsageError(f"--batch {batch} must be at least 1")
-    if resolution is not None:
-        check_resolution(resolution)
-    if precision is not None and precision not in ("fp32", "fp16"):
-        raise UsageError(f"--precision {precision!r}: choose fp32 or fp16")
+    formats = parse_formats(format)
+    check_report_paths(json=json)
+    check_settings(resolution, batch)
     with Console(stderr=True).status("load"):
         loaded = load_model(checkpoint, variant, ema)
-    settings = {"resolution": check_resolution(resolution or loaded.native_resolution), "batch": batch,
-                "dynamic_batch": dynamic_batch, "precision": precision, "rewrite": not no_rewrite, "force": force,
-                "options": {"image_input": image_input, "labels": labels, "deployment_target": deployment_target,
-                            "allow_portable": allow_portable, "backend": backend}}
-    rows = _run_all(loaded, formats, settings, out, check)
-    if json:
-        print_json({"weights": loaded.weights, "results": [asdict(r) for r in rows]})
-    else:
+    flags = {"image_input": image_input, "labels": labels, "deployment_target": deployment_target,
+             "allow_portable": allow_portable, "delegate": delegate}
+    request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
+                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
+    rows = _run_all(loaded, formats, request, out, check)
+    emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))
+    if not to_stdout(json):
         console().print(_table(rows, loaded.weights))
     if any(r.status != "ok" for r in rows):
         raise typer.Exit(1)

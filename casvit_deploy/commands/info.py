@@ -7,20 +7,20 @@ from dataclasses import asdict
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, console, guarded, print_json,
+    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded, json_text,
+    to_stdout,
 )
 
 
 def describe(checkpoint=None, variant=None, ema=False, resolution=None) -> dict:
     """Everything `info` reports, as plain data."""
     from casvit_deploy.analysis import count_params, macs_per_stage, op_census
-    from casvit_deploy.model import get_variant
-    from casvit_deploy.pipeline import check_resolution, deploy_form, load_model
-    from casvit_deploy.rewrite import PASSES
+    from casvit_deploy.model import check_resolution, get_variant, load_model
+    from casvit_deploy.rewrite import PASSES, to_deploy
 
     loaded = load_model(checkpoint, variant, ema)
     resolution = check_resolution(resolution or loaded.native_resolution)
-    deployed, applied = deploy_form(loaded)
+    deployed, applied = to_deploy(loaded.model)
     spec = get_variant(loaded.variant)
     upstream_ops, deploy_ops = op_census(loaded.model), op_census(deployed)
     return {
@@ -91,11 +91,12 @@ def _passes_table(facts: dict) -> Table:
 
 @guarded
 def info(checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
-         resolution: ResolutionOpt = None, json: JsonOpt = False) -> None:
+         resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:
     """Describe a variant or checkpoint: parameters, GMACs per stage, checkpoint facts, passes, op census."""
+    check_report_paths(json=json)
     facts = describe(checkpoint, variant, ema, resolution)
-    if json:
-        print_json(facts)
+    emit(json, lambda: json_text(facts))
+    if to_stdout(json):
         return
     out = console()
     for table in (_overview_table(facts), _macs_table(facts), _passes_table(facts), _census_table(facts)):

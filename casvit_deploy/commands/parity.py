@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from casvit_deploy.commands.common import CheckpointOpt, console, guarded
+from casvit_deploy.commands.common import (
+    CheckpointOpt, JsonOpt, check_report_paths, console, emit, guarded, report_option, to_stdout,
+)
+from casvit_deploy.settings import CoreMLEngine, InputKind
 
 ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .pte, .mlpackage) with their manifests.",
                                                     show_default=False)]
@@ -62,18 +65,12 @@ def _localization_table(reports) -> Table | None:
     return table
 
 
-def _check_output_path(option: str, path: Path | None) -> None:
-    from casvit_deploy.errors import UsageError
-
-    if path is not None and not path.parent.is_dir():
-        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
-
-
 @guarded
 def parity(
     artifacts: ArtifactsArg,
     checkpoint: CheckpointOpt = None,
-    inputs: Annotated[str, typer.Option("--inputs", help="random, images or both.")] = "both",
+    inputs: Annotated[InputKind, typer.Option("--inputs", help="Input sets to compare on.",
+                                              case_sensitive=False)] = InputKind.BOTH,
     images: Annotated[Optional[Path], typer.Option("--images", help="Folder of your own images (default: "
                                                    "photographs bundled with scikit-image).", show_default=False)] = None,
     samples: Annotated[Optional[int], typer.Option("--samples", help="Samples per input set (default: 4 random, "
@@ -83,26 +80,36 @@ def parity(
     min_cosine: Annotated[FloatOpt, typer.Option("--min-cosine", help="Smallest per-sample cosine allowed.")] = None,
     min_top1: Annotated[FloatOpt, typer.Option("--min-top1", help="Smallest top-1 agreement allowed.")] = None,
     per_block: Annotated[bool, typer.Option("--per-block", help="Always compare every block (also on pass).")] = False,
-    engine: Annotated[Optional[str], typer.Option("--engine", help="CoreML engine: auto, coreml, mil-reference "
-                                                  "or both.", show_default=False)] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here.",
-                                                      show_default=False)] = None,
-    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here.",
-                                                       show_default=False)] = None,
+    engine: Annotated[CoreMLEngine, typer.Option("--engine", help="What executes CoreML packages.",
+                                                 case_sensitive=False)] = CoreMLEngine.AUTO,
+    json: JsonOpt = None,
+    junit: report_option("--junit", "Write JUnit XML here ('-': print it).") = None,
 ) -> None:
     """Check artifacts against eager PyTorch; localize the first divergent block on failure."""
+    from casvit_deploy.artifacts.formats import format_for_path
     from casvit_deploy.errors import ParityFailure
+    from casvit_deploy.numerics import ThresholdOverrides
     from casvit_deploy.parity import check_artifact
-    from casvit_deploy.parity.writers import write_json, write_junit
-    from casvit_deploy.runtime.registry import artifact_format
+    from casvit_deploy.parity.writers import to_json, to_junit
 
-    _check_output_path("--json", json_path)
-    _check_output_path("--junit", junit_path)
+    check_report_paths(json=json, junit=junit)
+    overrides = ThresholdOverrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_top1=min_top1)
     for artifact in artifacts:
-        artifact_format(artifact)
+        format_for_path(artifact)
     reports = [check_artifact(a, checkpoint=checkpoint, inputs=inputs, images_dir=images, samples=samples,
-                              per_block=per_block, engine=engine, atol=atol, rtol=rtol,
-                              min_cosine=min_cosine, min_top1=min_top1) for a in artifacts]
+                              per_block=per_block, engine=engine, overrides=overrides) for a in artifacts]
+    if not (to_stdout(json) or to_stdout(junit)):
+        _print_reports(reports)
+    emit(json, lambda: to_json(reports))
+    emit(junit, lambda: to_junit(reports))
+    failed = [r for r in reports if not r.passed]
+    if failed:
+        where = "; ".join(f"{Path(r.artifact).name}: first divergent block "
+                          f"{r.localization.first_divergent if r.localization else 'unknown'}" for r in failed)
+        raise ParityFailure(f"parity failed for {len(failed)} of {len(reports)} artifacts ({where})")
+
+
+def _print_reports(reports) -> None:
     out = console()
     for report in reports:
         out.print(_metrics_table(report))
@@ -113,12 +120,3 @@ def parity(
     table = _localization_table(reports)
     if table is not None:
         out.print(table)
-    if json_path:
-        write_json(reports, json_path)
-    if junit_path:
-        write_junit(reports, junit_path)
-    failed = [r for r in reports if not r.passed]
-    if failed:
-        where = "; ".join(f"{Path(r.artifact).name}: first divergent block "
-                          f"{r.localization.first_divergent if r.localization else 'unknown'}" for r in failed)
-        raise ParityFailure(f"parity failed for {len(failed)} of {len(reports)} artifacts ({where})")

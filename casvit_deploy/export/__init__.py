@@ -1,8 +1,5 @@
-"""Export to ONNX, CoreML and ExecuTorch: one exporter per format behind one interface."""
+"""Export to ONNX, CoreML and ExecuTorch: one exporter per format, named by the format table."""
 
-from casvit_deploy.export.api import ExportResult, artifact_stem, default_out_dir, export_model
-from casvit_deploy.manifests import read_manifest
-from casvit_deploy.export.registry import EXPORTERS, FORMATS, default_precision, get_exporter
+from casvit_deploy.export.api import ExportResult, artifact_stem, check_settings, default_out_dir, export_model
 
-__all__ = ["EXPORTERS", "FORMATS", "ExportResult", "artifact_stem", "default_out_dir", "default_precision",
-           "export_model", "get_exporter", "read_manifest"]
+__all__ = ["ExportResult", "artifact_stem", "check_settings", "default_out_dir", "export_model"]

@@ -9,6 +9,10 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from casvit_deploy.artifacts.manifest import TensorSpec
+from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.settings import Precision
+
 Progress = Callable[[str], None]
 
 
@@ -18,40 +22,43 @@ def no_progress(stage: str) -> None:
 
 @dataclass
 class ExportJob:
-    """What an exporter is asked to build: `model` (eval, not mutated) into `artifact`."""
+    """What an exporter is asked to build: `model` (eval, not mutated) into `artifact`.
+
+    `options` is the format's options dataclass (artifacts/options.py). `check(path,
+    program)` is the load check every exporter runs on what it wrote: the artifact opened
+    through its runner and judged against `model` with parity's metrics (export/verify.py).
+    """
 
     model: nn.Module
     artifact: Path
     resolution: int
     batch: int
     dynamic_batch: bool
-    precision: str
+    precision: Precision
     num_classes: int
     metadata: dict[str, str]
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any
+    preprocessing: Preprocessing
+    check: Callable[[Path, Any], "Any"]
     progress: Progress = no_progress
 
 
 @dataclass
 class FormatOutput:
-    """What an exporter reports back: the exported graph and format-specific manifest fields.
+    """What an exporter reports back.
 
-    `program` is the `torch.export` program the artifact was built from (block_outputs
-    are derived from it); `inputs`/`outputs` are the artifact's tensor specs.
+    `program` is the `torch.export` program the artifact was built from (block outputs
+    are derived from it); `inputs`/`outputs` are the artifact's tensor specs; `details`
+    are format-specific facts for the manifest (including the load check's).
     """
 
     program: Any
-    inputs: list[dict]
-    outputs: list[dict]
-    fields: dict[str, Any] = field(default_factory=dict)
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Exporter(Protocol):
-    format: str
-    suffix: str
-    requires: tuple[tuple[str, str], ...]  # (import name, pip install name)
-    precisions: tuple[str, ...]  # the first is the default
-
     def export(self, job: ExportJob) -> FormatOutput:
-        """Write the artifact at `job.artifact`, verify it loads, and describe it."""
+        """Write the artifact at `job.artifact`, load-check it, and describe it."""
         ...

@@ -3,53 +3,50 @@
 
 Delegation coverage is measured on the lowered graph; an artifact that leaves compute
 ops on portable kernels is refused unless the `allow_portable` option is set. The
-written program is loaded with `executorch.runtime` and run once before it is accepted
-(not for the CoreML delegate off macOS: it lowers on Linux, but only Apple builds of the
-runtime can load it, so the manifest says it was not run).
+written program passes the load check (run through its runner against eager) before it
+is accepted (not for the CoreML delegate off macOS: it lowers on Linux, but only Apple
+builds of the runtime can load it, so the manifest says the check was not run).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from casvit_deploy.errors import ExportError, UsageError
+from casvit_deploy.artifacts.manifest import TensorSpec
+from casvit_deploy.artifacts.options import ExecuTorchOptions
+from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.delegable import keepdim_spatial_means
-from casvit_deploy.export.graph import example_input, export_program
+from casvit_deploy.export.graph import export_program
+from casvit_deploy.export.verify import LoadCheck
+from casvit_deploy.settings import Delegate
 
-BACKENDS = ("xnnpack", "coreml", "portable")
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
-RTOL = 1e-3  # sanity check of the loaded program against eager, relative to max |eager|
 
 
-def _partitioners(backend: str) -> list:
-    if backend == "portable":
-        return []
-    if backend == "xnnpack":
+def _partitioners(delegate: Delegate) -> list:
+    if delegate is Delegate.XNNPACK:
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         return [XnnpackPartitioner()]
-    if backend == "coreml":
+    if delegate is Delegate.COREML:
         from executorch.backends.apple.coreml.partition import CoreMLPartitioner
 
         return [CoreMLPartitioner()]
-    raise UsageError(f"unknown ExecuTorch backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return []
 
 
-def _lower(program, backend: str):
+def _lower(program, delegate: Delegate):
     from executorch.exir import to_edge_transform_and_lower
 
     try:
-        return to_edge_transform_and_lower(program, partitioner=_partitioners(backend))
+        return to_edge_transform_and_lower(program, partitioner=_partitioners(delegate))
     except (ImportError, RuntimeError, OSError) as err:
-        if backend != "coreml":
+        if delegate is not Delegate.COREML:
             raise
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ExportError(f"the ExecuTorch CoreML delegate does not lower on this platform ({reason}); "
-                          "use --backend xnnpack, or export on macOS") from None
+                          "use --delegate xnnpack, or export on macOS") from None
 
 
 def coverage(edge) -> dict:
@@ -63,55 +60,41 @@ def coverage(edge) -> dict:
             "portable_nodes": sum(portable.values()), "portable_ops": portable}
 
 
-def _refuse_portable(report: dict, backend: str) -> None:
+def _refuse_portable(report: dict, delegate: Delegate) -> None:
     ops = ", ".join(f"{op} x{n}" for op, n in sorted(report["portable_ops"].items()))
-    raise ExportError(f"{report['portable_nodes']} op(s) not delegated to {backend} and left on portable "
+    raise ExportError(f"{report['portable_nodes']} op(s) not delegated to {delegate.value} and left on portable "
                       f"kernels ({ops}); pass --allow-portable to accept a partly delegated program")
 
 
-def _run_once(path: Path, job: ExportJob) -> float:
-    """Load the written program, run it once, return max |pte - eager| / max |eager|."""
-    import torch
+def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    n = "batch" if job.dynamic_batch else job.batch
+    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW")],
+            [TensorSpec("logits", (n, job.num_classes), "float32", "NC")])
 
-    from casvit_deploy.runtime.executorch import ExecuTorchRunner
 
-    image = example_input(job.batch, job.resolution, job.dynamic_batch)
-    out = ExecuTorchRunner(path).run(image.numpy())["logits"]
-    with torch.no_grad():
-        ref = job.model(image).numpy()
-    if out.shape != ref.shape:
-        raise ExportError(f"ExecuTorch program returned shape {out.shape}, expected {ref.shape}")
-    return float(np.abs(out - ref).max() / max(np.abs(ref).max(), 1e-12))
+def _check(job: ExportJob, program, delegate: Delegate):
+    """The load check, except for the CoreML delegate off Apple platforms (no runtime here)."""
+    if delegate is Delegate.COREML and sys.platform != "darwin":
+        return LoadCheck.not_run("the CoreML delegate's runtime exists only on Apple platforms")
+    return job.check(job.artifact, program)
 
 
 class ExecuTorchExporter:
-    format = "executorch"
-    suffix = ".pte"
-    requires = (("executorch", "executorch"),)
-    precisions = ("fp32",)
-
     def export(self, job: ExportJob) -> FormatOutput:
-        backend = str(job.options.get("backend") or "xnnpack").lower()
+        options: ExecuTorchOptions = job.options
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
         rewritten = keepdim_spatial_means(program)
         job.progress("lower")
-        edge = _lower(program, backend)
+        edge = _lower(program, options.delegate)
         report = coverage(edge)
-        if report["portable_nodes"] and backend != "portable" and not job.options.get("allow_portable"):
-            _refuse_portable(report, backend)
+        if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
+            _refuse_portable(report, options.delegate)
         job.artifact.write_bytes(edge.to_executorch().buffer)
         job.progress("verify")
-        if backend == "coreml" and sys.platform != "darwin":
-            error, verified = None, "not run: the CoreML delegate's runtime exists only on Apple platforms"
-        else:
-            error, verified = _run_once(job.artifact, job), "loaded and ran once in executorch.runtime"
-        if error is not None and error > RTOL:
-            raise ExportError(f"ExecuTorch output differs from eager PyTorch (relative error {error:.2e})")
-        n = "batch" if job.dynamic_batch else job.batch
-        return FormatOutput(program, [{"name": "image", "shape": [n, 3, job.resolution, job.resolution],
-                                       "dtype": "float32", "layout": "NCHW"}],
-                            [{"name": "logits", "shape": [n, job.num_classes], "dtype": "float32", "layout": "NC"}],
-                            {"format": self.format, "backend": backend, "delegation": report,
-                             "keepdim_mean_rewrites": rewritten, "verified": verified,
-                             "verify_relative_error": error})
+        check = _check(job, program, options.delegate)
+        if check.failures:
+            raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
+        inputs, outputs = _interface(job)
+        return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
+                                                       "load_check": check.to_dict()})

@@ -14,8 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from casvit_deploy import atomic
+from casvit_deploy.artifacts.manifest import manifest_path
 from casvit_deploy.errors import UsageError
-from casvit_deploy.manifests import manifest_path
 
 STAGING_PREFIX = ".casvit-staging-"
 
@@ -49,22 +50,8 @@ def staging_dir(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _replace(src: Path, dst: Path, trash: Path) -> None:
-    """Move `src` to `dst`; an existing `dst` (even a folder) goes to `trash` first."""
-    if dst.is_dir() and not dst.is_symlink():
-        os.replace(dst, trash)
-        try:
-            os.replace(src, dst)
-        except BaseException:
-            os.replace(trash, dst)
-            raise
-    else:
-        os.replace(src, dst)
-
-
-def publish(staged: Path, final: Path, manifest_file: Path, force: bool) -> None:
+def publish(staged: Path, final: Path, force: bool) -> None:
     """Move the staged artifact, then its manifest, to their final names."""
     refuse_overwrite(final, force)
-    trash = staged.parent / ".previous"
-    _replace(staged, final, trash)
-    os.replace(manifest_file, manifest_path(final))
+    atomic.replace(staged, final)
+    os.replace(manifest_path(staged), manifest_path(final))

@@ -32,6 +32,6 @@ def _run(runner, images: np.ndarray) -> dict[str, np.ndarray]:
     except CasvitError:
         raise
     except Exception as err:  # a corrupt or mismatched artifact fails inside its runtime
-        raise UsageError(f"{runner.engine} could not run the artifact on input {list(images.shape)}: "
+        raise UsageError(f"{runner.description} could not run the artifact on input {list(images.shape)}: "
                          f"{_first_line(err)}") from None
     return {k: np.asarray(v) for k, v in outputs.items()}

@@ -1,9 +1,5 @@
-"""Parity inputs: seeded random batches and real photographs preprocessed like ImageNet eval.
-
-Preprocessing follows the reference evaluation transform: below 384, resize the shorter
-side to int(resolution / crop_pct) (bicubic, antialiased) and center-crop; at 384 and
-above, resize straight to resolution x resolution. Then scale to [0, 1] and normalize.
-"""
+"""Parity inputs: seeded random batches and real photographs preprocessed as the manifest
+records (the reference evaluation transform, artifacts/preprocessing.py)."""
 
 from __future__ import annotations
 
@@ -13,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.errors import UsageError
-from casvit_deploy.model import IMAGENET_MEAN, IMAGENET_STD
+from casvit_deploy.settings import InputKind, choice
 
-CROP_PCT = 0.875
-WARP_FROM = 384
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Photographs shipped inside scikit-image's wheel (no download needed).
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "camera", "coins", "moon", "grass", "gravel", "brick", "clock", "stereo_motorcycle")
-INPUT_KINDS = ("random", "images", "both")
 
 
 @dataclass
@@ -57,20 +51,19 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float64), 0, 1)
 
 
-def preprocess(image: np.ndarray, resolution: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-               crop_pct: float = CROP_PCT) -> np.ndarray:
-    """One image -> (3, R, R) float32, normalized as the model was trained."""
+def preprocess(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
+    """One image -> (3, crop, crop) float32, transformed as `pre` records."""
     rgb = as_rgb(image).astype(np.float32)
     h, w = rgb.shape[:2]
-    if resolution >= WARP_FROM:
-        rgb = _resize(rgb, (resolution, resolution))
+    if pre.resize_mode == "square":
+        rgb = _resize(rgb, (pre.resize, pre.resize))
     else:
-        short = int(resolution / crop_pct)
+        short = pre.resize
         rgb = _resize(rgb, (short, max(short, round(w * short / h))) if h <= w
                       else (max(short, round(h * short / w)), short))
-        top, left = (rgb.shape[0] - resolution) // 2, (rgb.shape[1] - resolution) // 2
-        rgb = rgb[top:top + resolution, left:left + resolution]
-    out = (rgb - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    top, left = (rgb.shape[0] - pre.crop) // 2, (rgb.shape[1] - pre.crop) // 2
+    rgb = rgb[top:top + pre.crop, left:left + pre.crop]
+    out = (rgb - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
     return out.transpose(2, 0, 1).astype(np.float32)
 
 
@@ -114,25 +107,25 @@ def _folder_photos(directory: Path) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def image_set(resolution: int, directory: Path | None = None, samples: int | None = None,
-              mean=IMAGENET_MEAN, std=IMAGENET_STD) -> InputSet:
-    """Photographs from `directory`, or scikit-image's bundled ones, preprocessed."""
+def image_set(pre: Preprocessing, directory: Path | None = None, samples: int | None = None) -> InputSet:
+    """Photographs from `directory`, or scikit-image's bundled ones, preprocessed by `pre`."""
     photos = _folder_photos(directory) if directory else _skimage_photos()
     photos = photos[:samples] if samples else photos
-    images = np.stack([preprocess(img, resolution, mean, std) for _, img in photos])
+    images = np.stack([preprocess(img, pre) for _, img in photos])
     return InputSet("images", images, [name for name, _ in photos])
 
 
-def build_input_sets(kind: str, resolution: int, samples: int | None = None, images_dir: Path | None = None,
-                     seed: int = 0, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> list[InputSet]:
-    """The input sets for `kind` ('random', 'images' or 'both')."""
-    if kind not in INPUT_KINDS:
-        raise UsageError(f"--inputs {kind!r}: choose one of {', '.join(INPUT_KINDS)}")
+def build_input_sets(kind: InputKind | str, resolution: int, samples: int | None = None,
+                     images_dir: Path | None = None, seed: int = 0,
+                     preprocessing: Preprocessing | None = None) -> list[InputSet]:
+    """The input sets for `kind`; photographs preprocessed by `preprocessing` (default: the
+    reference transform at `resolution`)."""
+    kind = choice(InputKind, kind, "--inputs")
     if samples is not None and samples < 1:
         raise UsageError(f"--samples {samples}: need at least 1")
     sets = []
-    if kind in ("random", "both"):
+    if kind in (InputKind.RANDOM, InputKind.BOTH):
         sets.append(random_set(resolution, samples or 4, seed))
-    if kind in ("images", "both"):
-        sets.append(image_set(resolution, images_dir, samples, mean, std))
+    if kind in (InputKind.IMAGES, InputKind.BOTH):
+        sets.append(image_set(preprocessing or Preprocessing.for_resolution(resolution), images_dir, samples))
     return sets

@@ -8,45 +8,19 @@ max|out - ref| / max|ref| exceeds the threshold `block_rtol`, or it holds NaN/In
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from casvit_deploy.parity.report import BlockResult, Localization
-from casvit_deploy.runtime.eager import FINAL_OUTPUT, EagerRunner, block_names
-
-Resolver = Callable[[object, dict[str, str]], dict[str, str | None]]
-
-
-def _onnx_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
-    """FX node names that survive as ONNX value names; the final output is the graph's."""
-    import onnx
-
-    graph = onnx.load(str(runner.path), load_external_data=False).graph
-    values = {o for node in graph.node for o in node.output}
-    names = {block: fx if fx in values else None for block, fx in block_outputs.items()}
-    if names.get(FINAL_OUTPUT, "") is None and graph.output:
-        names[FINAL_OUTPUT] = graph.output[0].name
-    return names
-
-
-def _coreml_names(runner, block_outputs: dict[str, str]) -> dict[str, str | None]:
-    """MIL variables holding each block's output (the MIL package's own mapping)."""
-    found = runner.block_vars(block_outputs)
-    return {block: found.get(block) for block in block_outputs}
-
-
-RESOLVERS: dict[str, Resolver] = {"onnx": _onnx_names, "coreml": _coreml_names}
-
+from casvit_deploy.model.blocks import block_names
+from casvit_deploy.runtime.eager import EagerRunner
 
 def tensor_names(fmt: str, runner, block_outputs: dict[str, str]) -> tuple[dict[str, str | None], str]:
     """Each block's tensor inside the artifact (None where it cannot be found), and a note."""
-    resolver = RESOLVERS.get(fmt)
-    if resolver is None or not hasattr(runner, "run_intermediates"):
+    if not runner.supports_intermediates:
         return {b: None for b in block_outputs}, f"{fmt} runner exposes no intermediate tensors"
     if not block_outputs:
         return {}, "manifest has no block_outputs; re-export the artifact"
-    return resolver(runner, block_outputs), ""
+    return runner.block_tensors(block_outputs), ""
 
 
 def _compare_block(block: str, tensor: str | None, out, ref: np.ndarray, block_rtol: float) -> BlockResult:
@@ -70,7 +44,7 @@ def localize(fmt: str, runner, reference: EagerRunner, image: np.ndarray, block_
     """Compare every block's output on `image` (one sample, NCHW) and name the first divergent."""
     order = block_names(reference.model)
     names, note = tensor_names(fmt, runner, {b: block_outputs[b] for b in order if b in block_outputs})
-    loc = Localization(runner.engine, input_set, sample, f"{fmt} intermediate tensors", note=note)
+    loc = Localization(runner.description, input_set, sample, f"{fmt} intermediate tensors", note=note)
     wanted = {b: n for b, n in names.items() if n is not None}
     outs = runner.run_intermediates(image, list(wanted.values())) if wanted else {}
     refs = reference.run_intermediates(image, order)

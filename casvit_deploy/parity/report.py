@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from casvit_deploy.parity.metrics import OutputMetrics, _finite
-from casvit_deploy.parity.thresholds import Thresholds
+from casvit_deploy.numerics import OutputMetrics, Thresholds, plain
 
 BLOCK_STATUSES = ("ok", "diverged", "unmapped", "mismatch")
 
@@ -23,7 +22,7 @@ class BlockResult:
     note: str = ""
 
     def to_dict(self) -> dict:
-        return {k: _finite(v) for k, v in self.__dict__.items()}
+        return {k: plain(v) for k, v in self.__dict__.items()}
 
 
 @dataclass

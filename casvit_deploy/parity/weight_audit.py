@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names
 from casvit_deploy.parity.report import BlockResult, Localization
-from casvit_deploy.runtime.eager import FINAL_OUTPUT, block_names
+from casvit_deploy.rewrite import PASS_NAMES, check_pass_names, deploy_form
 
 METHOD = "weight audit: sha256-keyed XNNPACK constants traced to reference weights"
 # XNNPACK keeps most tensors as they are; convolutions as OHWI, depthwise as IHWO.
@@ -44,15 +46,11 @@ def stored_constants(artifact: Path) -> dict[str, bytes]:
     return {key: bytes(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
 
 
-def deployed_model(loaded, manifest: dict) -> nn.Module:
+def deployed_model(loaded, manifest: Manifest) -> nn.Module:
     """The module the exporter lowered: the same rewrite passes as the manifest records."""
-    from casvit_deploy.pipeline import deploy_form
-    from casvit_deploy.rewrite import PASS_NAMES
-
-    if not manifest.get("rewrite", True):
-        return loaded.model
-    applied = set(manifest.get("passes") or PASS_NAMES)
-    return deploy_form(loaded, True, tuple(p for p in PASS_NAMES if p not in applied))[0]
+    check_pass_names(manifest.passes)
+    disabled = tuple(p for p in PASS_NAMES if p not in manifest.passes)
+    return deploy_form(loaded.model, manifest.form, disabled)[0]
 
 
 def _candidates(tensor: torch.Tensor) -> Iterator[tuple[str, np.ndarray]]:
@@ -88,7 +86,7 @@ def _audit_tensor(name: str, tensor: torch.Tensor, stored: dict[str, bytes]) -> 
     return "diverged", None, f"{name}: not stored in the artifact (no bit-exact copy in any known layout)"
 
 
-def audit_weights(artifact: Path, loaded, manifest: dict, engine: str, input_set: str, sample: str) -> Localization:
+def audit_weights(artifact: Path, loaded, manifest: Manifest, engine: str, input_set: str, sample: str) -> Localization:
     """Per-block weight audit of an ExecuTorch program against the reference weights."""
     stored = stored_constants(artifact)
     blocks = block_names(loaded.model)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
-from casvit_deploy.manifests import new_file_mode, write_json_atomic
 from casvit_deploy.parity.report import ParityReport
 
 
-def write_json(reports: Sequence[ParityReport], path: Path) -> None:
-    """{"passed": all passed, "reports": [...]} written atomically."""
-    write_json_atomic(Path(path), {"passed": all(r.passed for r in reports),
-                                   "reports": [r.to_dict() for r in reports]})
+def to_json(reports: Sequence[ParityReport]) -> str:
+    """{"passed": all passed, "reports": [...]}."""
+    data = {"passed": all(r.passed for r in reports), "reports": [r.to_dict() for r in reports]}
+    return json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
 
 
 def _testcase(suite: ET.Element, classname: str, name: str, failures: list[str], seconds: float,
@@ -58,17 +56,8 @@ def junit_tree(reports: Sequence[ParityReport]) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
-def write_junit(reports: Sequence[ParityReport], path: Path) -> None:
-    """JUnit XML, written to a temp file then moved into place."""
-    path = Path(path)
+def to_junit(reports: Sequence[ParityReport]) -> str:
+    """JUnit XML that CI systems display."""
     tree = junit_tree(reports)
     ET.indent(tree)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, new_file_mode(path))
-    os.close(fd)
-    try:
-        tree.write(tmp, encoding="utf-8", xml_declaration=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(tree.getroot(), encoding="unicode") + "\n"

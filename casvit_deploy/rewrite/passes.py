@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Form
 from casvit_deploy.model.casvit import AdditiveBlock, AdditiveTokenMixer, CASViT, Embedding, FlattenMean
 from casvit_deploy.rewrite.fusion import (
     average_linears, fold_bn_into_linear, fold_bn_into_pointwise, fuse_conv_bn, split_conv_outputs,
@@ -172,3 +173,11 @@ def to_deploy(model: nn.Module, disable: Iterable[str] = ()) -> tuple[nn.Module,
             model = p.apply(model)
             applied.append(p.name)
     return model, applied
+
+
+def deploy_form(model: nn.Module, form: Form = Form.DEPLOY, disable: Iterable[str] = ()) -> tuple[nn.Module, list[str]]:
+    """The model a command exports or runs: the deploy form (and the passes applied), or
+    the upstream `model` itself with no passes."""
+    if form is Form.UPSTREAM:
+        return model, []
+    return to_deploy(model, disable)

@@ -1,21 +1,61 @@
-"""The Runner contract: every format is opened in exactly one place, its runner module.
+"""The Runner contract: every artifact is opened through `open_runner` and used as a
+context manager (`with open_runner(path) as runner: ...`), which closes it.
 
 A runner takes a float32 NCHW batch (already preprocessed) and returns the model's
-outputs by name. `engine` names what produced the numbers, e.g.
-"onnxruntime 1.32.0 (CPUExecutionProvider)" or "MIL reference interpreter (emulation)".
+outputs by name. `description` says what produced the numbers, e.g.
+"onnxruntime 1.32.0 (CPUExecutionProvider)". Runners that can read block outputs from
+inside the artifact declare `supports_intermediates` and implement `block_tensors` and
+`run_intermediates`.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.settings import CoreMLEngine, Device
 
-class Runner(Protocol):
-    format: str
-    engine: str
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    threads: int | None = None                      # None: the runtime's default
+    device: Device = Device.CPU
+    coreml_engine: CoreMLEngine = CoreMLEngine.AUTO
+    preprocessing: Preprocessing | None = None      # image inputs: default from the manifest
+
+
+class Runner:
+    """Base of the per-format runners: construct, `open()`, `run()`..., `close()`."""
+
+    supports_intermediates: bool = False
+
+    def __init__(self, path: Path, options: RunnerOptions = RunnerOptions()):
+        self.path, self.options = Path(path), options
+        self.description = ""
+
+    def open(self) -> None:
+        """Load the artifact (may raise anything; `open_runner` turns it into one line)."""
+
+    def close(self) -> None:
+        """Release what `open` loaded; the runner cannot run afterwards."""
+
+    def __enter__(self) -> "Runner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs by name (the classifier's is "logits") for one float32 NCHW batch."""
-        ...
+        raise NotImplementedError
+
+    def block_tensors(self, block_outputs: dict[str, str]) -> dict[str, str | None]:
+        """The tensor inside the artifact that holds each block's output (None: not found),
+        given the manifest's "block_outputs" (block -> FX node name)."""
+        return {block: None for block in block_outputs}
+
+    def run_intermediates(self, image: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} exposes no intermediate tensors")

@@ -3,62 +3,67 @@
 Engines: "coreml" (coremltools `predict`, macOS only), "mil-reference" (this package's
 interpreter: an emulation of the program's arithmetic on CPU, not the Apple runtime),
 "both" (Core ML's outputs from `run`, both engines' from `run_each`), and "auto"
-(coreml on macOS, else mil-reference). `engine` says which one produced the numbers.
+(coreml on macOS, else mil-reference). `description` says which one produced the numbers.
 """
 
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.artifacts.manifest import Manifest
 from casvit_deploy.errors import BackendMissingError, UsageError
-from casvit_deploy.manifests import manifest_path
+from casvit_deploy.runtime.base import Runner
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
 from casvit_deploy.runtime.mil.precision import dtype_name
-from casvit_deploy.runtime.mil.preprocess import image_scale_bias, manifest_pixel_transform
+from casvit_deploy.runtime.mil.preprocess import image_scale_bias, pixel_transform
+from casvit_deploy.settings import CoreMLEngine, choice
 
-ENGINES = ("auto", "coreml", "mil-reference", "both")
 CLASSIFIER_OUTPUT = "logits"
 INTERPRETER_LABEL = ("MIL reference interpreter (coremltools {ct} program, executed op by op with torch {torch} "
                      "on CPU; an emulation of the program's {precision} arithmetic, not the Apple Core ML runtime)")
 COREML_LABEL = "Core ML runtime via coremltools {ct} predict (macOS {mac})"
+INTERPRETER_THREADS = 1  # see mil.interpreter.Interpreter
 
 
-def resolve_engines(engine: str) -> tuple[str, ...]:
+def resolve_engines(engine: CoreMLEngine) -> tuple[CoreMLEngine, ...]:
     """The concrete engines that `engine` stands for on this machine."""
-    if engine not in ENGINES:
-        raise UsageError(f"unknown CoreML engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    engine = choice(CoreMLEngine, engine, "--engine")
     on_mac = platform.system() == "Darwin"
-    if engine == "auto":
-        return ("coreml",) if on_mac else ("mil-reference",)
-    engines = ("coreml", "mil-reference") if engine == "both" else (engine,)
-    if "coreml" in engines and not on_mac:
-        raise BackendMissingError(f"--engine {engine} needs the Core ML runtime, which only exists on macOS; "
+    if engine is CoreMLEngine.AUTO:
+        return (CoreMLEngine.COREML,) if on_mac else (CoreMLEngine.MIL_REFERENCE,)
+    engines = (CoreMLEngine.COREML, CoreMLEngine.MIL_REFERENCE) if engine is CoreMLEngine.BOTH else (engine,)
+    if CoreMLEngine.COREML in engines and not on_mac:
+        raise BackendMissingError(f"--engine {engine.value} needs the Core ML runtime, which only exists on macOS; "
                                   "use --engine mil-reference on this machine")
     return engines
 
 
-class CoreMLRunner:
-    """Runner for a `.mlpackage` (Runner contract of runtime/base.py); `threads` is the
-    interpreter's torch thread count (see mil.interpreter.Interpreter)."""
+class CoreMLRunner(Runner):
+    """Runner for a `.mlpackage`: Apple's runtime and/or the MIL reference interpreter
+    (`options.coreml_engine`); the interpreter runs on `options.threads` torch threads
+    (default one)."""
 
-    format = "coreml"
+    supports_intermediates = True
 
-    def __init__(self, path: Path | str, engine: str = "auto", threads: int | None = 1):
-        self.path = Path(path)
-        self.engines = resolve_engines(engine)
+    def open(self) -> None:
+        self.engines = resolve_engines(self.options.coreml_engine)
         self.package = load_mlpackage(self.path)
         if len(self.package.inputs) != 1:
             raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
         self.input = self.package.inputs[0]
-        self.threads = threads
-        self._interpreter = Interpreter(self.program, threads=threads) if "mil-reference" in self.engines else None
+        self.threads = self.options.threads or INTERPRETER_THREADS
+        self._interpreter = None
+        if CoreMLEngine.MIL_REFERENCE in self.engines:
+            self._interpreter = Interpreter(self.program, threads=self.threads)
         self._to_pixels = self._pixels_from() if self.input.kind == "image" else None
         self._classify = self._classify_op()
-        self._coreml = self._load_coreml() if "coreml" in self.engines else None
-        self.engine = " + ".join(self._label(e) for e in self.engines)
+        self._coreml = self._load_coreml() if CoreMLEngine.COREML in self.engines else None
+        self.description = " + ".join(self._label(e) for e in self.engines)
+
+    def close(self) -> None:
+        self._interpreter = self._coreml = self.package = None
 
     @property
     def program(self):
@@ -80,11 +85,11 @@ class CoreMLRunner:
         held = {dtype_name(var) for op in ops if op.op_type != "const" for var in op.outputs}
         return "fp16" if "fp16" in held else "fp32"
 
-    def _label(self, engine: str) -> str:
+    def _label(self, engine: CoreMLEngine) -> str:
         import coremltools
         import torch
 
-        if engine == "coreml":
+        if engine is CoreMLEngine.COREML:
             return COREML_LABEL.format(ct=coremltools.__version__, mac=platform.mac_ver()[0])
         return INTERPRETER_LABEL.format(ct=coremltools.__version__, torch=torch.__version__, precision=self.precision)
 
@@ -94,11 +99,12 @@ class CoreMLRunner:
         return ct.models.MLModel(str(self.path))
 
     def _pixels_from(self):
-        """image -> raw pixels for an image input: the manifest's preprocessing inverted
-        when the package has a manifest, else the program's own scale/bias inverted."""
-        transform = manifest_pixel_transform(manifest_path(self.path))
-        if transform is not None:
-            return transform
+        """image -> raw pixels for an image input: the given or recorded preprocessing
+        inverted, else (no manifest) the program's own scale/bias inverted."""
+        manifest = None if self.options.preprocessing else Manifest.find(self.path)
+        preprocessing = self.options.preprocessing or (manifest.preprocessing if manifest else None)
+        if preprocessing is not None:
+            return pixel_transform(preprocessing)
         scale, bias = image_scale_bias(self.package.program, self.input.name)
         return lambda image: (image - bias) / scale
 
@@ -164,12 +170,12 @@ class CoreMLRunner:
 
     def run_each(self, image: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """Outputs of every selected engine, keyed by engine name."""
-        run = {"coreml": self._predict, "mil-reference": self._interpret}
-        return {engine: self._named(run[engine](image)) for engine in self.engines}
+        run = {CoreMLEngine.COREML: self._predict, CoreMLEngine.MIL_REFERENCE: self._interpret}
+        return {engine.value: self._named(run[engine](image)) for engine in self.engines}
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs by name ("logits" for a classifier) from the first selected engine."""
-        if self.engines[0] == "coreml":
+        if self.engines[0] is CoreMLEngine.COREML:
             return self._named(self._predict(image))
         return self._named(self._interpret(image))
 
@@ -180,6 +186,7 @@ class CoreMLRunner:
         values = self._interpret(image, names)
         return {name: values[name] for name in names}
 
-    def block_vars(self, block_outputs: dict[str, str]):
+    def block_tensors(self, block_outputs: dict[str, str]) -> dict[str, str | None]:
         """The MIL variable of each block in a manifest's "block_outputs" (see mil.blocks)."""
-        return block_vars(self.package.program, block_outputs)
+        found = block_vars(self.package.program, block_outputs)
+        return {block: found.get(block) for block in block_outputs}

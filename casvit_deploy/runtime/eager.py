@@ -25,9 +25,10 @@ def _outputs_by_name(result, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 class EagerRunner:
-    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names`."""
+    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names`.
+    The parity reference: it has the Runner's `run`, `run_intermediates` and `description`."""
 
-    format = "pytorch"
+    supports_intermediates = True
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32,
                  output_names: Sequence[str] = ("logits",)):
@@ -35,7 +36,7 @@ class EagerRunner:
         self.dtype = dtype
         self.output_names = tuple(output_names)
         precision = str(dtype).removeprefix("torch.")
-        self.engine = f"PyTorch {torch.__version__} eager (CPU, {precision}, upstream form)"
+        self.description = f"PyTorch {torch.__version__} eager (CPU, {precision}, upstream form)"
 
     def _tensor(self, image: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(image)).to(self.dtype)

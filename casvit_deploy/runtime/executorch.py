@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
+from casvit_deploy.runtime.base import Runner
 
-class ExecuTorchRunner:
-    """The `forward` method of a `.pte` file; outputs named "logits" (then output_1, ...)."""
 
-    format = "executorch"
+class ExecuTorchRunner(Runner):
+    """The `forward` method of a `.pte` file; outputs named "logits" (then output_1, ...).
 
-    def __init__(self, path: Path):
+    The program is handed C-contiguous float32 memory: ExecuTorch's Python runtime reads a
+    non-contiguous tensor as if it were contiguous and silently returns wrong results."""
+
+    def open(self) -> None:
         from importlib.metadata import version
 
         from executorch.runtime import Runtime
 
         from casvit_deploy.quiet import native_stderr_silenced
 
-        self.path = Path(path)
         with native_stderr_silenced():  # the runtime logs CPU probing to stderr on first load
-            program = Runtime.get().load_program(self.path)
-            self.method = program.load_method("forward")
-        self.engine = f"executorch {version('executorch')} runtime (CPU)"
+            self.program = Runtime.get().load_program(self.path)
+            self.method = self.program.load_method("forward")
+        self.description = f"executorch {version('executorch')} runtime (CPU)"
+
+    def close(self) -> None:
+        self.method = self.program = None
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         import torch

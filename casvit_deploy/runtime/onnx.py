@@ -7,42 +7,72 @@ from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.errors import UsageError
+from casvit_deploy.model.blocks import FINAL_OUTPUT
+from casvit_deploy.runtime.base import Runner, RunnerOptions
+from casvit_deploy.settings import Device
 
-def _session(model_bytes: bytes | str, providers: Sequence[str] | None, threads: int | None):
+
+def _session(model: bytes | str, providers: Sequence[str], threads: int | None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, options, providers=list(providers or ["CPUExecutionProvider"]))
+    return ort.InferenceSession(model, options, providers=list(providers))
 
 
-class OnnxRunner:
-    """An `.onnx` file in onnxruntime; `providers` in preference order (default CPU)."""
+def graph_block_tensors(graph, block_outputs: dict[str, str]) -> dict[str, str | None]:
+    """Which FX node names survive as ONNX value names; the final block's output is the
+    graph's (renamed) output."""
+    values = {o for node in graph.node for o in node.output}
+    names = {block: fx if fx in values else None for block, fx in block_outputs.items()}
+    if names.get(FINAL_OUTPUT, "") is None and graph.output:
+        names[FINAL_OUTPUT] = graph.output[0].name
+    return names
 
-    format = "onnx"
 
-    def __init__(self, path: Path, providers: Sequence[str] | None = None, threads: int | None = None):
+class OnnxRunner(Runner):
+    """An `.onnx` file in onnxruntime: the CPU provider, or on CUDA TensorRT/CUDA first."""
+
+    supports_intermediates = True
+
+    def __init__(self, path: Path, options: RunnerOptions = RunnerOptions()):
+        super().__init__(path, options)
+        self.session = None
+        self._probes: dict[tuple[str, ...], object] = {}
+
+    @property
+    def providers(self) -> list[str]:
+        if self.options.device is Device.CUDA:
+            from casvit_deploy.runtime.registry import onnx_providers
+
+            return onnx_providers()
+        return ["CPUExecutionProvider"]
+
+    def open(self) -> None:
         import onnxruntime as ort
 
-        self.path, self.providers, self.threads = Path(path), providers, threads
-        self.session = _session(str(self.path), providers, threads)
+        self.session = _session(str(self.path), self.providers, self.options.threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.engine = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
-        self._probes: dict[tuple[str, ...], object] = {}
+        self.description = f"onnxruntime {ort.__version__} ({self.session.get_providers()[0]})"
+
+    def close(self) -> None:
+        self.session, self._probes = None, {}
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         feed = {self.input_name: np.ascontiguousarray(image, dtype=np.float32)}
         return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
 
-    def value_names(self) -> set[str]:
-        """Every tensor name produced inside the graph."""
+    def _graph(self):
         import onnx
 
-        graph = onnx.load(str(self.path), load_external_data=False).graph
-        return {o for node in graph.node for o in node.output if o}
+        return onnx.load(str(self.path), load_external_data=False).graph
+
+    def block_tensors(self, block_outputs: dict[str, str]) -> dict[str, str | None]:
+        return graph_block_tensors(self._graph(), block_outputs)
 
     def _probe(self, names: tuple[str, ...]):
         """A session on an in-memory copy of the graph that also outputs `names`."""
@@ -50,19 +80,17 @@ class OnnxRunner:
 
         model = onnx.shape_inference.infer_shapes(onnx.load(str(self.path)))
         known = {v.name: v for v in list(model.graph.value_info) + list(model.graph.output)}
-        missing = set(names) - self.value_names()
-        if missing:
-            from casvit_deploy.errors import UsageError
-
+        values = {o for node in model.graph.node for o in node.output if o}
+        if missing := set(names) - values:
             raise UsageError(f"{self.path.name} has no tensor(s) named {', '.join(sorted(missing))}")
         present = {o.name for o in model.graph.output}
         for name in names:
             if name not in present:
                 model.graph.output.append(known.get(name) or onnx.ValueInfoProto(name=name))
-        return _session(model.SerializeToString(), self.providers, self.threads)
+        return _session(model.SerializeToString(), self.providers, self.options.threads)
 
-    def run_intermediates(self, image: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Internal tensors by value name (e.g. the FX names in a manifest's block_outputs)."""
+    def run_intermediates(self, image: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """Internal tensors by value name (e.g. those `block_tensors` found)."""
         key = tuple(names)
         if key not in self._probes:
             self._probes[key] = self._probe(key)

@@ -6,6 +6,5 @@ from casvit_deploy.bench.backends.pytorch import Compile, CudaGraph, Eager
 
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Eager(), Compile(), CudaGraph(), OnnxRuntime(), ExecuTorch(), ExecuTorchPortable(), CoreML())}
-ARTIFACT_BACKENDS = {".onnx": "onnxruntime", ".pte": "executorch", ".mlpackage": "coreml"}
 
-__all__ = ["ARTIFACT_BACKENDS", "BACKENDS", "Backend", "Case", "Prepared"]
+__all__ = ["BACKENDS", "Backend", "Case", "Prepared"]

@@ -1,77 +1,75 @@
 """Artifact backends: ONNX Runtime, ExecuTorch (XNNPACK, or portable kernels) and CoreML.
 
-Each runs an exported artifact through the project's runner for its format (one loader
-per format). Without a user-given artifact, the case's model is exported once into the
-export cache and reused by later runs.
+Each opens an exported artifact through `open_runner` (one loader per format). Without a
+user-given artifact, the case's model is exported once into the export cache and reused
+by later runs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
+from dataclasses import replace
 
+from casvit_deploy.artifacts.formats import FORMATS, Format
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.artifacts.options import CoreMLOptions, ExecuTorchOptions, OnnxOptions
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch, size_mb
 from casvit_deploy.bench.cache import ExportKey, cached_export, weights_key
-from casvit_deploy.manifests import manifest_path
+from casvit_deploy.errors import CasvitError
+from casvit_deploy.rewrite import deploy_form
+from casvit_deploy.runtime.base import RunnerOptions
+from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.settings import CoreMLEngine, Delegate, Device, Form, Precision
 
 
-def _missing(package: str, pip_name: str) -> str | None:
-    if importlib.util.find_spec(package) is None:
-        return f"{pip_name} is not installed: pip install {pip_name}"
+def _missing(fmt: Format) -> str | None:
+    try:
+        fmt.require("run")
+    except CasvitError as err:
+        return str(err)
     return None
 
 
-def _artifact(case: Case, fmt: str, options: dict, progress) -> tuple:
+def _artifact(case: Case, fmt: Format, options, progress) -> tuple:
     """(artifact, export seconds or None, passes) for the case: the user's file or the cache's."""
     if case.artifact is not None:
-        return case.artifact, None, _manifest_passes(case.artifact)
-    from casvit_deploy.pipeline import deploy_form
-
-    passes = tuple(deploy_form(case.loaded, case.rewrite, case.disable)[1]) if case.rewrite else ()
-    key = ExportKey(weights_key(case.loaded), case.loaded.variant, case.resolution, case.precision,
-                    case.batch, fmt, passes, tuple(sorted((k, str(v)) for k, v in options.items())))
-    path, seconds = cached_export(case.loaded, key, case.cache_dir, lambda stage: progress(f"export {fmt}: {stage}"))
+        manifest = Manifest.find(case.artifact)
+        return case.artifact, None, list(manifest.passes) if manifest else []
+    passes = tuple(deploy_form(case.loaded.model, case.form, case.disable)[1])
+    key = ExportKey(weights_key(case.loaded), case.loaded.variant, case.resolution, case.precision.value,
+                    case.batch, fmt.name, case.form.value, passes, options)
+    path, seconds = cached_export(case.loaded, key, case.cache_dir, lambda stage: progress(f"export {fmt.name}: {stage}"))
     return path, seconds, list(passes)
 
 
-def _manifest_passes(artifact) -> list[str]:
-    import json
-
-    try:
-        manifest = json.loads(manifest_path(artifact).read_text())
-    except (OSError, ValueError):
-        return []
-    return list(manifest.get("passes") or [])
-
-
-def _timed_runner(case: Case, fmt: str, options: dict, progress, open_runner) -> Prepared:
+def _timed_runner(case: Case, fmt: Format, options, progress, runner_options: RunnerOptions) -> Prepared:
     path, export_s, passes = _artifact(case, fmt, options, progress)
     start = time.perf_counter()
-    runner = open_runner(path)
+    runner = open_runner(path, runner_options)
     load_s = time.perf_counter() - start
     x = input_batch(case.batch, case.resolution)
-    return Prepared(lambda: runner.run(x), runner.engine, load_s, passes=passes, artifact=path,
-                    artifact_mb=size_mb(path), export_s=export_s, threads=case.threads)
+    return Prepared(lambda: runner.run(x), runner.description, load_s, passes=passes, artifact=path,
+                    artifact_mb=size_mb(path), export_s=export_s, threads=case.threads, close=runner.close)
 
 
-def _export_precision(fmt: str, precision: str) -> str | None:
-    from casvit_deploy.export.registry import get_exporter
-
-    supported = get_exporter(fmt).precisions
-    return None if precision in supported else f"the {fmt} exporter supports {' and '.join(supported)} only"
+def _unsupported_precision(fmt: Format, precision: Precision) -> str | None:
+    if precision in fmt.precisions:
+        return None
+    return f"the {fmt.name} exporter supports {' and '.join(p.value for p in fmt.precisions)} only"
 
 
 class OnnxRuntime:
     name = "onnxruntime"
+    format = FORMATS["onnx"]
     summary = "ONNX Runtime (CPU provider; CUDA/TensorRT when installed)"
 
-    def unsupported(self, precision: str) -> str | None:
-        return _export_precision("onnx", precision)
+    def unsupported(self, precision: Precision) -> str | None:
+        return _unsupported_precision(self.format, precision)
 
-    def unavailable(self, device: str) -> str | None:
-        missing = _missing("onnxruntime", "onnxruntime")
-        if missing or device == "cpu":
+    def unavailable(self, device: Device) -> str | None:
+        missing = _missing(self.format)
+        if missing or device is Device.CPU:
             return missing
         import onnxruntime
 
@@ -80,68 +78,54 @@ class OnnxRuntime:
         return None
 
     def prepare(self, case: Case, progress) -> Prepared:
-        from casvit_deploy.runtime.onnx import OnnxRunner
-        from casvit_deploy.runtime.registry import onnx_providers
-
-        # on CUDA: TensorRT first when this onnxruntime has it, then CUDA (unavailable() checked it)
-        providers = ["CPUExecutionProvider"] if case.device == "cpu" else onnx_providers()
-        return _timed_runner(case, "onnx", {}, progress,
-                             lambda path: OnnxRunner(path, providers=providers, threads=case.threads))
-
-
-def set_executorch_threads(threads: int) -> None:
-    """Size ExecuTorch's shared threadpool (used by XNNPACK) to `threads`."""
-    from executorch.extension.pybindings import portable_lib
-
-    if portable_lib._threadpool_get_thread_count() != threads:
-        portable_lib._unsafe_reset_threadpool(threads)
+        # on CUDA the runner takes TensorRT first when this onnxruntime has it, then CUDA
+        return _timed_runner(case, self.format, OnnxOptions(), progress,
+                             RunnerOptions(threads=case.threads, device=case.device))
 
 
 class ExecuTorch:
     name = "executorch"
+    format = FORMATS["executorch"]
     summary = "ExecuTorch with the XNNPACK delegate"
-    options: dict = {}
+    options = ExecuTorchOptions()
 
-    def unsupported(self, precision: str) -> str | None:
-        return _export_precision("executorch", precision)
+    def unsupported(self, precision: Precision) -> str | None:
+        return _unsupported_precision(self.format, precision)
 
-    def unavailable(self, device: str) -> str | None:
-        if device != "cpu":
+    def unavailable(self, device: Device) -> str | None:
+        if device is not Device.CPU:
             return "ExecuTorch runs on the CPU here; use --device cpu"
-        return _missing("executorch", "executorch")
+        return _missing(self.format)
 
     def prepare(self, case: Case, progress) -> Prepared:
-        from casvit_deploy.runtime.executorch import ExecuTorchRunner
-
-        set_executorch_threads(case.threads)
         # The upstream graph leaves its qkv split and flatten-mean on portable kernels;
         # it is timed as it is (that cost is part of what the deploy form removes).
-        options = self.options if case.rewrite else {**self.options, "allow_portable": True}
-        return _timed_runner(case, "executorch", options, progress, ExecuTorchRunner)
+        options = self.options if case.form is Form.DEPLOY else replace(self.options, allow_portable=True)
+        return _timed_runner(case, self.format, options, progress, RunnerOptions(threads=case.threads))
 
 
 class ExecuTorchPortable(ExecuTorch):
     name = "executorch-portable"
     time_budget_s = 20.0  # reference kernels take seconds per image: fewer runs, see Schedule.fitted
     summary = f"ExecuTorch portable kernels, no delegate (for comparison; ~{time_budget_s:.0f} s per case)"
-    options = {"backend": "portable"}
+    options = ExecuTorchOptions(delegate=Delegate.PORTABLE)
 
 
 class CoreML:
     name = "coreml"
+    format = FORMATS["coreml"]
     summary = "CoreML (macOS only)"
 
-    def unsupported(self, precision: str) -> str | None:
-        return _export_precision("coreml", precision)
+    def unsupported(self, precision: Precision) -> str | None:
+        return _unsupported_precision(self.format, precision)
 
-    def unavailable(self, device: str) -> str | None:
+    def unavailable(self, device: Device) -> str | None:
         if sys.platform != "darwin":
             return f"CoreML predictions need macOS (this is {sys.platform})"
-        if device != "cpu":
+        if device is not Device.CPU:
             return "CoreML picks its own compute units; use --device cpu"
-        return _missing("coremltools", "coremltools")
+        return _missing(self.format)
 
     def prepare(self, case: Case, progress) -> Prepared:
-        from casvit_deploy.runtime.registry import open_runner
-
-        return _timed_runner(case, "coreml", {}, progress, lambda path: open_runner(path, engine="coreml"))
+        return _timed_runner(case, self.format, CoreMLOptions(), progress,
+                             RunnerOptions(threads=case.threads, coreml_engine=CoreMLEngine.COREML))

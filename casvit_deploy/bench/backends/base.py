@@ -10,7 +10,10 @@ from typing import Protocol
 
 import numpy as np
 
+from casvit_deploy.artifacts.files import artifact_size
 from casvit_deploy.bench.timing import WallClock
+from casvit_deploy.paths import CACHE
+from casvit_deploy.settings import Device, Form, Precision
 
 INPUT_SEED = 0
 
@@ -20,23 +23,19 @@ class Case:
     """One measurement: a model in one form on one backend, device, precision and batch."""
 
     label: str  # model label in reports, e.g. "xs" or an artifact name
-    loaded: object  # pipeline.LoadedModel; None when benchmarking a bare artifact
-    rewrite: bool
+    loaded: object  # model.loading.LoadedModel; None when benchmarking a bare artifact
+    form: Form
     backend: str
-    device: str
-    precision: str
+    device: Device
+    precision: Precision
     batch: int
     resolution: int
     threads: int
     channels_last: bool = False
     compile_mode: str = "default"
     disable: tuple[str, ...] = ()
-    cache_dir: Path = Path("models/cache")
+    cache_dir: Path = CACHE
     artifact: Path | None = None  # given by the user instead of exported
-
-    @property
-    def form(self) -> str:
-        return "deploy" if self.rewrite else "upstream"
 
 
 @dataclass
@@ -62,11 +61,11 @@ class Backend(Protocol):
     name: str
     summary: str
 
-    def unavailable(self, device: str) -> str | None:
+    def unavailable(self, device: Device) -> str | None:
         """Why this backend cannot run on `device` here, or None when it can."""
         ...
 
-    def unsupported(self, precision: str) -> str | None:
+    def unsupported(self, precision: Precision) -> str | None:
         """Why this backend cannot run `precision`, or None when it can."""
         ...
 
@@ -83,11 +82,5 @@ def input_batch(batch: int, resolution: int) -> np.ndarray:
 
 
 def size_mb(path: Path) -> float:
-    """File size, or the total size of a directory artifact (.mlpackage), in MiB."""
-    path = Path(path)
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
-    total = path.stat().st_size
-    for extra in path.parent.glob(path.name + ".data"):  # ONNX external weights
-        total += extra.stat().st_size
-    return total / 2**20
+    """An artifact's size on disk (file, or all of an .mlpackage folder), in MiB."""
+    return artifact_size(path) / 2**20

@@ -9,36 +9,36 @@ from collections.abc import Callable
 
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch
 from casvit_deploy.bench.timing import CudaEvents, WallClock
+from casvit_deploy.rewrite import deploy_form
+from casvit_deploy.settings import Device, Precision
 
-DTYPES = {"fp32": "float32", "fp16": "float16"}
+DTYPES = {Precision.FP32: "float32", Precision.FP16: "float16"}
 
 
 def _model_and_input(case: Case):
     """The case's model form and input on its device, dtype and memory format."""
     import torch
 
-    from casvit_deploy.pipeline import deploy_form
-
-    model, passes = deploy_form(case.loaded, case.rewrite, case.disable)
+    model, passes = deploy_form(case.loaded.model, case.form, case.disable)
     dtype = getattr(torch, DTYPES[case.precision])
     fmt = torch.channels_last if case.channels_last else torch.contiguous_format
-    model = model.to(case.device, dtype, memory_format=fmt).eval()
-    x = torch.from_numpy(input_batch(case.batch, case.resolution)).to(case.device, dtype, memory_format=fmt)
+    model = model.to(case.device.value, dtype, memory_format=fmt).eval()
+    x = torch.from_numpy(input_batch(case.batch, case.resolution)).to(case.device.value, dtype, memory_format=fmt)
     return model, x, passes
 
 
-def _clock(device: str):
-    return CudaEvents() if device.startswith("cuda") else WallClock()
+def _clock(device: Device):
+    return CudaEvents() if device is Device.CUDA else WallClock()
 
 
 def _engine(case: Case, what: str) -> str:
     import torch
 
     layout = ", channels-last" if case.channels_last else ""
-    return f"torch {torch.__version__} {what} ({case.device}{layout})"
+    return f"torch {torch.__version__} {what} ({case.device.value}{layout})"
 
 
-def _any_precision(self, precision: str) -> str | None:
+def _any_precision(self, precision: Precision) -> str | None:
     return None
 
 
@@ -57,13 +57,10 @@ class Eager:
     summary = "PyTorch eager (the baseline)"
     unsupported = _any_precision
 
-    def unavailable(self, device: str) -> str | None:
+    def unavailable(self, device: Device) -> str | None:
         return None
 
     def prepare(self, case: Case, progress) -> Prepared:
-        import torch
-
-        torch.set_num_threads(case.threads)
         start = time.perf_counter()
         model, x, passes = _model_and_input(case)
         return Prepared(_inference(model, x), _engine(case, "eager"), time.perf_counter() - start,
@@ -75,18 +72,16 @@ class Compile:
     summary = "torch.compile (Inductor); first inference includes compilation"
     unsupported = _any_precision
 
-    def unavailable(self, device: str) -> str | None:
-        if device.startswith("cuda") and importlib.util.find_spec("triton") is None:
+    def unavailable(self, device: Device) -> str | None:
+        if device is Device.CUDA and importlib.util.find_spec("triton") is None:
             return "torch.compile on CUDA needs Triton: pip install triton"
-        if device == "cpu" and not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+        if device is Device.CPU and not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
             return "torch.compile on CPU needs a C++ compiler (g++ or clang++) on PATH"
         return None
 
     def prepare(self, case: Case, progress) -> Prepared:
         import torch
 
-        torch.set_num_threads(case.threads)
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         start = time.perf_counter()
         model, x, passes = _model_and_input(case)
         mode = None if case.compile_mode == "default" else case.compile_mode
@@ -100,8 +95,8 @@ class CudaGraph:
     summary = "PyTorch eager captured once into a CUDA graph and replayed"
     unsupported = _any_precision
 
-    def unavailable(self, device: str) -> str | None:
-        return None if device.startswith("cuda") else "CUDA graphs need --device cuda"
+    def unavailable(self, device: Device) -> str | None:
+        return None if device is Device.CUDA else "CUDA graphs need --device cuda"
 
     def prepare(self, case: Case, progress) -> Prepared:
         import torch

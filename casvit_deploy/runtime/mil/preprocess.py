@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
+
+from casvit_deploy.artifacts.preprocessing import Preprocessing
 
 
 def _const(var):
@@ -33,15 +32,9 @@ def image_scale_bias(program, input_name: str, function: str = "main") -> tuple[
     return scale, bias
 
 
-def manifest_pixel_transform(manifest: Path):
-    """image -> pixels inverting the manifest's preprocessing, image = (pixels·scale - mean) / std
-    per channel (NCHW); None without a manifest that records mean and std."""
-    try:
-        pre = json.loads(Path(manifest).read_text()).get("preprocessing") or {}
-    except (OSError, ValueError):
-        return None
-    if "mean" not in pre or "std" not in pre:
-        return None
-    mean, std = (np.asarray(pre[k], np.float64).reshape(1, -1, 1, 1) for k in ("mean", "std"))
-    scale = float(pre.get("scale", 1 / 255))
+def pixel_transform(preprocessing: Preprocessing):
+    """image -> pixels inverting `preprocessing`, image = (pixels·scale - mean) / std per
+    channel (NCHW)."""
+    mean, std = (np.asarray(v, np.float64).reshape(1, -1, 1, 1) for v in (preprocessing.mean, preprocessing.std))
+    scale = preprocessing.scale
     return lambda image: (image * std + mean) / scale

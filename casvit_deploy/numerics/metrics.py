@@ -28,10 +28,10 @@ class OutputMetrics:
     ref_max_abs: float
 
     def to_dict(self) -> dict:
-        return {k: _finite(v) for k, v in asdict(self).items()}
+        return {k: plain(v) for k, v in asdict(self).items()}
 
 
-def _finite(value):
+def plain(value):
     """JSON has no infinities or NaN: they become the strings 'inf', '-inf', 'nan'."""
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")

@@ -1,18 +1,20 @@
-"""From the user's choice (checkpoint or variant) to the model a command works on."""
+"""Model loading: from the user's choice (checkpoint or variant) to an eval-mode model."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
-from casvit_deploy.model import RANDOM_WEIGHTS_NOTE, CASViT, CheckpointInfo, get_variant, load_checkpoint, random_model
-from casvit_deploy.rewrite import to_deploy
+from casvit_deploy.errors import UsageError
+from casvit_deploy.model.casvit import CASViT
+from casvit_deploy.model.checkpoint import CheckpointInfo, load_checkpoint
+from casvit_deploy.model.factory import RANDOM_WEIGHTS_NOTE, random_model
+from casvit_deploy.model.variants import get_variant
 
 DEFAULT_VARIANT = "xs"
 DEFAULT_RESOLUTION = 224
 DEFAULT_SEED = 0
+RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_STEP = 32, 2048, 32
 
 
 @dataclass
@@ -41,7 +43,7 @@ class LoadedModel:
     def native_resolution(self) -> int:
         """The checkpoint's training resolution when recorded, else 224."""
         size = self.checkpoint.input_size if self.checkpoint else None
-        return size if isinstance(size, int) and size % 32 == 0 else DEFAULT_RESOLUTION
+        return size if isinstance(size, int) and size % RESOLUTION_STEP == 0 else DEFAULT_RESOLUTION
 
 
 def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
@@ -54,16 +56,10 @@ def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
     return LoadedModel(random_model(name, seed=seed), name, None, seed)
 
 
-def deploy_form(loaded: LoadedModel, rewrite: bool = True, disable: tuple[str, ...] = ()) -> tuple[nn.Module, list[str]]:
-    """The model a command exports or runs: deploy form unless `rewrite` is False."""
-    if not rewrite:
-        return loaded.model, []
-    return to_deploy(loaded.model, disable)
-
-
-def check_resolution(resolution: int) -> int:
-    from casvit_deploy.errors import UsageError
-
-    if resolution < 32 or resolution % 32:
-        raise UsageError(f"--resolution {resolution} is not a positive multiple of 32 (try 224, 256 or 384)")
+def check_resolution(resolution: int, source: str = "--resolution") -> int:
+    """`resolution` if it is a multiple of 32 in 32..2048; UsageError naming `source` otherwise."""
+    if (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution % RESOLUTION_STEP
+            or not RESOLUTION_MIN <= resolution <= RESOLUTION_MAX):
+        raise UsageError(f"{source} {resolution!r} is not a multiple of {RESOLUTION_STEP} between {RESOLUTION_MIN} "
+                         f"and {RESOLUTION_MAX} (try 224, 256 or 384)")
     return resolution

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from casvit_deploy.parity.metrics import OutputMetrics
-from casvit_deploy.parity.thresholds import Thresholds
+from casvit_deploy.numerics.metrics import OutputMetrics, compare
+from casvit_deploy.numerics.thresholds import Thresholds
 
 
 def structural_failures(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> list[str]:
@@ -36,3 +36,15 @@ def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     if m.top1_agreement is not None and not m.top1_agreement >= t.min_top1:
         failures.append(f"{m.name}: top-1 agreement {m.top1_agreement:.3f} < {t.min_top1}")
     return failures
+
+
+def judge(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray],
+          thresholds: Thresholds) -> tuple[list[OutputMetrics], list[str]]:
+    """Metrics of every output that matches the reference's name and shape, and every failure."""
+    metrics, failures = [], structural_failures(outputs, reference)
+    for name in reference:
+        if name in outputs and outputs[name].shape == reference[name].shape:
+            m = compare(name, outputs[name], reference[name])
+            metrics.append(m)
+            failures += metric_failures(m, thresholds)
+    return metrics, failures

@@ -1,0 +1,318 @@
+"""The manifest next to every artifact: one typed class owns load, validate, save, parity
+records and the rebuild of the reference model. Nothing else reads or writes its JSON.
+
+`<artifact>.manifest.json`, schema 2. A manifest with a missing, mistyped or out-of-range
+field is refused with a one-line ManifestError (exit 2) naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from casvit_deploy import atomic
+from casvit_deploy.artifacts.fields import FieldError, Fields
+from casvit_deploy.artifacts.formats import FORMATS, get_format
+from casvit_deploy.artifacts.options import from_record, to_record
+from casvit_deploy.artifacts.preprocessing import RESIZE_MODES, Preprocessing
+from casvit_deploy.errors import UsageError
+from casvit_deploy.model.loading import (
+    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
+)
+from casvit_deploy.model.variants import VARIANTS
+from casvit_deploy.settings import Form, Precision
+
+SCHEMA = 2
+SUFFIX = ".manifest.json"
+MAX_BYTES = 16 << 20  # a manifest is a few kB; anything this large is not one
+MAX_BATCH = 4096
+MAX_CLASSES = 100_000
+MAX_SEED = 2**63 - 1
+PARITY_STATUSES = ("pass", "fail", "not run", "interrupted")
+SHA256_LEN = 64
+
+
+class ManifestError(UsageError):
+    """A manifest that is missing, unreadable or invalid."""
+
+
+def manifest_path(artifact: Path) -> Path:
+    """The manifest that sits next to an artifact: `<artifact name>.manifest.json`."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + SUFFIX)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An artifact input or output: name, shape (ints, or names of free dimensions), dtype."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+    layout: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    """The checkpoint an artifact came from; `path` is relative to the manifest's folder
+    (or absolute)."""
+
+    path: str
+    sha256: str
+    used_ema: bool = False
+
+
+@dataclass(frozen=True)
+class ParityRecord:
+    """One parity check, tied to the artifact bytes it checked (`sha256`)."""
+
+    status: str  # one of PARITY_STATUSES
+    sha256: str | None
+    checked_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    reason: str = ""
+    report: dict | None = None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Manifest:
+    format: str
+    file: str
+    size_bytes: int
+    sha256: str
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    preprocessing: Preprocessing
+    variant: str
+    num_classes: int
+    distillation: bool
+    weights: str  # "random weights, not pretrained" or "checkpoint <path>"
+    checkpoint: CheckpointRecord | None
+    seed: int | None
+    form: Form
+    passes: list[str]
+    precision: Precision
+    resolution: int
+    batch: int
+    dynamic_batch: bool
+    options: object  # the format's options dataclass (artifacts/options.py)
+    block_outputs: dict[str, str]
+    tools: dict[str, str | None]
+    export_seconds: float
+    exported_at: str
+    details: dict = field(default_factory=dict)  # format-specific facts, for people
+    parity: list[ParityRecord] = field(default_factory=list)
+    schema: int = SCHEMA
+
+    # --- derived facts -------------------------------------------------------------------
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The batch every run must have, or None when the artifact takes any batch."""
+        return None if self.dynamic_batch else self.batch
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.outputs]
+
+    @property
+    def latest_parity(self) -> ParityRecord | None:
+        return self.parity[-1] if self.parity else None
+
+    def checkpoint_path(self, artifact: Path) -> Path | None:
+        """The recorded checkpoint, resolved relative to the manifest's folder."""
+        if self.checkpoint is None:
+            return None
+        return Path(artifact).parent / self.checkpoint.path
+
+    # --- JSON ----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        data = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return data | {
+            "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
+            "preprocessing": self.preprocessing.to_dict(),
+            "checkpoint": dict(self.checkpoint.__dict__) if self.checkpoint else None,
+            "form": self.form.value, "precision": self.precision.value, "options": to_record(self.options),
+            "parity": [p.to_dict() for p in self.parity],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> "Manifest":
+        """A validated manifest; FieldError naming the first bad field."""
+        f = Fields(data)
+        schema = f.int("schema", 0, 10**6) if "schema" in f.data else None
+        if schema != SCHEMA:
+            raise FieldError(f"field 'schema' is {schema}, this casvit-deploy reads schema {SCHEMA}")
+        fmt = get_format(f.str("format", tuple(FORMATS)))
+        return cls(
+            format=fmt.name, file=f.str("file", max_len=255), size_bytes=f.int("size_bytes", 0, 2**53),
+            sha256=_sha256(f, "sha256"), inputs=_specs(f, "inputs"), outputs=_specs(f, "outputs"),
+            preprocessing=_preprocessing(f.obj("preprocessing")), variant=f.str("variant", tuple(VARIANTS)),
+            num_classes=f.int("num_classes", 0, MAX_CLASSES), distillation=f.bool("distillation"),
+            weights=f.str("weights"), checkpoint=_checkpoint(f.obj("checkpoint", optional=True)),
+            seed=f.int("seed", 0, MAX_SEED, optional=True), form=Form(f.str("form", tuple(m.value for m in Form))),
+            passes=_strings(f, "passes"), precision=Precision(f.str("precision", tuple(m.value for m in Precision))),
+            resolution=f.int("resolution", RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP),
+            batch=f.int("batch", 1, MAX_BATCH), dynamic_batch=f.bool("dynamic_batch"),
+            options=from_record(fmt.options, f.obj("options").data, "options"),
+            block_outputs=f.str_map("block_outputs"), tools=f.str_map("tools", optional_values=True),
+            export_seconds=f.float("export_seconds", 0, 1e7), exported_at=f.str("exported_at", max_len=64),
+            details=f.obj("details").data, parity=[_parity(Fields(p, f"parity[{i}].")) for i, p in
+                                                   enumerate(f.list("parity", 1000))])
+
+    # --- files ---------------------------------------------------------------------------
+
+    @classmethod
+    def find(cls, artifact: Path) -> "Manifest | None":
+        """The artifact's manifest, or None when there is none (an invalid one is an error)."""
+        path = manifest_path(artifact)
+        if not path.exists():
+            return None
+        try:
+            if path.stat().st_size > MAX_BYTES:
+                raise ManifestError(f"manifest {path} is {path.stat().st_size} bytes, too large to be one; "
+                                    "re-export the artifact")
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = getattr(err, "strerror", None) or str(err).splitlines()[0][:80]
+            raise ManifestError(f"manifest {path} is not readable JSON ({reason}); re-export the artifact") from None
+        try:
+            return cls.from_dict(data)
+        except UsageError as err:
+            raise ManifestError(f"manifest {path}: {err}; re-export the artifact") from None
+
+    @classmethod
+    def load(cls, artifact: Path) -> "Manifest":
+        """The artifact's manifest; ManifestError when it is missing or invalid."""
+        manifest = cls.find(artifact)
+        if manifest is None:
+            raise ManifestError(f"{artifact} has no manifest ({manifest_path(artifact).name}); "
+                                "re-export it with casvit export")
+        return manifest
+
+    def save(self, artifact: Path) -> None:
+        """Write atomically next to `artifact`."""
+        atomic.write_json(manifest_path(artifact), self.to_dict())
+
+    @classmethod
+    def append_parity(cls, artifact: Path, record: ParityRecord) -> "Manifest":
+        """Add `record` to the manifest on disk now (re-read, so nothing else is lost)."""
+        manifest = cls.load(artifact)
+        manifest.parity.append(record)
+        manifest.save(artifact)
+        return manifest
+
+    # --- the reference model -------------------------------------------------------------
+
+    def reference_model(self, artifact: Path, checkpoint: Path | None = None,
+                        loaded: LoadedModel | None = None) -> LoadedModel:
+        """The model the artifact must match: `loaded`, `checkpoint`, the recorded checkpoint,
+        or the recorded variant and seed for random weights. The checkpoint's sha256 must be
+        the recorded one (checked here, and only here)."""
+        artifact = Path(artifact)
+        if loaded is None:
+            loaded = self._load_reference(artifact, checkpoint)
+        self._check_same(loaded, artifact)
+        return loaded
+
+    def _load_reference(self, artifact: Path, checkpoint: Path | None) -> LoadedModel:
+        if self.checkpoint is None:
+            if checkpoint is not None:
+                raise UsageError(f"{artifact} was exported with random weights, not from a checkpoint; "
+                                 "drop --checkpoint")
+            return load_model(None, self.variant, seed=self.seed or 0)
+        path = Path(checkpoint) if checkpoint is not None else self.checkpoint_path(artifact)
+        if not path.is_file():
+            raise UsageError(f"{artifact} was exported from checkpoint {path}, which is not there; "
+                             "pass it with --checkpoint")
+        from casvit_deploy.model.checkpoint import sha256_of
+
+        found = sha256_of(path)
+        if found != self.checkpoint.sha256:
+            raise UsageError(f"checkpoint {path} (sha256 {found[:12]}...) is not the one {artifact.name} was "
+                             f"exported from (sha256 {self.checkpoint.sha256[:12]}...)")
+        return load_model(path, self.variant, self.checkpoint.used_ema)
+
+    def _check_same(self, loaded: LoadedModel, artifact: Path) -> None:
+        expected = self.checkpoint.sha256 if self.checkpoint else None
+        if expected != loaded.checkpoint_sha256:
+            what = f"checkpoint sha256 {expected[:12]}..." if expected else "random weights"
+            have = f"sha256 {loaded.checkpoint_sha256[:12]}..." if loaded.checkpoint_sha256 else "random weights"
+            raise UsageError(f"{artifact} was exported from {what}, but the reference given has {have}; "
+                             "pass the checkpoint it was exported from")
+        if self.variant != loaded.variant:
+            raise UsageError(f"{artifact} is CAS-ViT-{self.variant}, but the reference model is {loaded.variant}")
+        if expected is None and (self.seed or 0) != loaded.seed:
+            raise UsageError(f"{artifact} was exported with random-weights seed {self.seed}, "
+                             f"the reference has seed {loaded.seed}")
+
+    def with_file(self, artifact: Path) -> "Manifest":
+        """A copy whose file name is that of `artifact`."""
+        return replace(self, file=Path(artifact).name)
+
+
+def checkpoint_record(loaded: LoadedModel, manifest_dir: Path) -> CheckpointRecord | None:
+    """How a manifest in `manifest_dir` records the loaded model's checkpoint."""
+    info = loaded.checkpoint
+    if info is None:
+        return None
+    path = os.path.relpath(Path(info.path).resolve(), Path(manifest_dir).resolve())
+    return CheckpointRecord(path, info.sha256, info.used_ema)
+
+
+# --- field readers ---------------------------------------------------------------------------
+
+def _sha256(f: Fields, key: str, optional: bool = False) -> str | None:
+    value = f.str(key, optional=optional, max_len=SHA256_LEN)
+    if value is not None and (len(value) != SHA256_LEN or any(c not in "0123456789abcdef" for c in value)):
+        f.fail(key, "a sha256 (64 lowercase hex digits)")
+    return value
+
+
+def _strings(f: Fields, key: str, max_len: int = 1000) -> list[str]:
+    values = f.list(key, max_len)
+    if not all(isinstance(v, str) and len(v) <= 200 for v in values):
+        f.fail(key, "a list of strings")
+    return values
+
+
+def _specs(f: Fields, key: str) -> list[TensorSpec]:
+    specs = []
+    for i, item in enumerate(f.list(key, 16)):
+        s = Fields(item, f"{key}[{i}].")
+        shape = s.list("shape", 8)
+        if not all((isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31)
+                   or (isinstance(d, str) and len(d) <= 64) for d in shape):
+            s.fail("shape", "a list of sizes (integers) or dimension names")
+        specs.append(TensorSpec(s.str("name", max_len=256), tuple(shape), s.str("dtype", max_len=64),
+                                s.str("layout", optional=True, max_len=16)))
+    return specs
+
+
+def _preprocessing(f: Fields) -> Preprocessing:
+    return Preprocessing(
+        resize=f.int("resize", 1, 8192), resize_mode=f.str("resize_mode", RESIZE_MODES), crop=f.int("crop", 1, 8192),
+        interpolation=f.str("interpolation", max_len=32), scale=f.float("scale", 1e-6, 1.0),
+        mean=f.floats("mean", 3, -1e3, 1e3), std=f.floats("std", 3, 1e-6, 1e3),
+        color=f.str("color", ("RGB", "BGR")), layout=f.str("layout", ("NCHW", "NHWC")))
+
+
+def _checkpoint(f: Fields | None) -> CheckpointRecord | None:
+    if f is None:
+        return None
+    return CheckpointRecord(f.str("path"), _sha256(f, "sha256"), f.bool("used_ema"))
+
+
+def _parity(f: Fields) -> ParityRecord:
+    report = f.obj("report", optional=True)
+    return ParityRecord(f.str("status", PARITY_STATUSES), _sha256(f, "sha256", optional=True),
+                        f.str("checked_at", max_len=64), f.str("reason"), report.data if report else None)

@@ -1,0 +1,72 @@
+"""Pass/fail thresholds, with defaults by the artifact's precision.
+
+An output passes when, over its whole input set,
+  max|out - ref| <= atol + rtol * max|ref|   (scale-aware, so near-zero logits do not
+                                              turn a relative check into noise),
+  min per-sample cosine(out, ref) >= min_cosine,
+  top-1 agreement with the reference >= min_top1 (classifier outputs),
+and it has the reference's name, shape and dtype and no NaN/Inf.
+
+Per-block localization calls a block divergent when its relative error
+max|out - ref| / max|ref| exceeds `block_rtol`.
+
+Calibration (CoreML via the MIL interpreter, 16 photographs, 224, random weights): fp32
+artifacts of every format sit near max_rel 1e-6 and cosine 1 - 1e-13; fp16 programs at
+max_rel 7.7e-4, cosine 0.9999997, worst block 2.2e-3 (XS and T), several times inside
+the fp16 defaults. fp16 allows one top-1 flip in ten for near-tied classes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Precision
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    atol: float
+    rtol: float
+    min_cosine: float
+    min_top1: float
+    block_rtol: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ThresholdOverrides:
+    """Thresholds a user sets (None: the precision's default); checked when made."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    min_cosine: float | None = None
+    min_top1: float | None = None
+    block_rtol: float | None = None
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            bounded = f.name in ("min_cosine", "min_top1")
+            if not math.isfinite(value) or value < 0 or (bounded and value > 1):
+                allowed = "from 0 to 1" if bounded else "a finite number >= 0"
+                raise UsageError(f"--{f.name.replace('_', '-')} {value}: must be {allowed}")
+
+    def apply(self, base: Thresholds) -> Thresholds:
+        return replace(base, **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None})
+
+
+DEFAULTS: dict[Precision, Thresholds] = {
+    Precision.FP32: Thresholds(atol=1e-4, rtol=1e-4, min_cosine=0.99999, min_top1=0.99, block_rtol=1e-4),
+    Precision.FP16: Thresholds(atol=1e-2, rtol=5e-3, min_cosine=0.9999, min_top1=0.9, block_rtol=1e-2),
+}
+
+
+def defaults_for(precision: Precision) -> Thresholds:
+    """The default thresholds of `precision` (every Precision has an entry)."""
+    return DEFAULTS[Precision(precision)]

@@ -1,0 +1,72 @@
+"""The typed manifest: a round trip keeps every field, and every bad field is refused in
+one line that names it (exit 2 at the CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from casvit_deploy.artifacts.manifest import Manifest, ManifestError, manifest_path
+from casvit_deploy.errors import UsageError
+from tests.manifest_helpers import minimal_manifest
+
+
+def _saved(tmp_path, change=None):
+    artifact = tmp_path / "a.onnx"
+    artifact.write_bytes(b"")
+    minimal_manifest().save(artifact)
+    if change:
+        path = manifest_path(artifact)
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    return artifact
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    artifact = _saved(tmp_path)
+    assert Manifest.load(artifact) == minimal_manifest()
+    assert Manifest.find(tmp_path / "other.onnx") is None
+
+
+def _set(path: str, value):
+    def change(data):
+        *parents, last = path.split(".")
+        target = data
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        if value is KeyError:
+            del target[last]
+        else:
+            target[last] = value
+    return change
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("resolution", "abc", "resolution"), ("resolution", 1e9, "resolution"), ("resolution", 100, "resolution"),
+    ("resolution", KeyError, "resolution"), ("batch", "x", "batch"), ("batch", 0, "batch"), ("seed", 1e30, "seed"),
+    ("seed", -1, "seed"), ("precision", ["fp32"], "precision"), ("precision", "int3", "precision"),
+    ("outputs", 5, "outputs"), ("inputs.0.shape", [1, 3, "x" * 100], "inputs[0].shape"),
+    ("preprocessing.mean", [0.5] * 10**5, "preprocessing.mean"), ("preprocessing.std", [0, 1, 1], "preprocessing.std"),
+    ("variant", "xxl", "variant"), ("format", "tflite", "format"), ("sha256", "abc", "sha256"),
+    ("checkpoint", {"path": "a.pth", "sha256": "z" * 64, "used_ema": False}, "checkpoint.sha256"),
+    ("options", {"opset": 17}, "options.opset"), ("parity", [{"status": "maybe"}], "parity[0].status"),
+    ("dynamic_batch", "yes", "dynamic_batch"), ("schema", 1, "schema"), ("form", "fast", "form"),
+])
+def test_bad_fields_are_refused_naming_the_field(tmp_path, field, value, named):
+    artifact = _saved(tmp_path, _set(field, value))
+    with pytest.raises(ManifestError) as err:
+        Manifest.load(artifact)
+    message = str(err.value)
+    assert "\n" not in message and f"'{named}'" in message, message
+    assert isinstance(err.value, UsageError) and err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text, reason", [("", "not readable JSON"), ("[1, 2]", "must be an object"),
+                                          ('{"a": ' * 10000, "not readable JSON")])
+def test_not_a_manifest(tmp_path, text, reason):
+    artifact = _saved(tmp_path)
+    manifest_path(artifact).write_text(text)
+    with pytest.raises(ManifestError, match=reason):
+        Manifest.load(artifact)
