@@ -4,7 +4,6 @@ test_export_slow.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
