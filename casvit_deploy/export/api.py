@@ -19,7 +19,7 @@ from casvit_deploy.export.verify import load_check
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
 from casvit_deploy.rewrite import deploy_form
-from casvit_deploy.settings import Form, Precision, choice
+from casvit_deploy.settings import Delegate, Form, Precision, choice
 
 MAX_BATCH = 4096
 
@@ -63,18 +63,21 @@ def _validate(loaded: LoadedModel, fmt: Format, resolution: int, batch: int, pre
     if getattr(options, "int8", None) is not None and precision is not Precision.INT8:
         raise UsageError("the calibration and keep-float settings apply to --precision int8 only")
     if precision is Precision.INT8:
-        _validate_int8(loaded, fmt, options.int8)
+        _validate_int8(loaded, fmt, options)
     if getattr(loaded.model, "fork_feat", False):
         raise UsageError("this checkpoint is a detection/segmentation backbone (4 feature maps); "
                          "export supports classifiers only")
     return exporter_for(fmt)
 
 
-def _validate_int8(loaded: LoadedModel, fmt: Format, int8) -> None:
+def _validate_int8(loaded: LoadedModel, fmt: Format, options) -> None:
     """The int8 settings a format and model can take, checked before any work."""
     from casvit_deploy.data.calibration import check_samples
     from casvit_deploy.quantize.targets import check_targets
 
+    int8 = getattr(options, "int8", None)
+    if getattr(options, "delegate", Delegate.XNNPACK) is not Delegate.XNNPACK:
+        raise UsageError("int8 ExecuTorch programs are quantized for XNNPACK: use --delegate xnnpack")
     if int8 is None:
         return
     fmt.calibration_method(int8.calibration_method)

@@ -100,17 +100,19 @@ def _quantized_program(job: ExportJob, program, plan: int8.Int8Plan):
     return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
 
 
+def _record(plan: int8.Int8Plan, check):
+    from casvit_deploy.quantize import pt2e
+
+    return int8.quantization_record(plan, pt2e.SCHEME, pt2e.config_record(plan.method), check)
+
+
 class ExecuTorchExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         options: ExecuTorchOptions = job.options
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
-        plan = None
-        if job.precision is Precision.INT8:
-            plan = int8.plan(job, FORMATS["executorch"])
-            lowered = _quantized_program(job, program, plan)
-        else:
-            lowered = program
+        plan = int8.plan(job, FORMATS["executorch"]) if job.precision is Precision.INT8 else None
+        lowered = _quantized_program(job, program, plan) if plan else program
         rewritten = keepdim_spatial_means(lowered)
         job.progress("lower")
         edge = _lower(lowered, options.delegate)
@@ -123,10 +125,5 @@ class ExecuTorchExporter:
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
         inputs, outputs = _interface(job)
-        record = None
-        if plan is not None:
-            from casvit_deploy.quantize import pt2e
-
-            record = int8.quantization_record(plan, pt2e.SCHEME, pt2e.config_record(plan.method), check)
         return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
-                                                       "load_check": check.to_dict()}, record)
+                                                       "load_check": check.to_dict()}, plan and _record(plan, check))

@@ -24,6 +24,7 @@ from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.gelu_fusion import choose_form, fuse_exact_gelu
 from casvit_deploy.export.graph import export_program
+from casvit_deploy.settings import Precision
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
@@ -94,8 +95,6 @@ def _opset(path: Path) -> int:
 def _write_fp32(job: ExportJob, program, path: Path) -> tuple[bool, dict, object]:
     """The fp32 graph at `path`, the first of ATTEMPTS that passes the fp32 load check:
     (exporter optimizer used, rewrite fields, load check)."""
-    from casvit_deploy.settings import Precision
-
     for optimize, fuse in ATTEMPTS:
         job.progress("lower")
         _to_onnx(program, optimize).save(str(path), external_data=False)
@@ -117,28 +116,37 @@ def _strip_node_metadata(path: Path) -> None:
     onnx.save(model, str(path), save_as_external_data=False)
 
 
-def _int8(job: ExportJob, program, fp32: Path) -> tuple[dict, object, object]:
-    """Quantize the checked fp32 graph at `fp32` into `job.artifact`: (details, load check, record)."""
+def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path) -> None:
+    """--auto-keep-float: each trial quantizes the fp32 graph into `folder` and reads its blocks."""
     from casvit_deploy.quantize import ort
     from casvit_deploy.quantize.targets import keeps_float
     from casvit_deploy.runtime.registry import open_runner
 
-    plan = int8.plan(job, FORMATS["onnx"])
     batch = None if job.dynamic_batch else job.batch
+    names, references = int8.reference_blocks(job, program, plan.photographs)
+
+    def evaluate(kept: tuple[str, ...]):
+        trial = folder / "trial.onnx"
+        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache)
+        with open_runner(trial) as runner:
+            return ort.block_outputs(runner, names, plan.photographs, batch)
+
+    int8.choose_kept(job, plan, evaluate, references)
+
+
+def _int8(job: ExportJob, program, fp32: Path):
+    """Quantize the checked fp32 graph at `fp32` into `job.artifact`: (load check, record)."""
+    from casvit_deploy.quantize import ort
+    from casvit_deploy.quantize.targets import keeps_float
+
+    plan = int8.plan(job, FORMATS["onnx"])
     with tempfile.TemporaryDirectory(dir=job.artifact.parent) as tmp:
-        cache = Path(tmp) / "calibration.json"
+        cache = Path(tmp) / "calibration.json"  # ranges observed once, reused by every trial
         if plan.options.auto_keep_float:
-            names, references = int8.reference_blocks(job, program, plan.photographs)
-
-            def evaluate(kept):
-                trial = Path(tmp) / "trial.onnx"
-                ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache)
-                with open_runner(trial) as runner:
-                    return ort.block_outputs(runner, names, plan.photographs, batch)
-
-            int8.choose_kept(job, plan, evaluate, references)
+            _search(job, program, fp32, plan, Path(tmp), cache)
         job.progress("quantize")
-        ort.quantize(fp32, job.artifact, plan.calibration.images, batch, plan.method, keeps_float(plan.kept), cache)
+        ort.quantize(fp32, job.artifact, plan.calibration.images, None if job.dynamic_batch else job.batch,
+                     plan.method, keeps_float(plan.kept), cache)
     _strip_node_metadata(job.artifact)
     job.progress("verify")
     check = job.check(job.artifact, program, images=plan.photographs)
@@ -146,14 +154,11 @@ def _int8(job: ExportJob, program, fp32: Path) -> tuple[dict, object, object]:
         raise ExportError(f"int8 ONNX output does not agree with eager PyTorch: {check.failures[0]}")
     job.progress("time fp32 vs int8")
     speed = ort.cpu_speed_ratio(fp32, job.artifact, job.batch, job.resolution)
-    record = int8.quantization_record(plan, ort.SCHEME, ort.config_record(plan.method), check, speed)
-    return {"quantized_from": "the fp32 graph above, checked"}, check, record
+    return check, int8.quantization_record(plan, ort.SCHEME, ort.config_record(plan.method), check, speed)
 
 
 class OnnxExporter:
     def export(self, job: ExportJob) -> FormatOutput:
-        from casvit_deploy.settings import Precision
-
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
         quantized = job.precision is Precision.INT8
@@ -161,7 +166,8 @@ class OnnxExporter:
         optimize, rewrites, check = _write_fp32(job, program, fp32)
         details, record = {}, None
         if quantized:
-            details, check, record = _int8(job, program, fp32)
+            details = {"fp32_load_check": check.to_dict()}  # of the graph that was quantized
+            check, record = _int8(job, program, fp32)
             fp32.unlink()
         inputs, outputs = _specs(job.artifact)
         return FormatOutput(program, inputs, outputs, {

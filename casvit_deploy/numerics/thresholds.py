@@ -83,8 +83,8 @@ class ThresholdOverrides:
 DEFAULTS: dict[Precision, Thresholds] = {
     Precision.FP32: Thresholds(atol=1e-4, rtol=1e-4, min_cosine=0.99999, min_top1=0.99, block_rtol=1e-4),
     Precision.FP16: Thresholds(atol=1e-2, rtol=5e-3, min_cosine=0.9999, min_top1=0.9, block_rtol=1e-2),
-    Precision.INT8: Thresholds(atol=None, rtol=None, min_cosine=0.98, min_top1=0.75, block_rtol=None,
-                               min_snr_db=15.0, min_top5=0.7, block_min_sqnr_db=12.0),
+    Precision.INT8: Thresholds(atol=None, rtol=None, min_cosine=0.98, min_top1=0.5, block_rtol=None,
+                               min_snr_db=15.0, min_top5=0.6, block_min_sqnr_db=10.0),
 }
 
 
