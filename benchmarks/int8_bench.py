@@ -4,8 +4,9 @@
     python benchmarks/int8_bench.py --skip-fidelity      # speed only (about 15 min on a quiet machine)
 
 Weights: seeded random weights that behave like trained ones (model/trained_like.py), saved
-as checkpoints under OUT/checkpoints so that every command below uses the user's path
-(`--checkpoint`).
+as checkpoints under --work (default models/int8_bench, git-ignored, with the export cache
+and the exports) so that every command below uses the user's path (`--checkpoint`). The
+reports (JSON, Markdown) go to --reports (default benchmarks/int8).
 
 Speed: `casvit bench -c CKPT -b executorch -b onnxruntime -p fp32 -p int8 --threads 2
 --rounds R`, the four cases interleaved in every round; speed-up = fp32 p50 / int8 p50 of
@@ -52,12 +53,12 @@ def checkpoint(out: Path, variant: str, resolution: int) -> Path:
     return path
 
 
-def speed(out: Path, variant: str, ckpt: Path, args) -> None:
-    report = out / f"speed_{variant}.json"
+def speed(variant: str, ckpt: Path, args) -> None:
+    report = args.reports / f"speed_{variant}.json"
     run(["bench", "-c", str(ckpt), "-v", variant, "-r", str(args.resolution), "-b", "executorch", "-b", "onnxruntime",
          "-p", "fp32", "-p", "int8", "--threads", str(args.threads), "--rounds", str(args.rounds), "--iters",
-         str(args.iters), "--no-baseline", "--cache-dir", str(out / "cache"), "--json", str(report),
-         "--markdown", str(out / f"speed_{variant}.md")])
+         str(args.iters), "--no-baseline", "--cache-dir", str(args.work / "cache"), "--json", str(report),
+         "--markdown", str(args.reports / f"speed_{variant}.md")])
     print(f"load after: {load_average()}")
     data = json.loads(report.read_text())
     for r in data["results"]:
@@ -72,10 +73,10 @@ def speed(out: Path, variant: str, ckpt: Path, args) -> None:
                   f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})")
 
 
-def fidelity(out: Path, variant: str, ckpt: Path, args) -> list[dict]:
+def fidelity(variant: str, ckpt: Path, args) -> list[dict]:
     rows = []
     for label, extra in (("default", []), ("auto-keep-float", ["--auto-keep-float", "--min-cosine", "0.999"])):
-        folder = out / "exports" / f"{variant}_{label}"
+        folder = args.work / "exports" / f"{variant}_{label}"
         run(["export", "-c", str(ckpt), "-v", variant, "-r", str(args.resolution), "-f", "onnx,executorch",
              "-p", "int8", "-o", str(folder), "--force", *extra])
         for manifest_path in sorted(folder.glob("*.manifest.json")):
@@ -96,7 +97,8 @@ def fidelity(out: Path, variant: str, ckpt: Path, args) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/int8"))
+    parser.add_argument("--work", type=Path, default=Path("models/int8_bench"))
+    parser.add_argument("--reports", type=Path, default=Path("benchmarks/int8"))
     parser.add_argument("--speed-variants", nargs="*", default=["xs"])
     parser.add_argument("--fidelity-variants", nargs="*", default=["xs", "s", "m", "t"])
     parser.add_argument("--resolution", type=int, default=224)
@@ -106,15 +108,15 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-fidelity", action="store_true")
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.reports.mkdir(parents=True, exist_ok=True)
     print(f"CPU: {cpu_model()}; load {load_average()}")
     if not args.skip_speed:
         for variant in args.speed_variants:
-            speed(args.out, variant, checkpoint(args.out, variant, args.resolution), args)
+            speed(variant, checkpoint(args.work, variant, args.resolution), args)
     if not args.skip_fidelity:
         rows = [row for v in args.fidelity_variants
-                for row in fidelity(args.out, v, checkpoint(args.out, v, args.resolution), args)]
-        (args.out / "fidelity.json").write_text(json.dumps(rows, indent=2) + "\n")
+                for row in fidelity(v, checkpoint(args.work, v, args.resolution), args)]
+        (args.reports / "fidelity.json").write_text(json.dumps(rows, indent=2) + "\n")
 
 
 def cpu_model() -> str:
