@@ -7,6 +7,7 @@ Set CASVIT_DEBUG=1 to see everything the backends print.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -42,6 +43,16 @@ def quiet_third_party():
                 logger.setLevel(levels[name])
             if tqdm is None:
                 os.environ.pop("TQDM_DISABLE", None)
+
+
+@contextlib.contextmanager
+def stdout_silenced():
+    """Drop what Python code prints to stdout in the block (some backends print progress)."""
+    if debugging():
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 @contextlib.contextmanager

@@ -16,6 +16,18 @@ class Precision(str, Enum):
 
     FP32 = "fp32"
     FP16 = "fp16"
+    INT8 = "int8"  # post-training static quantization: int8 weights and activations
+
+
+class CalibrationMethod(str, Enum):
+    """How int8 activation ranges are chosen from the calibration set: min-max, a
+    histogram search for the range of least quantization error (PyTorch's
+    HistogramObserver), a percentile of the values, or the range of least relative entropy."""
+
+    MINMAX = "minmax"
+    HISTOGRAM = "histogram"
+    PERCENTILE = "percentile"
+    ENTROPY = "entropy"
 
 
 class Form(str, Enum):

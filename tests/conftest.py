@@ -51,3 +51,25 @@ def checkpoint_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def xs_checkpoint(checkpoint_factory) -> Path:
     return checkpoint_factory("xs")
+
+
+@pytest.fixture(scope="session")
+def trained_like_checkpoint(tmp_path_factory):
+    """make(variant, resolution=64, seed=0) -> path of a bare state dict whose random weights behave like
+    trained ones on photographs (model/trained_like.py; BN statistics from the default calibration set)."""
+    from casvit_deploy.artifacts.preprocessing import Preprocessing
+    from casvit_deploy.data.calibration import calibration_set
+    from casvit_deploy.model.trained_like import trained_like_model
+
+    cache: dict = {}
+
+    def make(variant: str = "xs", resolution: int = 64, seed: int = 0) -> Path:
+        key = (variant, resolution, seed)
+        if key not in cache:
+            images = torch.from_numpy(calibration_set(Preprocessing.for_resolution(resolution)).images)
+            path = tmp_path_factory.mktemp("trained_like") / f"casvit_{variant}_trained_like.pth"
+            torch.save(trained_like_model(variant, images, seed).state_dict(), path)
+            cache[key] = path
+        return cache[key]
+
+    return make

@@ -182,7 +182,7 @@ def test_plan_adds_eager_fp32_baseline_first():
     (["-b", "cudagraph"], "CUDA graphs need --device cuda"),
     (["-b", "eager", "--iters", "3", "--min-time", "1"], "not both"),
     (["-b", "eager", "--batch", "0"], "--batch must be from 1"),
-    (["-b", "eager", "--precision", "int8"], "'int8' is not one of"),
+    (["-b", "eager", "--precision", "int4"], "'int4' is not one of"),
     (["-b", "eager", "--threads", "-3"], "--threads -3: must be from 1"),
     (["-b", "eager", "--compile-mode", "turbo"], "--compile-mode 'turbo'"),
     (["-b", "eager", "--device", "tpu"], "'tpu' is not one of"),
@@ -285,3 +285,29 @@ def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_pat
                              capture_output=True, text=True, timeout=300)
     assert profile.returncode == 0, profile.stderr[-2000:]
     assert "portable convolution.out" in profile.stdout and "untraced time" in profile.stdout
+
+
+def test_int8_rows_get_speedup_and_size_vs_the_same_backends_fp32_and_their_agreement():
+    results = [_result("executorch", 8.0), _result("executorch", 4.0, precision="int8"),
+               _result("onnxruntime", 9.0), _result("onnxruntime", 10.0, precision="int8")]
+    for r, mb in zip(results, (12.0, 3.0, 12.5, 3.5)):
+        r.artifact_mb = mb
+    results[1].agreement = {"cosine": 0.9991, "top1": 1.0}
+    fill_derived(results, {"cpu": 400.0})
+    assert results[1].speedup_vs_fp32 == pytest.approx(2.0) and results[1].size_vs_fp32 == pytest.approx(0.25)
+    assert results[3].speedup_vs_fp32 == pytest.approx(0.9) and results[0].speedup_vs_fp32 is None
+    markdown = to_markdown(_report(results))
+    assert "| vs fp32 |" in markdown and "2.00x" in markdown and "0.99910" in markdown and "25%" in markdown
+    row = next(csv.DictReader(io.StringIO(to_csv(_report(results)))))
+    assert set(CSV_FIELDS) >= {"speedup_vs_fp32", "cosine"} and row["backend"] == "executorch"
+
+
+def test_pytorch_backends_refuse_int8_with_a_reason():
+    from casvit_deploy.bench.backends import BACKENDS
+    from casvit_deploy.settings import Precision
+
+    for name in ("eager", "compile", "cudagraph"):
+        assert "int8 runs on onnxruntime and executorch" in BACKENDS[name].unsupported(Precision.INT8)
+    assert BACKENDS["onnxruntime"].unsupported(Precision.INT8) is None
+    assert BACKENDS["executorch"].unsupported(Precision.INT8) is None
+    assert "coreml exporter supports" in BACKENDS["coreml"].unsupported(Precision.INT8)

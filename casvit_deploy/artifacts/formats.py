@@ -16,7 +16,7 @@ from pathlib import Path
 
 from casvit_deploy.artifacts.options import CoreMLOptions, ExecuTorchOptions, OnnxOptions
 from casvit_deploy.errors import BackendMissingError, UsageError
-from casvit_deploy.settings import Precision
+from casvit_deploy.settings import CalibrationMethod, Precision
 
 
 class Localization(str, Enum):
@@ -50,6 +50,7 @@ class Format:
     bench_backend: str                     # `casvit bench` backend that times it
     options: type                          # its export options dataclass
     directory: bool = False                # the artifact is a folder
+    calibration_methods: tuple[CalibrationMethod, ...] = ()  # int8 calibration it offers; the first is the default
 
     @property
     def default_precision(self) -> Precision:
@@ -69,6 +70,15 @@ class Format:
             offered = " or ".join(p.value for p in self.precisions)
             raise UsageError(f"{self.name} export supports precision {offered}, not {precision.value!r}")
 
+    def calibration_method(self, method: CalibrationMethod | None) -> CalibrationMethod:
+        """`method`, or the default, if this format offers it; UsageError otherwise."""
+        if method is None:
+            return self.calibration_methods[0]
+        if method not in self.calibration_methods:
+            offered = ", ".join(m.value for m in self.calibration_methods)
+            raise UsageError(f"--calibration-method {method.value}: {self.name} int8 export offers {offered}")
+        return method
+
 
 def resolve(reference: str):
     """The object named by a "module:attribute" reference."""
@@ -80,15 +90,17 @@ _ONNX, _ORT = Package("onnx", "onnx"), Package("onnxruntime", "onnxruntime")
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", ".onnx", "casvit_deploy.export.onnx:OnnxExporter", "casvit_deploy.runtime.onnx:OnnxRunner",
            (_ONNX, Package("onnxscript", "onnxscript"), _ORT), (_ORT, _ONNX), "onnx",
-           (Precision.FP32,), Localization.INTERMEDIATES, "onnxruntime", OnnxOptions),
+           (Precision.FP32, Precision.INT8), Localization.INTERMEDIATES, "onnxruntime", OnnxOptions,
+           calibration_methods=(CalibrationMethod.PERCENTILE, CalibrationMethod.MINMAX, CalibrationMethod.ENTROPY)),
     Format("coreml", ".mlpackage", "casvit_deploy.export.coreml:CoreMLExporter",
            "casvit_deploy.runtime.coreml:CoreMLRunner", (Package("coremltools", "coremltools"),),
            (Package("coremltools", "coremltools"),), "coreml", (Precision.FP16, Precision.FP32),
            Localization.INTERMEDIATES, "coreml", CoreMLOptions, directory=True),
     Format("executorch", ".pte", "casvit_deploy.export.executorch:ExecuTorchExporter",
            "casvit_deploy.runtime.executorch:ExecuTorchRunner", (Package("executorch", "executorch"),),
-           (Package("executorch", "executorch"),), "executorch", (Precision.FP32,),
-           Localization.WEIGHT_AUDIT, "executorch", ExecuTorchOptions),
+           (Package("executorch", "executorch"),), "executorch", (Precision.FP32, Precision.INT8),
+           Localization.WEIGHT_AUDIT, "executorch", ExecuTorchOptions,
+           calibration_methods=(CalibrationMethod.HISTOGRAM, CalibrationMethod.MINMAX)),
 )}
 FORMAT_NAMES: tuple[str, ...] = tuple(FORMATS)
 ALL = "all"

@@ -23,7 +23,7 @@ from casvit_deploy.model.loading import (
     RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
 )
 from casvit_deploy.model.variants import VARIANTS
-from casvit_deploy.settings import Form, Precision
+from casvit_deploy.settings import CalibrationMethod, Form, Precision
 
 SCHEMA = 2
 SUFFIX = ".manifest.json"
@@ -82,6 +82,48 @@ class ParityRecord:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """The data that chose an int8 artifact's activation ranges, and how."""
+
+    description: str
+    sha256: str   # of the preprocessed float32 calibration tensor (data/calibration.py)
+    samples: int
+    photos: int   # how many samples are photographs (the rest: seeded noise)
+    method: str   # a CalibrationMethod value
+
+
+@dataclass(frozen=True)
+class KeptFloat:
+    """A block or op kind left in float in an int8 artifact, and why."""
+
+    target: str
+    reason: str
+
+
+@dataclass
+class QuantizationRecord:
+    """How an int8 artifact was quantized and how close it stays to the fp32 model.
+
+    `agreement`: cosine, snr_db, top1, top5 against fp32 eager on the calibration set's
+    photographs, measured on the artifact at export. `cpu_speed_ratio`: fp32 / int8
+    latency of the same runtime on this machine's CPU, measured at export (None: not
+    measured for this format).
+    """
+
+    scheme: str
+    config: dict
+    calibration: CalibrationRecord
+    kept_float: list[KeptFloat] = field(default_factory=list)
+    agreement: dict = field(default_factory=dict)
+    cpu_speed_ratio: dict | None = None
+
+    def to_dict(self) -> dict:
+        return {"scheme": self.scheme, "config": self.config, "calibration": dict(self.calibration.__dict__),
+                "kept_float": [dict(k.__dict__) for k in self.kept_float], "agreement": self.agreement,
+                "cpu_speed_ratio": self.cpu_speed_ratio}
+
+
 @dataclass
 class Manifest:
     format: str
@@ -110,6 +152,7 @@ class Manifest:
     exported_at: str
     details: dict = field(default_factory=dict)  # format-specific facts, for people
     parity: list[ParityRecord] = field(default_factory=list)
+    quantization: QuantizationRecord | None = None  # int8 artifacts only
     schema: int = SCHEMA
 
     # --- derived facts -------------------------------------------------------------------
@@ -143,6 +186,7 @@ class Manifest:
             "checkpoint": dict(self.checkpoint.__dict__) if self.checkpoint else None,
             "form": self.form.value, "precision": self.precision.value, "options": to_record(self.options),
             "parity": [p.to_dict() for p in self.parity],
+            "quantization": self.quantization.to_dict() if self.quantization else None,
         }
 
     @classmethod
@@ -167,7 +211,8 @@ class Manifest:
             block_outputs=f.str_map("block_outputs"), tools=f.str_map("tools", optional_values=True),
             export_seconds=f.float("export_seconds", 0, 1e7), exported_at=f.str("exported_at", max_len=64),
             details=f.obj("details").data, parity=[_parity(Fields(p, f"parity[{i}].")) for i, p in
-                                                   enumerate(f.list("parity", 1000))])
+                                                   enumerate(f.list("parity", 1000))],
+            quantization=_quantization(f.obj("quantization", optional=True)))
 
     # --- files ---------------------------------------------------------------------------
 
@@ -310,6 +355,19 @@ def _checkpoint(f: Fields | None) -> CheckpointRecord | None:
     if f is None:
         return None
     return CheckpointRecord(f.str("path"), _sha256(f, "sha256"), f.bool("used_ema"))
+
+
+def _quantization(f: Fields | None) -> QuantizationRecord | None:
+    if f is None:
+        return None
+    c = f.obj("calibration")
+    calibration = CalibrationRecord(c.str("description"), _sha256(c, "sha256"), c.int("samples", 1, 10**6),
+                                    c.int("photos", 0, 10**6), c.str("method", tuple(m.value for m in CalibrationMethod)))
+    kept = [KeptFloat(k.str("target", max_len=200), k.str("reason")) for k in
+            (Fields(item, f"{f.prefix}kept_float[{i}].") for i, item in enumerate(f.list("kept_float", 1000)))]
+    speed = f.obj("cpu_speed_ratio", optional=True)
+    return QuantizationRecord(f.str("scheme"), f.obj("config").data, calibration, kept, f.obj("agreement").data,
+                              speed.data if speed else None)
 
 
 def _parity(f: Fields) -> ParityRecord:

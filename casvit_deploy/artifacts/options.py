@@ -8,14 +8,35 @@ from enum import Enum
 from pathlib import Path
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import Delegate
+from casvit_deploy.settings import CalibrationMethod, Delegate
 
 DEFAULT_DEPLOYMENT_TARGET = "iOS16"
+DEFAULT_MIN_COSINE = 0.999
+
+
+@dataclasses.dataclass(frozen=True)
+class Int8Options:
+    """Post-training static int8 quantization (formats that offer `--precision int8`)."""
+
+    calibration: Path | None = None                      # image folder; None: bundled photographs + noise
+    calibration_samples: int | None = None               # None: the whole folder, or the default set's 32
+    calibration_method: CalibrationMethod | None = None  # None: the backend's default
+    keep_float: tuple[str, ...] = ()                     # blocks or op kinds left in float
+    quantize_residual: bool = False                      # also quantize the residual stream between blocks
+    auto_keep_float: bool = False                        # add the fewest blocks that reach min_cosine
+    min_cosine: float = DEFAULT_MIN_COSINE               # target of auto_keep_float
+
+    def __post_init__(self):
+        if not (isinstance(self.min_cosine, (int, float)) and 0 < self.min_cosine <= 1):
+            raise UsageError(f"--min-cosine {self.min_cosine!r}: must be above 0 and at most 1")
+        if self.calibration_samples is not None and (isinstance(self.calibration_samples, bool) or not isinstance(
+                self.calibration_samples, int) or self.calibration_samples < 1):
+            raise UsageError(f"--calibration-samples {self.calibration_samples!r}: must be a positive integer")
 
 
 @dataclasses.dataclass(frozen=True)
 class OnnxOptions:
-    """ONNX has no format options yet (the batch settings are common to every format)."""
+    int8: Int8Options | None = None     # set for --precision int8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +50,7 @@ class CoreMLOptions:
 class ExecuTorchOptions:
     delegate: Delegate = Delegate.XNNPACK
     allow_portable: bool = False        # accept ops left on portable kernels
+    int8: Int8Options | None = None     # set for --precision int8
 
 
 def from_flags(kind: type, flags: dict):
@@ -39,8 +61,13 @@ def from_flags(kind: type, flags: dict):
 
 
 def to_record(options) -> dict:
-    """Plain JSON data: enums as their values, paths as strings."""
+    """Plain JSON data: enums as their values, paths as strings, tuples as lists, nested
+    options as objects."""
     def plain(value):
+        if dataclasses.is_dataclass(value):
+            return to_record(value)
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
         return value.value if isinstance(value, Enum) else str(value) if isinstance(value, Path) else value
 
     return {f.name: plain(getattr(options, f.name)) for f in dataclasses.fields(options)}
@@ -59,11 +86,19 @@ def from_record(kind: type, data: object, where: str):
 
 def _value(hint, value, where: str):
     optional = type(None) in typing.get_args(hint)
-    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional else hint
     if value is None and optional:
         return None
     if base is bool and isinstance(value, bool):
         return value
+    if base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if typing.get_origin(base) is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    if dataclasses.is_dataclass(base):
+        return from_record(base, value, where)
     if base is str and isinstance(value, str):
         return value
     if base is Path and isinstance(value, str):

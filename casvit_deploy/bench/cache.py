@@ -23,7 +23,7 @@ from casvit_deploy.paths import CACHE
 from casvit_deploy.rewrite import PASS_NAMES
 from casvit_deploy.settings import Form
 
-SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts")
+SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts", "quantize", "data")
 
 
 @functools.lru_cache(maxsize=1)

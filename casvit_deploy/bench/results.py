@@ -41,6 +41,9 @@ class BenchResult:
     achieved_gflops: float | None = None
     gemm_fraction: float | None = None
     speedup_vs_eager: float | None = None
+    speedup_vs_fp32: float | None = None   # same backend's fp32 p50 / this p50 (int8 rows)
+    size_vs_fp32: float | None = None      # artifact size / the same backend's fp32 artifact size
+    agreement: dict | None = None          # int8: cosine, snr_db, top1, top5 vs fp32 eager (manifest)
 
     def key(self) -> tuple:
         return tuple(getattr(self, f) for f in KEY_FIELDS)
@@ -100,8 +103,18 @@ def baseline_for(result: BenchResult, results: list[BenchResult]) -> BenchResult
     return candidates[0] if candidates else None
 
 
+def fp32_for(result: BenchResult, results: list[BenchResult]) -> BenchResult | None:
+    """The fp32 row of the same backend, model, form, device, batch and resolution."""
+    if result.precision == "fp32":
+        return None
+    same = ("model", "form", "backend", "device", "batch", "resolution", "channels_last")
+    return next((r for r in results if r.precision == "fp32"
+                 and all(getattr(r, k) == getattr(result, k) for k in same)), None)
+
+
 def fill_derived(results: list[BenchResult], gemm_gflops: dict[str, float]) -> None:
-    """Achieved GFLOP/s, its fraction of the same-run GEMM, and speed-up vs eager, in place."""
+    """Achieved GFLOP/s, its fraction of the same-run GEMM, speed-up vs eager and (for other
+    precisions) speed-up and size vs the same backend's fp32, in place."""
     for r in results:
         if r.gflop_per_image:
             r.achieved_gflops = r.gflop_per_image * r.batch / (r.stats.p50_ms / 1e3)
@@ -109,3 +122,7 @@ def fill_derived(results: list[BenchResult], gemm_gflops: dict[str, float]) -> N
             r.gemm_fraction = r.achieved_gflops / gemm if gemm else None
         base = baseline_for(r, results)
         r.speedup_vs_eager = base.stats.p50_ms / r.stats.p50_ms if base else None
+        fp32 = fp32_for(r, results)
+        if fp32 is not None:
+            r.speedup_vs_fp32 = fp32.stats.p50_ms / r.stats.p50_ms
+            r.size_vs_fp32 = r.artifact_mb / fp32.artifact_mb if r.artifact_mb and fp32.artifact_mb else None

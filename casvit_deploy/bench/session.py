@@ -292,4 +292,5 @@ def _result(case: Case, m: _Measured) -> BenchResult:
         stats=summarize(m.samples, case.batch), round_p50_ms=m.round_p50_ms, load_s=prep.load_s,
         first_inference_ms=m.first_ms, peak_rss_mb=m.peak_rss_mb, cuda_peak_mb=m.cuda_peak_mb,
         artifact=str(prep.artifact) if prep.artifact else None, artifact_mb=prep.artifact_mb,
-        export_s=prep.export_s, gflop_per_image=_gflop_per_image(loaded, case.resolution))
+        export_s=prep.export_s, gflop_per_image=_gflop_per_image(loaded, case.resolution),
+        agreement=prep.agreement)

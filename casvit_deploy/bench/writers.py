@@ -14,7 +14,7 @@ from casvit_deploy.bench.results import BenchReport, BenchResult
 
 CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last",
               "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
-              "speedup_vs_eager", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
+              "speedup_vs_eager", "speedup_vs_fp32", "size_vs_fp32", "cosine", "top1", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
               "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
 
 
@@ -27,7 +27,9 @@ def to_csv(report: BenchReport) -> str:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for result in report.results:
-        writer.writerow({k: _csv_value(v) for k, v in result.to_dict().items()})
+        agreement = result.agreement or {}
+        row = result.to_dict() | {"cosine": agreement.get("cosine"), "top1": agreement.get("top1")}
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -45,15 +47,18 @@ def result_cells(r: BenchResult) -> list[str]:
     return [r.model, r.form, r.backend, r.device, r.precision + (" CL" if r.channels_last else ""),
             str(r.resolution), str(r.batch),
             f"{s.p50_ms:.2f}", f"{s.p90_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.std_ms:.2f}", f"{s.throughput:.1f}",
-            _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.achieved_gflops, ".0f"),
+            _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.speedup_vs_fp32, ".2f", "x"),
+            _fmt(r.size_vs_fp32 and 100 * r.size_vs_fp32, ".0f", "%"),
+            _fmt((r.agreement or {}).get("cosine"), ".5f"), _fmt((r.agreement or {}).get("top1"), ".3f"),
+            _fmt(r.achieved_gflops, ".0f"),
             _fmt(r.gemm_fraction and 100 * r.gemm_fraction, ".0f", "%"),
             f"{r.load_s * 1e3:.0f}", f"{r.first_inference_ms:.0f}", f"{r.peak_rss_mb:.0f}",
             _fmt(r.cuda_peak_mb, ".0f"), _fmt(r.artifact_mb, ".1f")]
 
 
 RESULT_HEADERS = ["model", "form", "backend", "device", "precision", "res", "batch", "p50 ms", "p90 ms", "p99 ms",
-                  "std ms", "img/s", "vs eager", "GFLOP/s", "% GEMM", "load ms", "1st ms", "RSS MB",
-                  "CUDA MB", "artifact MB"]
+                  "std ms", "img/s", "vs eager", "vs fp32", "size vs fp32", "cosine", "top-1", "GFLOP/s", "% GEMM",
+                  "load ms", "1st ms", "RSS MB", "CUDA MB", "artifact MB"]
 
 
 def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
@@ -64,7 +69,9 @@ def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
               for device, g in report.gemm.items()]
     weights = sorted({r.weights for r in report.results})
     lines += ["", f"Weights: {'; '.join(weights) or '–'}. Latency per batch; img/s = batch / p50; "
-              "vs eager = eager fp32 p50 (same model, form, device, batch) / p50; "
+              "vs eager = eager fp32 p50 (same model, form, device, batch) / p50; vs fp32 and size vs fp32: against the "
+              "same backend's fp32 artifact; cosine, top-1: an int8 artifact's agreement with fp32 eager on "
+              "photographs, from its manifest; "
               "GFLOP/s = 2 x MACs x batch / p50.", ""]
     lines += _md_table(RESULT_HEADERS, [result_cells(r) for r in report.results])
     if report.results:

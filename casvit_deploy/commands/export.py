@@ -13,14 +13,28 @@ from rich.table import Table
 
 from casvit_deploy.commands.common import (
     CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
-    json_text, to_stdout,
+    json_text, split_values, to_stdout,
 )
-from casvit_deploy.settings import Delegate, Form, Precision
+from casvit_deploy.settings import CalibrationMethod, Delegate, Form, Precision
 
 FormatsOpt = Annotated[list[str], typer.Option(
     "--format", "-f", help="onnx, coreml, executorch or all; repeat or comma-separate for several.")]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
-    "--precision", "-p", help="Default: fp16 for CoreML, fp32 otherwise.", case_sensitive=False, show_default=False)]
+    "--precision", "-p", help="Default: fp16 for CoreML, fp32 otherwise. int8 (ONNX, ExecuTorch): post-training "
+    "static quantization, calibrated.", case_sensitive=False, show_default=False)]
+CalibrationOpt = Annotated[Optional[Path], typer.Option(
+    "--calibration", help="int8: folder of calibration images (real images from the target domain calibrate best; "
+    "default: scikit-image's bundled photographs plus seeded noise).", show_default=False)]
+CalibrationSamplesOpt = Annotated[Optional[int], typer.Option(
+    "--calibration-samples", help="int8: calibration images to use (default: the whole folder, or 32 for the "
+    "default set).", show_default=False)]
+CalibrationMethodOpt = Annotated[Optional[CalibrationMethod], typer.Option(
+    "--calibration-method", help="int8 activation ranges: histogram or minmax (ExecuTorch, default histogram); "
+    "percentile, minmax or entropy (ONNX, default percentile).", case_sensitive=False, show_default=False)]
+KeepFloatOpt = Annotated[Optional[list[str]], typer.Option(
+    "--keep-float", help="int8: keep these blocks (patch_embed, network.0.0, ..., head, as parity's per-block table "
+    "names them) or op kinds (gates, spatial-gates, channel-gates, mixers, mlps, local, residual-adds) in float. "
+    "Repeatable, comma-separated.", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream]).",
     show_default=False)]
@@ -135,6 +149,24 @@ def _run_all(loaded, formats, request: Request, out, check: bool) -> list[Row]:
     return rows
 
 
+def _int8_options(precision, calibration, samples, method, keep_float, auto, min_cosine, quantize_residual):
+    """Int8Options for --precision int8; UsageError when an int8 flag comes with another precision."""
+    from casvit_deploy.artifacts.options import DEFAULT_MIN_COSINE, Int8Options
+    from casvit_deploy.errors import UsageError
+
+    given = [flag for flag, value in (("--calibration", calibration), ("--calibration-samples", samples),
+                                      ("--calibration-method", method), ("--keep-float", keep_float),
+                                      ("--auto-keep-float", auto), ("--quantize-residual", quantize_residual),
+                                      ("--min-cosine", min_cosine != DEFAULT_MIN_COSINE)) if value]
+    if precision is not Precision.INT8:
+        if given:
+            raise UsageError(f"{given[0]} applies to --precision int8 only")
+        return None
+    return Int8Options(calibration=calibration, calibration_samples=samples, calibration_method=method,
+                       keep_float=tuple(keep_float), quantize_residual=quantize_residual, auto_keep_float=auto,
+                       min_cosine=min_cosine)
+
+
 @guarded
 def export(
     format: FormatsOpt,
@@ -151,6 +183,14 @@ def export(
     deployment_target: Annotated[str, typer.Option("--deployment-target", help="CoreML minimum deployment target.")] = "iOS16",
     allow_portable: Annotated[bool, typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.")] = False,
     delegate: Annotated[Delegate, typer.Option("--delegate", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).", case_sensitive=False)] = Delegate.XNNPACK,
+    calibration: CalibrationOpt = None, calibration_samples: CalibrationSamplesOpt = None,
+    calibration_method: CalibrationMethodOpt = None, keep_float: KeepFloatOpt = None,
+    auto_keep_float: Annotated[bool, typer.Option("--auto-keep-float", help="int8: also keep float the fewest blocks "
+                                                  "(greedy, by per-block error) that reach --min-cosine.")] = False,
+    min_cosine: Annotated[float, typer.Option("--min-cosine", help="int8: target of --auto-keep-float, smallest "
+                                              "per-sample cosine with fp32 on the calibration photographs.")] = 0.999,
+    quantize_residual: Annotated[bool, typer.Option("--quantize-residual", help="int8: also quantize the residual "
+                                                    "stream between blocks (faster, less accurate).")] = False,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check after exporting.")] = True,
     json: JsonOpt = None,
 ) -> None:
@@ -165,7 +205,9 @@ def export(
     with Console(stderr=True).status("load"):
         loaded = load_model(checkpoint, variant, ema)
     flags = {"image_input": image_input, "labels": labels, "deployment_target": deployment_target,
-             "allow_portable": allow_portable, "delegate": delegate}
+             "allow_portable": allow_portable, "delegate": delegate,
+             "int8": _int8_options(precision, calibration, calibration_samples, calibration_method,
+                                   split_values(keep_float), auto_keep_float, min_cosine, quantize_residual)}
     request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
                       Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
     rows = _run_all(loaded, formats, request, out, check)

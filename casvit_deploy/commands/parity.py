@@ -38,12 +38,19 @@ def _metrics_table(report) -> Table:
     return table
 
 
+def _block_cell(block, quantized: bool) -> str:
+    """A block's error: its SQNR for int8 artifacts, its relative error otherwise."""
+    if quantized and block.sqnr_db is not None:
+        return f"{_fmt(block.sqnr_db, '.1f')} dB"
+    return _fmt(block.rel_err, ".2e") if block.rel_err is not None else block.status
+
+
 def _localization_table(reports) -> Table | None:
     """One table keyed by block name, one column per localized artifact (relative error)."""
     located = [r for r in reports if r.localization]
     if not located:
         return None
-    table = Table(title="Per-block error max|out-ref| / max|ref| (<< first divergence)")
+    table = Table(title="Per-block error max|out-ref| / max|ref|, int8: SQNR dB (<< first divergence)")
     table.add_column("block")
     for r in located:
         loc = r.localization
@@ -51,7 +58,7 @@ def _localization_table(reports) -> Table | None:
     rows = {}
     for col, r in enumerate(located):
         for b in r.localization.blocks:
-            cell = _fmt(b.rel_err, ".2e") if b.rel_err is not None else b.status
+            cell = _block_cell(b, r.precision == "int8")
             if b.block == r.localization.first_divergent:
                 cell = f"[bold red]{cell} <<[/]"
             elif b.status == "diverged":
@@ -79,13 +86,20 @@ def parity(
     rtol: Annotated[FloatOpt, typer.Option("--rtol", help="Tolerance relative to max|reference|.")] = None,
     min_cosine: Annotated[FloatOpt, typer.Option("--min-cosine", help="Smallest per-sample cosine allowed.")] = None,
     min_top1: Annotated[FloatOpt, typer.Option("--min-top1", help="Smallest top-1 agreement allowed.")] = None,
+    min_snr_db: Annotated[FloatOpt, typer.Option("--min-snr-db", help="Smallest output SNR in dB allowed "
+                                                 "(default by precision: int8 only).")] = None,
+    min_top5: Annotated[FloatOpt, typer.Option("--min-top5", help="Smallest mean top-5 overlap allowed "
+                                               "(default by precision: int8 only).")] = None,
     per_block: Annotated[bool, typer.Option("--per-block", help="Always compare every block (also on pass).")] = False,
     engine: Annotated[CoreMLEngine, typer.Option("--engine", help="What executes CoreML packages.",
                                                  case_sensitive=False)] = CoreMLEngine.AUTO,
     json: JsonOpt = None,
     junit: report_option("--junit", "Write JUnit XML here ('-': print it).") = None,
 ) -> None:
-    """Check artifacts against eager PyTorch; localize the first divergent block on failure."""
+    """Check artifacts against eager PyTorch; localize the first divergent block on failure.
+
+    fp32/fp16 artifacts are judged by tolerance, int8 ones by agreement (cosine, SNR, top-1,
+    top-5) with the per-block table in SQNR."""
     from casvit_deploy.artifacts.formats import format_for_path
     from casvit_deploy.errors import ParityFailure
     from casvit_deploy.numerics import ThresholdOverrides
@@ -93,7 +107,8 @@ def parity(
     from casvit_deploy.parity.writers import to_json, to_junit
 
     check_report_paths(json=json, junit=junit)
-    overrides = ThresholdOverrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_top1=min_top1)
+    overrides = ThresholdOverrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_top1=min_top1,
+                                   min_snr_db=min_snr_db, min_top5=min_top5)
     for artifact in artifacts:
         format_for_path(artifact)
     reports = [check_artifact(a, checkpoint=checkpoint, inputs=inputs, images_dir=images, samples=samples,

@@ -19,7 +19,7 @@ from casvit_deploy.export.verify import load_check
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
 from casvit_deploy.rewrite import deploy_form
-from casvit_deploy.settings import Form, Precision, choice
+from casvit_deploy.settings import Delegate, Form, Precision, choice
 
 MAX_BATCH = 4096
 
@@ -60,10 +60,31 @@ def _validate(loaded: LoadedModel, fmt: Format, resolution: int, batch: int, pre
     fmt.check_precision(precision)
     if not isinstance(options, fmt.options):
         raise UsageError(f"{fmt.name} export takes {fmt.options.__name__}, not {type(options).__name__}")
+    if getattr(options, "int8", None) is not None and precision is not Precision.INT8:
+        raise UsageError("the calibration and keep-float settings apply to --precision int8 only")
+    if precision is Precision.INT8:
+        _validate_int8(loaded, fmt, options)
     if getattr(loaded.model, "fork_feat", False):
         raise UsageError("this checkpoint is a detection/segmentation backbone (4 feature maps); "
                          "export supports classifiers only")
     return exporter_for(fmt)
+
+
+def _validate_int8(loaded: LoadedModel, fmt: Format, options) -> None:
+    """The int8 settings a format and model can take, checked before any work."""
+    from casvit_deploy.data.calibration import check_samples
+    from casvit_deploy.quantize.targets import check_targets
+
+    int8 = getattr(options, "int8", None)
+    if getattr(options, "delegate", Delegate.XNNPACK) is not Delegate.XNNPACK:
+        raise UsageError("int8 ExecuTorch programs are quantized for XNNPACK: use --delegate xnnpack")
+    if int8 is None:
+        return
+    fmt.calibration_method(int8.calibration_method)
+    check_targets(loaded.model, int8.keep_float)
+    check_samples(int8.calibration_samples)
+    if int8.calibration is not None and not Path(int8.calibration).is_dir():
+        raise UsageError(f"--calibration {int8.calibration} is not a folder")
 
 
 def _run_exporter(fmt: Format, exporter, job: ExportJob):
@@ -100,7 +121,8 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     with staging_dir(out_dir) as staging:
         job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
                         loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
-                        preprocessing, check=lambda path, program: load_check(path, job, program), progress=progress)
+                        preprocessing, check=lambda path, program, **how: load_check(path, job, program, **how),
+                        progress=progress)
         output = _run_exporter(fmt, exporter, job)
         progress("save")
         manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,

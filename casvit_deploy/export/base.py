@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from casvit_deploy.artifacts.manifest import TensorSpec
+from casvit_deploy.artifacts.manifest import QuantizationRecord, TensorSpec
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.settings import Precision
 
@@ -25,8 +25,9 @@ class ExportJob:
     """What an exporter is asked to build: `model` (eval, not mutated) into `artifact`.
 
     `options` is the format's options dataclass (artifacts/options.py). `check(path,
-    program)` is the load check every exporter runs on what it wrote: the artifact opened
-    through its runner and judged against `model` with parity's metrics (export/verify.py).
+    program, images=None, precision=None)` is the load check every exporter runs on what
+    it wrote: the artifact opened through its runner and judged against `model` with
+    parity's metrics (export/verify.py).
     """
 
     model: nn.Module
@@ -49,13 +50,15 @@ class FormatOutput:
 
     `program` is the `torch.export` program the artifact was built from (block outputs
     are derived from it); `inputs`/`outputs` are the artifact's tensor specs; `details`
-    are format-specific facts for the manifest (including the load check's).
+    are format-specific facts for the manifest (including the load check's);
+    `quantization` describes an int8 artifact.
     """
 
     program: Any
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     details: dict[str, Any] = field(default_factory=dict)
+    quantization: QuantizationRecord | None = None
 
 
 class Exporter(Protocol):

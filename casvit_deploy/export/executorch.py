@@ -1,5 +1,6 @@
 """ExecuTorch export: `.pte` lowered with the XNNPACK (or CoreML) partitioner, or with none
 ("portable": every op on ExecuTorch's reference kernels, a slow baseline for comparison).
+int8 programs are quantized first with PT2E and XNNPACK's quantizer (quantize/pt2e.py).
 
 Delegation coverage is measured on the lowered graph; an artifact that leaves compute
 ops on portable kernels is refused unless the `allow_portable` option is set. The
@@ -12,14 +13,16 @@ from __future__ import annotations
 
 import sys
 
+from casvit_deploy.artifacts.formats import FORMATS
 from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.artifacts.options import ExecuTorchOptions
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
+from casvit_deploy.export import int8
 from casvit_deploy.export.delegable import keepdim_spatial_means
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.verify import LoadCheck
-from casvit_deploy.settings import Delegate
+from casvit_deploy.settings import Delegate, Precision
 
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
 
@@ -72,11 +75,35 @@ def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
             [TensorSpec("logits", (n, job.num_classes), "float32", "NC")])
 
 
-def _check(job: ExportJob, program, delegate: Delegate):
+def _check(job: ExportJob, program, delegate: Delegate, images=None):
     """The load check, except for the CoreML delegate off Apple platforms (no runtime here)."""
     if delegate is Delegate.COREML and sys.platform != "darwin":
         return LoadCheck.not_run("the CoreML delegate's runtime exists only on Apple platforms")
-    return job.check(job.artifact, program)
+    return job.check(job.artifact, program, images=images)
+
+
+def _quantized_program(job: ExportJob, program, plan: int8.Int8Plan):
+    """The int8 program to lower: PT2E-quantized with what the plan (and the search) keeps float."""
+    from casvit_deploy.quantize import pt2e
+    from casvit_deploy.quantize.targets import keeps_float
+
+    batch = None if job.dynamic_batch else job.batch
+    images = plan.calibration.images
+    if plan.options.auto_keep_float:
+        job.progress("calibrate (search)")
+        calibrated = pt2e.Calibrated(program, images, batch, plan.method)
+        names, references = int8.reference_blocks(job, program, plan.photographs)
+        int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
+                         .outputs(plan.photographs, batch), references)
+    job.progress("calibrate")
+    converted = pt2e.quantize(program, images, batch, plan.method, keeps_float(plan.kept))
+    return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
+
+
+def _record(plan: int8.Int8Plan, check):
+    from casvit_deploy.quantize import pt2e
+
+    return int8.quantization_record(plan, pt2e.SCHEME, pt2e.config_record(plan.method), check)
 
 
 class ExecuTorchExporter:
@@ -84,17 +111,19 @@ class ExecuTorchExporter:
         options: ExecuTorchOptions = job.options
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
-        rewritten = keepdim_spatial_means(program)
+        plan = int8.plan(job, FORMATS["executorch"]) if job.precision is Precision.INT8 else None
+        lowered = _quantized_program(job, program, plan) if plan else program
+        rewritten = keepdim_spatial_means(lowered)
         job.progress("lower")
-        edge = _lower(program, options.delegate)
+        edge = _lower(lowered, options.delegate)
         report = coverage(edge)
         if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
             _refuse_portable(report, options.delegate)
         job.artifact.write_bytes(edge.to_executorch().buffer)
         job.progress("verify")
-        check = _check(job, program, options.delegate)
+        check = _check(job, program, options.delegate, plan.photographs if plan else None)
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
         inputs, outputs = _interface(job)
         return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
-                                                       "load_check": check.to_dict()})
+                                                       "load_check": check.to_dict()}, plan and _record(plan, check))

@@ -1,32 +1,14 @@
-"""The `torch.export` step shared by every format, and where each block's output lives in it."""
+"""The `torch.export` step shared by every format (model/program.py), and where each
+block's output lives in it."""
 
 from __future__ import annotations
 
 import operator
 
-import torch
 from torch import nn
 
 from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (exporters import them here)
-
-MAX_DYNAMIC_BATCH = 1024
-
-
-def example_input(batch: int, resolution: int, dynamic_batch: bool = False) -> torch.Tensor:
-    """A seeded float32 NCHW example; batch >= 2 when dynamic (size 1 would be specialized)."""
-    n = max(batch, 2) if dynamic_batch else batch
-    gen = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, resolution, resolution, generator=gen)
-
-
-def export_program(model: nn.Module, batch: int, resolution: int, dynamic_batch: bool):
-    """`torch.export` of `model` on an NCHW image input, batch dimension dynamic if asked."""
-    shapes = None
-    if dynamic_batch:
-        shapes = ({0: torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)},)
-    with torch.no_grad():
-        return torch.export.export(model.eval(), (example_input(batch, resolution, dynamic_batch),),
-                                   dynamic_shapes=shapes)
+from casvit_deploy.model.program import MAX_DYNAMIC_BATCH, example_input, export_program  # noqa: F401  (likewise)
 
 
 def _module_paths(node) -> set[str]:

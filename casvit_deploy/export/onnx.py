@@ -7,18 +7,24 @@ graph optimizer and the fusion are kept only if the graph passes the load check 
 Runtime against the eager model, parity's metrics); otherwise the next plainer graph is tried. The file passes
 `onnx.checker` full check (run before and after the fusion; the checker does not know
 com.microsoft ops, so for those the ORT load and eager comparison are the check) and
-carries metadata.
+carries metadata. An int8 graph is that checked fp32 graph quantized by ONNX Runtime
+(quantize/ort.py) and checked again, by agreement; its manifest records its CPU speed
+ratio to the fp32 graph, measured here.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+from casvit_deploy.artifacts.formats import FORMATS
 from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.errors import ExportError
+from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.gelu_fusion import choose_form, fuse_exact_gelu
 from casvit_deploy.export.graph import export_program
+from casvit_deploy.settings import Precision
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
@@ -86,20 +92,84 @@ def _opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
+def _write_fp32(job: ExportJob, program, path: Path) -> tuple[bool, dict, object]:
+    """The fp32 graph at `path`, the first of ATTEMPTS that passes the fp32 load check:
+    (exporter optimizer used, rewrite fields, load check)."""
+    for optimize, fuse in ATTEMPTS:
+        job.progress("lower")
+        _to_onnx(program, optimize).save(str(path), external_data=False)
+        rewrites = _finish(path, job.metadata, fuse)
+        job.progress("verify")
+        check = job.check(path, program, precision=Precision.FP32)
+        if not check.failures:
+            return optimize, rewrites, check
+    raise ExportError(f"ONNX output differs from eager PyTorch: {check.failures[0]}")
+
+
+def _strip_node_metadata(path: Path) -> None:
+    """Drop the exporter's per-node metadata (scopes, stack traces): a quarter of an int8 file."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    onnx.save(model, str(path), save_as_external_data=False)
+
+
+def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path) -> None:
+    """--auto-keep-float: each trial quantizes the fp32 graph into `folder` and reads its blocks."""
+    from casvit_deploy.quantize import ort
+    from casvit_deploy.quantize.targets import keeps_float
+    from casvit_deploy.runtime.registry import open_runner
+
+    batch = None if job.dynamic_batch else job.batch
+    names, references = int8.reference_blocks(job, program, plan.photographs)
+
+    def evaluate(kept: tuple[str, ...]):
+        trial = folder / "trial.onnx"
+        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache)
+        with open_runner(trial) as runner:
+            return ort.block_outputs(runner, names, plan.photographs, batch)
+
+    int8.choose_kept(job, plan, evaluate, references)
+
+
+def _int8(job: ExportJob, program, fp32: Path):
+    """Quantize the checked fp32 graph at `fp32` into `job.artifact`: (load check, record)."""
+    from casvit_deploy.quantize import ort
+    from casvit_deploy.quantize.targets import keeps_float
+
+    plan = int8.plan(job, FORMATS["onnx"])
+    with tempfile.TemporaryDirectory(dir=job.artifact.parent) as tmp:
+        cache = Path(tmp) / "calibration.json"  # ranges observed once, reused by every trial
+        if plan.options.auto_keep_float:
+            _search(job, program, fp32, plan, Path(tmp), cache)
+        job.progress("quantize")
+        ort.quantize(fp32, job.artifact, plan.calibration.images, None if job.dynamic_batch else job.batch,
+                     plan.method, keeps_float(plan.kept), cache)
+    _strip_node_metadata(job.artifact)
+    job.progress("verify")
+    check = job.check(job.artifact, program, images=plan.photographs)
+    if check.failures:
+        raise ExportError(f"int8 ONNX output does not agree with eager PyTorch: {check.failures[0]}")
+    job.progress("time fp32 vs int8")
+    speed = ort.cpu_speed_ratio(fp32, job.artifact, job.batch, job.resolution)
+    return check, int8.quantization_record(plan, ort.SCHEME, ort.config_record(plan.method), check, speed)
+
+
 class OnnxExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
-        for optimize, fuse in ATTEMPTS:
-            job.progress("lower")
-            _to_onnx(program, optimize).save(str(job.artifact), external_data=False)
-            rewrites = _finish(job.artifact, job.metadata, fuse)
-            job.progress("verify")
-            check = job.check(job.artifact, program)
-            if not check.failures:
-                break
-        else:
-            raise ExportError(f"ONNX output differs from eager PyTorch: {check.failures[0]}")
+        quantized = job.precision is Precision.INT8
+        fp32 = job.artifact.with_name(job.artifact.stem + ".fp32.onnx") if quantized else job.artifact
+        optimize, rewrites, check = _write_fp32(job, program, fp32)
+        details, record = {}, None
+        if quantized:
+            details = {"fp32_load_check": check.to_dict()}  # of the graph that was quantized
+            check, record = _int8(job, program, fp32)
+            fp32.unlink()
         inputs, outputs = _specs(job.artifact)
         return FormatOutput(program, inputs, outputs, {
-            "opset": _opset(job.artifact), "optimized": optimize, **rewrites, "load_check": check.to_dict()})
+            "opset": _opset(job.artifact), "optimized": optimize, **rewrites, **details,
+            "load_check": check.to_dict()}, record)

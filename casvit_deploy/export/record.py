@@ -48,4 +48,4 @@ def build_manifest(loaded: LoadedModel, fmt_name: str, job: ExportJob, output: F
         seed=None if loaded.checkpoint else loaded.seed, form=form, passes=passes, precision=job.precision,
         resolution=job.resolution, batch=job.batch, dynamic_batch=job.dynamic_batch, options=job.options,
         block_outputs=blocks, tools=tool_versions(), export_seconds=round(seconds, 3),
-        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details)
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details, quantization=output.quantization)

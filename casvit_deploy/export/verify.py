@@ -1,12 +1,14 @@
 """The load check of a freshly written artifact: opened through its runner (`open_runner`,
 as parity and bench open it) and judged against the exported model with parity's metrics
-and the default thresholds of its precision, on a seeded input of the artifact's batch."""
+and the default thresholds of its precision, on a seeded input of the artifact's batch
+(int8 exporters pass photographs: agreement on noise means little)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from casvit_deploy.data.batches import run_in_batches
 from casvit_deploy.export.graph import block_outputs, example_input
 from casvit_deploy.numerics import defaults_for, judge
 from casvit_deploy.runtime.base import RunnerOptions
@@ -23,6 +25,8 @@ class LoadCheck:
     max_rel: float | None = None
     blocks_found: int | None = None   # block outputs the runner can read inside the artifact
     blocks_missing: list[str] = field(default_factory=list)
+    samples: int = 0
+    agreement: dict = field(default_factory=dict)  # cosine, snr_db, top1, top5 of the first output
 
     @classmethod
     def not_run(cls, reason: str) -> "LoadCheck":
@@ -32,16 +36,27 @@ class LoadCheck:
         return asdict(self)
 
 
-def load_check(artifact: Path, job, program, output_names: tuple[str, ...] = ("logits",)) -> LoadCheck:
-    """Run the artifact at `artifact` and `job.model` on the same seeded batch and judge them."""
-    image = example_input(job.batch, job.resolution, job.dynamic_batch).numpy()
-    reference = EagerRunner(job.model, output_names=output_names).run(image)
+def _agreement(metrics) -> dict:
+    if not metrics:
+        return {}
+    m = metrics[0]
+    return {"cosine": m.cosine, "snr_db": m.snr_db, "top1": m.top1_agreement, "top5": m.top5_overlap}
+
+
+def load_check(artifact: Path, job, program, output_names: tuple[str, ...] = ("logits",), images=None,
+               precision=None) -> LoadCheck:
+    """Run the artifact at `artifact` and `job.model` on the same `images` (default: a
+    seeded batch) and judge them by the defaults of `precision` (default: the job's)."""
+    images = example_input(job.batch, job.resolution, job.dynamic_batch).numpy() if images is None else images
+    reference = EagerRunner(job.model, output_names=output_names).run(images)
     blocks = block_outputs(program, job.model)
     with open_runner(artifact, RunnerOptions(preprocessing=job.preprocessing)) as runner:
-        metrics, failures = judge(runner.run(image), reference, defaults_for(job.precision))
+        outputs = run_in_batches(runner.run, images, None if job.dynamic_batch else job.batch)
+        metrics, failures = judge(outputs, reference, defaults_for(precision or job.precision))
         check = LoadCheck(True, runner.description, failures,
                           max((m.max_abs for m in metrics), default=None),
-                          max((m.max_rel for m in metrics), default=None))
+                          max((m.max_rel for m in metrics), default=None), samples=len(images),
+                          agreement=_agreement(metrics))
         if runner.supports_intermediates:
             found = runner.block_tensors(blocks)
             check.blocks_found = sum(v is not None for v in found.values())

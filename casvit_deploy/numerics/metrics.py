@@ -52,6 +52,12 @@ def _snr_db(err: np.ndarray, ref: np.ndarray) -> float:
     return math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref ** 2)) / noise)
 
 
+def sqnr_db(out: np.ndarray, ref: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (out - ref)^2), in float64: the quantization SNR of `out`."""
+    o, r = np.asarray(out, np.float64), np.asarray(ref, np.float64)
+    return _snr_db(o - r, r)
+
+
 def topk_agreement(out: np.ndarray, ref: np.ndarray, k: int = TOP_K) -> tuple[float | None, float | None]:
     """(top-1 agreement, mean top-k overlap) of two (N, classes) score arrays."""
     if out.ndim != 2 or out.shape[1] < 2:

@@ -27,14 +27,19 @@ def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     failures = []
     if m.nonfinite:
         failures.append(f"{m.name}: {m.nonfinite} NaN/Inf values")
-    limit = t.atol + t.rtol * m.ref_max_abs
-    if not m.max_abs <= limit:
-        failures.append(f"{m.name}: max abs error {m.max_abs:.3g} > {limit:.3g} "
-                        f"(atol {t.atol:g} + rtol {t.rtol:g} x max|ref| {m.ref_max_abs:.3g})")
+    if t.judges_max_error:
+        limit = t.atol + t.rtol * m.ref_max_abs
+        if not m.max_abs <= limit:
+            failures.append(f"{m.name}: max abs error {m.max_abs:.3g} > {limit:.3g} "
+                            f"(atol {t.atol:g} + rtol {t.rtol:g} x max|ref| {m.ref_max_abs:.3g})")
     if not m.cosine >= t.min_cosine:
         failures.append(f"{m.name}: cosine {m.cosine:.6f} < {t.min_cosine}")
+    if t.min_snr_db is not None and not m.snr_db >= t.min_snr_db:
+        failures.append(f"{m.name}: SNR {m.snr_db:.1f} dB < {t.min_snr_db:g} dB")
     if m.top1_agreement is not None and not m.top1_agreement >= t.min_top1:
         failures.append(f"{m.name}: top-1 agreement {m.top1_agreement:.3f} < {t.min_top1}")
+    if t.min_top5 is not None and m.top5_overlap is not None and not m.top5_overlap >= t.min_top5:
+        failures.append(f"{m.name}: top-5 overlap {m.top5_overlap:.3f} < {t.min_top5}")
     return failures
 
 

@@ -20,7 +20,7 @@ from casvit_deploy.parity.weight_audit import audit_weights
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import CoreMLEngine, InputKind
+from casvit_deploy.settings import CoreMLEngine, InputKind, Precision
 
 
 def _check_set(runner, reference: EagerRunner, inputs: InputSet, batch, thresholds) -> tuple[InputSetResult, dict]:
@@ -86,12 +86,18 @@ def _record(artifact: Path, report: ParityReport, checked_sha256: str) -> None:
 
 def _localize(artifact, fmt, runner, reference, loaded, manifest: Manifest, report: ParityReport, kept: dict):
     """Localize on the worst sample of the first failing input set (else the last set).
-    Where the format hides activations (ExecuTorch's delegate), its weights are audited."""
+    Where the format hides activations (ExecuTorch's delegate), its weights are audited, or
+    for int8 programs the module they were lowered from is rebuilt and read block by block."""
     chosen = ([s for s in report.input_sets if s.failures] or report.input_sets[-1:])[0]
     index = _worst_sample(kept[chosen.name])
-    if fmt.localization is Localization.WEIGHT_AUDIT:
-        return audit_weights(artifact, loaded, manifest, runner.description, chosen.name, chosen.sources[index])
     sample = kept[chosen.name]["images"][index:index + 1]
     sample = np.repeat(sample, manifest.fixed_batch or 1, axis=0)
+    if fmt.localization is Localization.WEIGHT_AUDIT and manifest.precision is Precision.INT8:
+        from casvit_deploy.parity.simulated_blocks import simulate_blocks
+
+        return simulate_blocks(loaded, manifest, runner, reference, sample, report.thresholds, chosen.name,
+                               chosen.sources[index])
+    if fmt.localization is Localization.WEIGHT_AUDIT:
+        return audit_weights(artifact, loaded, manifest, runner.description, chosen.name, chosen.sources[index])
     return localize(fmt.name, runner, reference, sample, manifest.block_outputs,
-                    report.thresholds.block_rtol, chosen.name, chosen.sources[index])
+                    report.thresholds, chosen.name, chosen.sources[index])

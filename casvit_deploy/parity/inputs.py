@@ -3,20 +3,15 @@ records (the reference evaluation transform, artifacts/preprocessing.py)."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.data.images import photo_batch, preprocess, seeded_noise  # noqa: F401  (preprocess: re-exported)
 from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import InputKind, choice
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-# Photographs shipped inside scikit-image's wheel (no download needed).
-SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-                  "retina", "camera", "coins", "moon", "grass", "gravel", "brick", "clock", "stereo_motorcycle")
 
 
 @dataclass
@@ -28,91 +23,16 @@ class InputSet:
     sources: list[str] = field(default_factory=list)
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic antialiased resize of an (H, W, 3) float image in [0, 1], clamped like uint8."""
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    out = torch.nn.functional.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)
-    return out[0].clamp(0, 1).numpy().transpose(1, 2, 0)
-
-
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float64 in [0, 1] from gray, RGB, RGBA, bool, uint8/uint16 or float images."""
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise UsageError(f"image of shape {image.shape} is not gray, RGB or RGBA")
-    image = image[..., :3]
-    if image.dtype == bool:
-        return image.astype(np.float64)
-    if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.float64) / np.iinfo(image.dtype).max
-    return np.clip(image.astype(np.float64), 0, 1)
-
-
-def preprocess(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """One image -> (3, crop, crop) float32, transformed as `pre` records."""
-    rgb = as_rgb(image).astype(np.float32)
-    h, w = rgb.shape[:2]
-    if pre.resize_mode == "square":
-        rgb = _resize(rgb, (pre.resize, pre.resize))
-    else:
-        short = pre.resize
-        rgb = _resize(rgb, (short, max(short, round(w * short / h))) if h <= w
-                      else (max(short, round(h * short / w)), short))
-    top, left = (rgb.shape[0] - pre.crop) // 2, (rgb.shape[1] - pre.crop) // 2
-    rgb = rgb[top:top + pre.crop, left:left + pre.crop]
-    out = (rgb - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-    return out.transpose(2, 0, 1).astype(np.float32)
-
-
 def random_set(resolution: int, samples: int, seed: int = 0) -> InputSet:
     """`samples` seeded standard-normal images (the scale of normalized photographs)."""
-    rng = np.random.default_rng(seed)
-    images = rng.standard_normal((samples, 3, resolution, resolution)).astype(np.float32)
+    images = seeded_noise(resolution, samples, seed)
     return InputSet("random", images, [f"normal(seed={seed})[{i}]" for i in range(samples)])
-
-
-def _skimage_photos() -> list[tuple[str, np.ndarray]]:
-    import skimage.data
-
-    photos = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name in SKIMAGE_PHOTOS:
-            data = getattr(skimage.data, name)()
-            if isinstance(data, tuple):  # stereo_motorcycle: (left, right, disparity)
-                photos += [(f"skimage.data.{name}[{i}]", data[i]) for i in (0, 1)]
-            else:
-                photos.append((f"skimage.data.{name}", data))
-    return photos
-
-
-def _folder_photos(directory: Path) -> list[tuple[str, np.ndarray]]:
-    import skimage.io
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise UsageError(f"--images {directory} is not a folder")
-    files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UsageError(f"--images {directory} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    photos = []
-    for path in files:
-        try:
-            photos.append((str(path), skimage.io.imread(path)))
-        except Exception as err:
-            raise UsageError(f"cannot read image {path}: {str(err).splitlines()[0][:120]}") from None
-    return photos
 
 
 def image_set(pre: Preprocessing, directory: Path | None = None, samples: int | None = None) -> InputSet:
     """Photographs from `directory`, or scikit-image's bundled ones, preprocessed by `pre`."""
-    photos = _folder_photos(directory) if directory else _skimage_photos()
-    photos = photos[:samples] if samples else photos
-    images = np.stack([preprocess(img, pre) for _, img in photos])
-    return InputSet("images", images, [name for name, _ in photos])
+    images, sources = photo_batch(pre, directory, samples)
+    return InputSet("images", images, sources)
 
 
 def build_input_sets(kind: InputKind | str, resolution: int, samples: int | None = None,

@@ -3,16 +3,19 @@
 Both sides run the same single sample. The reference records every block's output with
 forward hooks; the artifact exposes the tensor that its manifest's "block_outputs" maps
 each block to (ONNX value, CoreML MIL variable, ...). A block is divergent when
-max|out - ref| / max|ref| exceeds the threshold `block_rtol`, or it holds NaN/Inf.
+max|out - ref| / max|ref| exceeds the threshold `block_rtol` (int8: when its SQNR falls
+below `block_min_sqnr_db`), or it holds NaN/Inf.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from casvit_deploy.parity.report import BlockResult, Localization
 from casvit_deploy.model.blocks import block_names
+from casvit_deploy.numerics import Thresholds, sqnr_db
+from casvit_deploy.parity.report import BlockResult, Localization
 from casvit_deploy.runtime.eager import EagerRunner
+
 
 def tensor_names(fmt: str, runner, block_outputs: dict[str, str]) -> tuple[dict[str, str | None], str]:
     """Each block's tensor inside the artifact (None where it cannot be found), and a note."""
@@ -23,7 +26,13 @@ def tensor_names(fmt: str, runner, block_outputs: dict[str, str]) -> tuple[dict[
     return runner.block_tensors(block_outputs), ""
 
 
-def _compare_block(block: str, tensor: str | None, out, ref: np.ndarray, block_rtol: float) -> BlockResult:
+def _within(rel_err: float, sqnr: float, limits: Thresholds) -> bool:
+    if limits.block_min_sqnr_db is not None and not sqnr >= limits.block_min_sqnr_db:
+        return False
+    return limits.block_rtol is None or rel_err <= limits.block_rtol
+
+
+def compare_block(block: str, tensor: str | None, out, ref: np.ndarray, limits: Thresholds) -> BlockResult:
     if tensor is None or out is None:
         return BlockResult(block, tensor, "unmapped", note="no matching tensor in the artifact")
     out = np.asarray(out, dtype=np.float64)
@@ -35,12 +44,13 @@ def _compare_block(block: str, tensor: str | None, out, ref: np.ndarray, block_r
     norms = np.linalg.norm(out) * np.linalg.norm(ref)
     cosine = float(np.sum(out * ref) / norms) if norms > 0 else float(np.array_equal(out, ref))
     finite = bool(np.all(np.isfinite(out)))
-    status = "ok" if finite and err / scale <= block_rtol else "diverged"
-    return BlockResult(block, tensor, status, err, err / scale, cosine, "" if finite else "NaN/Inf")
+    sqnr = sqnr_db(out, ref)
+    status = "ok" if finite and _within(err / scale, sqnr, limits) else "diverged"
+    return BlockResult(block, tensor, status, err, err / scale, cosine, "" if finite else "NaN/Inf", sqnr)
 
 
 def localize(fmt: str, runner, reference: EagerRunner, image: np.ndarray, block_outputs: dict[str, str],
-             block_rtol: float, input_set: str, sample: str) -> Localization:
+             limits: Thresholds, input_set: str, sample: str) -> Localization:
     """Compare every block's output on `image` (one sample, NCHW) and name the first divergent."""
     order = block_names(reference.model)
     names, note = tensor_names(fmt, runner, {b: block_outputs[b] for b in order if b in block_outputs})
@@ -50,7 +60,7 @@ def localize(fmt: str, runner, reference: EagerRunner, image: np.ndarray, block_
     refs = reference.run_intermediates(image, order)
     for block in order:
         tensor = names.get(block)
-        loc.blocks.append(_compare_block(block, tensor, outs.get(tensor) if tensor else None, refs[block], block_rtol))
+        loc.blocks.append(compare_block(block, tensor, outs.get(tensor) if tensor else None, refs[block], limits))
     diverged = [b.block for b in loc.blocks if b.status == "diverged"]
     loc.first_divergent = diverged[0] if diverged else None
     unmapped = [b.block for b in loc.blocks if b.status == "unmapped"]

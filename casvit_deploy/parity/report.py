@@ -20,6 +20,7 @@ class BlockResult:
     rel_err: float | None = None
     cosine: float | None = None
     note: str = ""
+    sqnr_db: float | None = None  # int8: the block's SQNR against the fp32 block output
 
     def to_dict(self) -> dict:
         return {k: plain(v) for k, v in self.__dict__.items()}

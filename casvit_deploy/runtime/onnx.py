@@ -23,11 +23,27 @@ def _session(model: bytes | str, providers: Sequence[str], threads: int | None):
     return ort.InferenceSession(model, options, providers=list(providers))
 
 
+def _dequantized(graph) -> dict[str, str]:
+    """value -> DequantizeLinear(QuantizeLinear(value)) in a QDQ graph: what int8 consumers read."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    found = {}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear":
+            dq = [c for c in consumers.get(node.output[0], []) if c.op_type == "DequantizeLinear"]
+            if dq:
+                found[node.input[0]] = dq[0].output[0]
+    return found
+
+
 def graph_block_tensors(graph, block_outputs: dict[str, str]) -> dict[str, str | None]:
-    """Which FX node names survive as ONNX value names; the final block's output is the
-    graph's (renamed) output."""
+    """Which FX node names survive as ONNX value names (in a quantized graph, their
+    dequantized values); the final block's output is the graph's (renamed) output."""
     values = {o for node in graph.node for o in node.output}
-    names = {block: fx if fx in values else None for block, fx in block_outputs.items()}
+    dequantized = _dequantized(graph)
+    names = {block: dequantized.get(fx, fx) if fx in values else None for block, fx in block_outputs.items()}
     if names.get(FINAL_OUTPUT, "") is None and graph.output:
         names[FINAL_OUTPUT] = graph.output[0].name
     return names

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from casvit_deploy.artifacts.formats import FORMATS, Format
 from casvit_deploy.artifacts.manifest import Manifest
-from casvit_deploy.artifacts.options import CoreMLOptions, ExecuTorchOptions, OnnxOptions
+from casvit_deploy.artifacts.options import CoreMLOptions, ExecuTorchOptions, Int8Options, OnnxOptions
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch, size_mb
 from casvit_deploy.bench.cache import ExportKey, cached_export, weights_key
 from casvit_deploy.errors import CasvitError
@@ -36,6 +36,8 @@ def _artifact(case: Case, fmt: Format, options, progress) -> tuple:
     if case.artifact is not None:
         manifest = Manifest.find(case.artifact)
         return case.artifact, None, list(manifest.passes) if manifest else []
+    if case.precision is Precision.INT8 and options.int8 is None:
+        options = replace(options, int8=Int8Options())
     passes = tuple(deploy_form(case.loaded.model, case.form, case.disable)[1])
     key = ExportKey(weights_key(case.loaded), case.loaded.variant, case.resolution, case.precision.value,
                     case.batch, fmt.name, case.form.value, passes, options)
@@ -50,7 +52,14 @@ def _timed_runner(case: Case, fmt: Format, options, progress, runner_options: Ru
     load_s = time.perf_counter() - start
     x = input_batch(case.batch, case.resolution)
     return Prepared(lambda: runner.run(x), runner.description, load_s, passes=passes, artifact=path,
-                    artifact_mb=size_mb(path), export_s=export_s, threads=case.threads, close=runner.close)
+                    artifact_mb=size_mb(path), export_s=export_s, threads=case.threads, close=runner.close,
+                    agreement=_agreement(path))
+
+
+def _agreement(path) -> dict | None:
+    """An int8 artifact's recorded agreement with fp32 eager (None for other precisions)."""
+    manifest = Manifest.find(path)
+    return manifest.quantization.agreement if manifest and manifest.quantization else None
 
 
 def _unsupported_precision(fmt: Format, precision: Precision) -> str | None:

@@ -52,6 +52,7 @@ class Prepared:
     export_s: float | None = None  # None: not exported in this run (cached or not needed)
     threads: int | None = None
     close: Callable[[], None] = lambda: None
+    agreement: dict | None = None  # an int8 artifact's agreement with fp32, from its manifest
 
 
 class Backend(Protocol):

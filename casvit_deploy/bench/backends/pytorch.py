@@ -39,6 +39,8 @@ def _engine(case: Case, what: str) -> str:
 
 
 def _any_precision(self, precision: Precision) -> str | None:
+    if precision not in DTYPES:
+        return f"PyTorch backends run {' and '.join(p.value for p in DTYPES)}; int8 runs on onnxruntime and executorch"
     return None
 
 

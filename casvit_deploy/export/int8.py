@@ -1,0 +1,99 @@
+"""What every int8 exporter shares: the calibration set, the calibration method, what is
+kept float and why (given, the default, or found by `--auto-keep-float`), and the
+manifest's quantization record.
+
+By default the residual stream between blocks stays float (`residual-adds`): with the
+adds quantized, the stream is requantized to int8 three times per block and the error of
+every requantization stays in it (XS: SQNR of the logits 22.7 dB against 29.0 dB with a
+float stream, benchmarks/INT8.md); the branches, where the work is, run in int8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from casvit_deploy.artifacts.formats import Format
+from casvit_deploy.artifacts.manifest import CalibrationRecord, KeptFloat, QuantizationRecord
+from casvit_deploy.artifacts.options import Int8Options
+from casvit_deploy.data.calibration import CalibrationSet, calibration_set
+from casvit_deploy.export.base import ExportJob
+from casvit_deploy.export.graph import block_names, block_outputs
+from casvit_deploy.quantize.search import Trial, measure, search
+from casvit_deploy.quantize.targets import RESIDUAL_ADDS, check_targets
+from casvit_deploy.runtime.eager import EagerRunner
+from casvit_deploy.settings import CalibrationMethod
+
+DEFAULT_REASON = {RESIDUAL_ADDS: "default: the residual stream stays float (--quantize-residual quantizes it)"}
+
+
+@dataclass
+class Int8Plan:
+    """The quantization an exporter is asked for, resolved and checked."""
+
+    options: Int8Options
+    method: CalibrationMethod
+    calibration: CalibrationSet
+    kept: tuple[str, ...]
+    reasons: dict[str, str]
+    trials: list[Trial] = field(default_factory=list)  # --auto-keep-float's, in order
+
+    @property
+    def photographs(self) -> np.ndarray:
+        """The images agreement is measured on: the calibration set's photographs."""
+        return self.calibration.photographs
+
+
+def plan(job: ExportJob, fmt: Format) -> Int8Plan:
+    """Resolve `job.options.int8` (None: the defaults) for format `fmt`."""
+    options = job.options.int8 or Int8Options()
+    method = fmt.calibration_method(options.calibration_method)
+    default_kept = () if options.quantize_residual else (RESIDUAL_ADDS,)
+    kept = check_targets(job.model, default_kept + tuple(options.keep_float))
+    reasons = {t: DEFAULT_REASON.get(t, "--keep-float") if t in default_kept else "--keep-float" for t in kept}
+    job.progress("calibration data")
+    calibration = calibration_set(job.preprocessing, options.calibration, options.calibration_samples)
+    return Int8Plan(options, method, calibration, kept, reasons)
+
+
+def reference_blocks(job: ExportJob, program, images: np.ndarray) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(block -> node name in `program`, block -> fp32 output on `images`)."""
+    names = block_outputs(program, job.model)
+    return names, EagerRunner(job.model).run_intermediates(images, list(names))
+
+
+def choose_kept(job: ExportJob, int8: Int8Plan, evaluate: Callable[[tuple[str, ...]], dict[str, np.ndarray]],
+                references: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """The targets to keep float: the plan's, plus with --auto-keep-float the blocks the
+    search adds (recorded with their reasons). `evaluate(kept)` returns block outputs on
+    the plan's photographs."""
+    if not int8.options.auto_keep_float:
+        return int8.kept
+    order = block_names(job.model)
+    trials = search(lambda kept: measure(kept, evaluate(kept), references, order), int8.kept, order,
+                    int8.options.min_cosine, lambda text: job.progress(f"auto-keep-float: {text}"))
+    for before, after in zip(trials, trials[1:]):
+        block = after.kept[-1]
+        error = next(b for b in before.blocks if b.block == block)
+        where = f"SQNR {error.previous_db:.1f} -> {error.sqnr_db:.1f} dB" if error.previous_db is not None \
+            else f"SQNR {error.sqnr_db:.1f} dB"
+        int8.reasons[block] = (f"--auto-keep-float: most error entered here ({where}); cosine "
+                               f"{before.agreement.cosine:.5f} -> {after.agreement.cosine:.5f} "
+                               f"(target {int8.options.min_cosine})")
+    int8.trials = trials
+    int8.kept = trials[-1].kept
+    return int8.kept
+
+
+def quantization_record(int8: Int8Plan, scheme: str, config: dict, check, speed: dict | None = None
+                        ) -> QuantizationRecord:
+    """The manifest's record; `check` is the artifact's load check (its agreement)."""
+    cal = int8.calibration
+    calibration = CalibrationRecord(cal.description, cal.sha256, len(cal), cal.photos, int8.method.value)
+    config = config | {"auto_keep_float": int8.options.auto_keep_float, "min_cosine": int8.options.min_cosine,
+                       "search": [t.summary() for t in int8.trials]}
+    kept = [KeptFloat(t, int8.reasons.get(t, "--keep-float")) for t in int8.kept]
+    agreement = check.agreement | {"samples": check.samples, "set": "the calibration set's photographs"}
+    return QuantizationRecord(scheme, config, calibration, kept, agreement, speed)
