@@ -51,3 +51,21 @@ def checkpoint_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def xs_checkpoint(checkpoint_factory) -> Path:
     return checkpoint_factory("xs")
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory):
+    """get(fmt) -> ExportResult of XS at 32 with seeded random weights (fp16 for CoreML),
+    exported once per session on first use, without a parity record."""
+    from casvit_deploy.export import export_model
+    from casvit_deploy.model import load_model
+
+    out, done, loaded = tmp_path_factory.mktemp("small_exports"), {}, load_model(variant="xs")
+
+    def get(fmt: str):
+        if fmt not in done:
+            done[fmt] = export_model(loaded, fmt, out / fmt, resolution=32,
+                                     precision="fp16" if fmt == "coreml" else "fp32")
+        return done[fmt]
+
+    return get

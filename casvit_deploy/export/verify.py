@@ -12,6 +12,7 @@ from casvit_deploy.numerics import defaults_for, judge
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.settings import Head
 
 
 @dataclass
@@ -32,16 +33,17 @@ class LoadCheck:
         return asdict(self)
 
 
-def load_check(artifact: Path, job, program, output_names: tuple[str, ...] = ("logits",)) -> LoadCheck:
-    """Run the artifact at `artifact` and `job.model` on the same seeded batch and judge them."""
+def load_check(artifact: Path, job, program, head: Head = Head.LOGITS) -> LoadCheck:
+    """Run the artifact at `artifact` and `job.model` (with `head` on top) on the same seeded
+    batch and judge them."""
     image = example_input(job.batch, job.resolution, job.dynamic_batch).numpy()
-    reference = EagerRunner(job.model, output_names=output_names).run(image)
+    reference = EagerRunner(job.model, head=head).run(image)
     blocks = block_outputs(program, job.model)
     with open_runner(artifact, RunnerOptions(preprocessing=job.preprocessing)) as runner:
         metrics, failures = judge(runner.run(image), reference, defaults_for(job.precision))
-        check = LoadCheck(True, runner.description, failures,
-                          max((m.max_abs for m in metrics), default=None),
-                          max((m.max_rel for m in metrics), default=None))
+        scores = [m for m in metrics if m.max_abs is not None]  # labels have no error size
+        check = LoadCheck(True, runner.description, failures, max((m.max_abs for m in scores), default=None),
+                          max((m.max_rel for m in scores), default=None))
         if runner.supports_intermediates:
             found = runner.block_tensors(blocks)
             check.blocks_found = sum(v is not None for v in found.values())
