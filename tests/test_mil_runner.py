@@ -169,3 +169,24 @@ def test_coreml_engine_does_not_need_the_interpreter(tmp_path, monkeypatch):
     assert runner.engines == (CoreMLEngine.COREML,) and runner.description.startswith("Core ML runtime")
     with pytest.raises(UnsupportedOpError, match="tanh"):
         runner.run_intermediates(np.zeros((1, 4), np.float32), ["probs"])
+
+
+def test_core_ml_classifier_outputs_in_class_order(tmp_path, monkeypatch):
+    """Apple's runtime returns a label string and a label -> probability dictionary; the
+    runner turns them into the label's index and the probabilities in class order."""
+    path = tmp_path / "classifier.mlpackage"
+    ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, classifier_config=ct.ClassifierConfig(list("edcba")),
+               skip_model_load=True).save(str(path))
+
+    class FakeCoreML:
+        def predict(self, feeds):
+            return {"classLabel": "c", "classLabel_probs": {"a": 0.5, "b": 0.2, "c": 0.1, "d": 0.15, "e": 0.05}}
+
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: FakeCoreML())
+    runner = open_coreml(path, engine="coreml")
+    assert runner.class_labels == list("edcba")
+    out = runner.run(np.zeros((1, 3, 8, 8), np.float32))
+    np.testing.assert_array_equal(out["probabilities"], np.array([[0.05, 0.15, 0.1, 0.2, 0.5]], np.float32))
+    assert out["label"].tolist() == [2] and out["label"].dtype == np.int64

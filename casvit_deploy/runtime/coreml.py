@@ -119,6 +119,14 @@ class CoreMLRunner(Runner):
         op = self.program.functions["main"].outputs[0].op
         return op if op is not None and op.op_type == "classify" else None
 
+    @property
+    def class_labels(self) -> list[str] | None:
+        """A classifier's labels in class order (the `classify` op's classes), else None."""
+        if self._classify is None:
+            return None
+        classes = self._classify.inputs["classes"].val  # a list when read back, a MIL list when built
+        return [str(c) for c in getattr(classes, "ls", classes)]
+
     def _named(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A classifier's outputs as "probabilities" (float32, class order) and "label" (class
         index); a sole output as "logits"; otherwise every output by its own name."""
@@ -162,7 +170,7 @@ class CoreMLRunner(Runner):
         probability dictionary in class order."""
         if self._classify is None:
             return {k: np.asarray(v) for k, v in outputs.items()}
-        classes = list(self._classify.inputs["classes"].val.ls)
+        classes = self.class_labels
         label, probabilities = (var.name for var in self._classify.outputs)
         scores = outputs[probabilities]
         return {probabilities: np.asarray([[scores[c] for c in classes]], dtype=np.float32),
