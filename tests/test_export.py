@@ -240,6 +240,50 @@ def test_gelu_fusion_leaves_other_chains_alone(change):
     assert model.SerializeToString() == before
 
 
+def _ort_optimized_ops(model, tmp_path) -> list[str]:
+    """The ops of `model` after ONNX Runtime's own graph optimizations (extended level)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_gelu_order_keeps_values_and_lets_onnx_runtime_fuse(tmp_path):
+    """Below opset 20: the same five standard ops, bit-identical values without ONNX Runtime's
+    optimizations, and one Gelu kernel with them (the chain as exported gets none)."""
+    import onnx
+    import onnxruntime as ort
+
+    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+
+    model = _gelu_chain_model()
+    ordered = onnx.ModelProto()
+    ordered.CopyFrom(model)
+    assert order_exact_gelu(ordered) == 1
+    onnx.checker.check_model(ordered, full_check=True)
+    assert sorted(n.op_type for n in ordered.graph.node) == sorted(n.op_type for n in model.graph.node)
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    x = {"x": np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32) * 4}
+    run = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(["y"], x)[0]
+           for m in (model, ordered)]
+    np.testing.assert_array_equal(run[0], run[1])
+    assert "Gelu" in _ort_optimized_ops(ordered, tmp_path) and "Gelu" not in _ort_optimized_ops(model, tmp_path)
+
+
+@pytest.mark.parametrize("change", [{"sqrt2": 1.4142}, {"leak": True}, {"numerator": "r"}])
+def test_gelu_order_leaves_other_chains_alone(change):
+    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+
+    model = _gelu_chain_model(**change)
+    before = model.SerializeToString()
+    assert order_exact_gelu(model) == 0 and model.SerializeToString() == before
+
+
 def test_gelu_form_falls_back_to_contrib_when_opset_20_would_change_an_op():
     from onnx import TensorProto, helper
 

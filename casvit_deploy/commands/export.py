@@ -42,7 +42,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Request:
-    """The export settings common to every format, and the flags of the format options."""
+    """The export settings common to every format, and each format's options."""
 
     resolution: int
     batch: int
@@ -50,7 +50,7 @@ class Request:
     precision: Precision | None
     form: Form
     force: bool
-    flags: dict
+    options: dict  # format name -> its options dataclass
 
 
 def _progress(status, fmt: str):
@@ -91,17 +91,15 @@ def parity_gate(loaded):
 
 
 def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool, status) -> Row:
-    from casvit_deploy.artifacts.options import from_flags
-    from casvit_deploy.export import default_out_dir, export_model
-
     from casvit_deploy.errors import ParityFailure
+    from casvit_deploy.export import default_out_dir, export_model
 
     precision = request.precision or fmt.default_precision
     folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form)
     try:
         result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
                               dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
-                              force=request.force, options=from_flags(fmt.options, request.flags),
+                              force=request.force, options=request.options[fmt.name],
                               progress=_progress(status, fmt.name), gate=parity_gate(loaded) if check else None)
     except ParityFailure as err:
         return Row(fmt.name, "failed", parity="fail", reason=str(err))
@@ -173,24 +171,26 @@ def export(
     description: Annotated[Optional[str], typer.Option("--description", help="CoreML metadata: short description.", show_default=False)] = None,
     allow_portable: Annotated[bool, typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.")] = False,
     delegate: Annotated[Delegate, typer.Option("--delegate", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).", case_sensitive=False)] = Delegate.XNNPACK,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check after exporting.")] = True,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
     json: JsonOpt = None,
 ) -> None:
     """Export to ONNX, ORT format, CoreML and/or ExecuTorch: parity-checked artifacts with JSON manifests."""
     from casvit_deploy.artifacts.formats import parse_formats
+    from casvit_deploy.artifacts.options import from_flags
     from casvit_deploy.export import check_settings
     from casvit_deploy.model import load_model
 
     formats = parse_formats(format)
     check_report_paths(json=json)
     check_settings(resolution, batch)
-    with Console(stderr=True).status("load"):
-        loaded = load_model(checkpoint, variant, ema)
     flags = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
              "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
              "description": description, "allow_portable": allow_portable, "delegate": delegate}
+    options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
+    with Console(stderr=True).status("load"):
+        loaded = load_model(checkpoint, variant, ema)
     request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
-                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
+                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
     rows = _run_all(loaded, formats, request, out, check)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))
     if not to_stdout(json):

@@ -147,7 +147,7 @@ def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
 @guarded
 def info(artifact: Annotated[Optional[Path], typer.Argument(
              help="An exported artifact (.onnx, .ort, .mlpackage, .pte) to describe from its manifest.",
-             show_default=False)] = None,
+             metavar="ARTIFACT", show_default=False)] = None,
          checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
          resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:
     """Describe a variant or checkpoint (parameters, GMACs per stage, checkpoint facts, passes, op census),

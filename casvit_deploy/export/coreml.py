@@ -70,15 +70,18 @@ def _input_type(job: ExportJob, image_input: bool):
     return ct.TensorType(name="image", shape=shape, dtype=float)
 
 
+def _logits_dtype(job: ExportJob) -> str:
+    """float32, unless an fp16 program keeps float16 (`fp16_output`)."""
+    return "float16" if job.precision is Precision.FP16 and job.options.fp16_output else "float32"
+
+
 def _output_types(job: ExportJob, classifier: bool):
-    """None for a classifier (coremltools names its outputs); else "logits", float32 unless
-    an fp16 program keeps float16 (`fp16_output`)."""
+    """None for a classifier (coremltools names its outputs); else "logits" of `_logits_dtype`."""
     import coremltools as ct
 
     if classifier:
         return None
-    keep_fp16 = job.precision is Precision.FP16 and job.options.fp16_output
-    return [ct.TensorType(name="logits", dtype=np.float16 if keep_fp16 else np.float32)]
+    return [ct.TensorType(name="logits", dtype=np.dtype(_logits_dtype(job)).type)]
 
 
 def _convert(job: ExportJob, model, labels: list[str] | None):
@@ -136,9 +139,8 @@ def _check_interface(inputs, outputs, function, job: ExportJob, classifier: bool
     if classifier and not (tail[:1] == ["softmax"] and tail[-1:] == ["classify"] and set(tail) <= {
             "softmax", "cast", "classify"}):
         raise ExportError(f"the classifier program ends in {tail or 'no softmax'}, not softmax then classify")
-    keep_fp16 = job.precision is Precision.FP16 and job.options.fp16_output
-    if not classifier and outputs[0].dtype != ("float16" if keep_fp16 else "float32"):
-        raise ExportError(f"CoreML output is {outputs[0].dtype}, expected {'float16' if keep_fp16 else 'float32'}")
+    if not classifier and outputs[0].dtype != _logits_dtype(job):
+        raise ExportError(f"CoreML output is {outputs[0].dtype}, expected {_logits_dtype(job)}")
 
 
 def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: bool = True) -> tuple[list, list, dict]:

@@ -4,8 +4,9 @@ needs, so ONNX Runtime releases that predate IR 10 load it (export/onnx_opset.py
 
 Opset 17 is converted down and 19 and 20 up by onnx's version converter. At opset 20 each
 five-op exact-erf GELU is fused into one `Gelu` node (gelu_fusion.py): ONNX Runtime then
-runs it as one kernel instead of five; below 20 the GELU stays the standard erf form. The
-exporter's graph optimizer and the fusion are kept only if the graph passes the load check
+runs it as one kernel instead of five; below 20 the GELU stays the standard erf form, its
+multiplications ordered so that ONNX Runtime fuses it into one kernel when it loads the file.
+The exporter's graph optimizer and the GELU rewrite are kept only if the graph passes the load check
 (ONNX Runtime against the eager model, parity's metrics); otherwise the next plainer graph
 is tried. The file passes `onnx.checker` full check (before and after the fusion), carries
 metadata and a doc string on its input and output, and the manifest records the first ONNX
@@ -20,15 +21,15 @@ from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.describe import input_text, output_text
-from casvit_deploy.export.gelu_fusion import GELU_OPSET, choose_form, fuse_exact_gelu
+from casvit_deploy.export.gelu_fusion import GELU_OPSET, choose_form, fuse_exact_gelu, order_exact_gelu
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.mobile_usability import check_mobile_usability
 from casvit_deploy.export.onnx_opset import EXPORTER_MIN_OPSET, convert_down, ir_version_for, min_onnxruntime
 
 INPUT, OUTPUT = "image", "logits"
-ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU fusion), best first
-UNFUSED_ATTEMPTS = ((True, False), (False, False))      # below opset 20 (no Gelu op to fuse into)
+ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU rewrite), best first
 ERF_FORM = "erf form: x * 0.5 * (1 + erf(x / sqrt(2))) as Div, Erf, Add, Mul, Mul"
+ORDERED = ", multiplied by x before halving so that ONNX Runtime fuses it into one Gelu kernel"
 NO_REWRITES = {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": ERF_FORM}
 GELU_OPS = {"onnx": "Gelu (ONNX opset 20, approximate=none)", "com.microsoft": "com.microsoft.Gelu"}
 
@@ -52,11 +53,16 @@ def _at_opset(model, opset: int):
     return model
 
 
-def _fuse(model) -> dict:
-    """Fuse exact GELUs in place (after a full check of the unfused graph); describe what was done."""
+def _rewrite_gelus(model, opset: int) -> dict:
+    """At opset 20 fuse exact GELUs into Gelu nodes, below it order them for ONNX Runtime's
+    own fusion, in place (after a full check of the graph as exported); describe what was done."""
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
+    if opset < GELU_OPSET:
+        if not order_exact_gelu(model):
+            return NO_REWRITES
+        return {"onnx_graph_rewrites": ["gelu_order"], "gelu_fused": 0, "gelu_op": ERF_FORM + ORDERED}
     form = choose_form(model)
     count = fuse_exact_gelu(model, form)
     if not count:
@@ -64,10 +70,10 @@ def _fuse(model) -> dict:
     return {"onnx_graph_rewrites": ["gelu_fusion"], "gelu_fused": count, "gelu_op": GELU_OPS[form]}
 
 
-def _finish(path: Path, job: ExportJob, fuse: bool) -> dict:
-    """Write the opset asked for, name the dynamic batch "batch", fuse GELUs (opset 20),
-    describe the input and output, add metadata properties, run the full checker, and write
-    the file in one piece; return the rewrite fields for the manifest."""
+def _finish(path: Path, job: ExportJob, rewrite_gelus: bool) -> dict:
+    """Write the opset asked for, name the dynamic batch "batch", rewrite GELUs, describe the
+    input and output, add metadata properties, run the full checker, and write the file in
+    one piece; return the rewrite fields for the manifest."""
     import onnx
 
     model = _at_opset(onnx.load(str(path)), job.options.opset)
@@ -77,7 +83,7 @@ def _finish(path: Path, job: ExportJob, fuse: bool) -> dict:
             batch.dim_param = "batch"
     model.graph.input[0].doc_string = input_text(job.preprocessing)
     model.graph.output[0].doc_string = output_text(OUTPUT, job.num_classes)
-    rewrites = _fuse(model) if fuse else NO_REWRITES
+    rewrites = _rewrite_gelus(model, job.options.opset) if rewrite_gelus else NO_REWRITES
     for key, value in {**job.metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "casvit-deploy"
@@ -114,10 +120,10 @@ class OnnxExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
-        for optimize, fuse in ATTEMPTS if job.options.opset >= GELU_OPSET else UNFUSED_ATTEMPTS:
+        for optimize, rewrite_gelus in ATTEMPTS:
             job.progress("lower")
             _to_onnx(program, optimize).save(str(job.artifact), external_data=False)
-            rewrites = _finish(job.artifact, job, fuse)
+            rewrites = _finish(job.artifact, job, rewrite_gelus)
             job.progress("verify")
             check = job.check(job.artifact, program)
             if not check.failures:
