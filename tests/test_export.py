@@ -119,6 +119,10 @@ def test_onnx_dynamic_batch(loaded, tmp_path):
     result = export_model(loaded, "onnx", tmp_path, resolution=RES, dynamic_batch=True)
     assert result.artifact.name == f"casvit_xs_{RES}_fp32_dynamic.onnx"
     assert result.manifest.inputs[0].shape[0] == "batch" and result.manifest.dynamic_batch
+    usability = result.manifest.details["mobile_usability"]  # no mobile EP takes dynamic shapes
+    assert usability["dynamic_inputs"] and usability["nnapi"]["partitions"] == 0
+    assert usability["with_fixed_shapes"]["coreml_mlprogram"]["whole_graph"]
+    assert "with a fixed batch (--batch N): CoreML MLProgram EP takes the whole graph" in usability["summary"]
     ref = EagerRunner(loaded.model).run(image(3))["logits"]
     with open_runner(result.artifact) as runner:
         assert relative_error(runner.run(image(3))["logits"], ref) < FP32_RTOL

@@ -4,7 +4,8 @@ it, and which of them takes the whole graph.
 
 This runs the checker's own steps (`python -m onnxruntime.tools.check_onnx_model_mobile_usability`):
 the graph optimized to the basic level, shapes inferred, then each provider's supported-op
-list applied with fixed input sizes required. Its figures are estimates by op type; the
+list applied with fixed input sizes required, and, for a graph with a dynamic input (a
+dynamic batch), again as if its shapes were fixed. Its figures are estimates by op type; the
 caveats it lists (e.g. "Only 2D Conv is supported") are recorded, not checked.
 """
 
@@ -27,12 +28,20 @@ def _partitioning(info) -> dict:
             "suitability": info.suitability().name, "caveats": info.supported_ops_checker.get_caveats()}
 
 
-def _check(model, table: str | None):
+def _check(model, table: str | None, fixed_sizes: bool):
     from onnxruntime.tools.mobile_helpers import usability_checker
 
     if table is None:
-        return usability_checker.check_nnapi_partitions(model, require_fixed_input_sizes=True)
-    return usability_checker.check_coreml_partitions(model, True, table)
+        return usability_checker.check_nnapi_partitions(model, require_fixed_input_sizes=fixed_sizes)
+    return usability_checker.check_coreml_partitions(model, fixed_sizes, table)
+
+
+def _partitions(model, fixed_sizes: bool) -> dict:
+    return {key: _partitioning(_check(model, table, fixed_sizes)) for key, (_, table) in PROVIDERS.items()}
+
+
+def _dynamic(model) -> bool:
+    return any(not d.dim_value for i in model.graph.input for d in i.type.tensor_type.shape.dim)
 
 
 def summary(providers: dict) -> str:
@@ -49,13 +58,20 @@ def summary(providers: dict) -> str:
 
 def check_mobile_usability(path: Path) -> dict:
     """Per provider: partitions, supported/total nodes, unsupported ops, the checker's verdict
-    (YES/MAYBE/NO) and caveats; plus a one-line summary."""
+    (YES/MAYBE/NO) and caveats; with a dynamic input also `with_fixed_shapes`; plus a
+    one-line summary."""
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo, optimize_model
 
     with tempfile.TemporaryDirectory() as tmp:
         optimized = Path(tmp) / Path(path).name
         optimize_model(Path(path), optimized, use_external_initializers=True)
         model = ModelProtoWithShapeInfo(optimized.resolve()).model_with_shape_info
-        providers = {key: _partitioning(_check(model, table)) for key, (_, table) in PROVIDERS.items()}
-    return {"checker": "onnxruntime.tools.mobile_helpers.usability_checker", **providers,
-            "summary": summary(providers)}
+        providers = _partitions(model, fixed_sizes=True)
+        result = {"checker": "onnxruntime.tools.mobile_helpers.usability_checker", "dynamic_inputs": _dynamic(model),
+                  **providers, "summary": summary(providers)}
+        if result["dynamic_inputs"]:
+            fixed = _partitions(model, fixed_sizes=False)
+            result["with_fixed_shapes"] = fixed
+            result["summary"] = (summary(providers) + "; with a fixed batch (--batch N): "
+                                 + summary(fixed).removeprefix("ORT mobile: "))
+    return result
