@@ -118,8 +118,8 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     with staging_dir(out_dir) as staging:
         job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
                         loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
-                        preprocessing, check=lambda path, program, head=Head.LOGITS: load_check(path, job, program, head),
-                        progress=progress)
+                        preprocessing, progress=progress,
+                        check=lambda path, program, head=Head.LOGITS: load_check(path, job, program, head))
         output = _run_exporter(fmt, exporter, job)
         progress("save")
         manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
