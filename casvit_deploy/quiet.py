@@ -13,7 +13,8 @@ import os
 import sys
 import warnings
 
-NOISY_LOGGERS = ("coremltools", "torch", "torch.utils._pytree", "torch.onnx", "torchao", "onnxscript", "executorch")
+NOISY_LOGGERS = ("coremltools", "torch", "torch.utils._pytree", "torch.onnx", "torchao", "onnxscript", "executorch",
+                 "ort_format_model")
 
 
 def debugging() -> bool:

@@ -60,6 +60,19 @@ class Delegate(str, Enum):
     PORTABLE = "portable"
 
 
+class Head(str, Enum):
+    """What an artifact outputs: the raw class scores ("logits"), or a classifier's softmax
+    probabilities and top label."""
+
+    LOGITS = "logits"
+    CLASSIFIER = "classifier"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The output names runners report and parity compares for this head."""
+        return ("logits",) if self is Head.LOGITS else ("probabilities", "label")
+
+
 class InputKind(str, Enum):
     """Parity input sets: seeded random images, photographs, or both."""
 

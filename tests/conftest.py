@@ -73,3 +73,21 @@ def trained_like_checkpoint(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory):
+    """get(fmt) -> ExportResult of XS at 32 with seeded random weights (fp16 for CoreML),
+    exported once per session on first use, without a parity record."""
+    from casvit_deploy.export import export_model
+    from casvit_deploy.model import load_model
+
+    out, done, loaded = tmp_path_factory.mktemp("small_exports"), {}, load_model(variant="xs")
+
+    def get(fmt: str):
+        if fmt not in done:
+            done[fmt] = export_model(loaded, fmt, out / fmt, resolution=32,
+                                     precision="fp16" if fmt == "coreml" else "fp32")
+        return done[fmt]
+
+    return get

@@ -52,8 +52,8 @@ def exports(loaded, tmp_path_factory):
 
 
 def test_format_table():
-    assert list(FORMATS) == ["onnx", "coreml", "executorch"]
-    assert [f.suffix for f in FORMATS.values()] == [".onnx", ".mlpackage", ".pte"]
+    assert list(FORMATS) == ["onnx", "ort", "coreml", "executorch"]
+    assert [f.suffix for f in FORMATS.values()] == [".onnx", ".ort", ".mlpackage", ".pte"]
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -118,6 +118,10 @@ def test_onnx_dynamic_batch(loaded, tmp_path):
     result = export_model(loaded, "onnx", tmp_path, resolution=RES, dynamic_batch=True)
     assert result.artifact.name == f"casvit_xs_{RES}_fp32_dynamic.onnx"
     assert result.manifest.inputs[0].shape[0] == "batch" and result.manifest.dynamic_batch
+    usability = result.manifest.details["mobile_usability"]  # no mobile EP takes dynamic shapes
+    assert usability["dynamic_inputs"] and usability["nnapi"]["partitions"] == 0
+    assert usability["with_fixed_shapes"]["coreml_mlprogram"]["whole_graph"]
+    assert "with a fixed batch (--batch N): CoreML MLProgram EP takes the whole graph" in usability["summary"]
     ref = EagerRunner(loaded.model).run(image(3))["logits"]
     with open_runner(result.artifact) as runner:
         assert relative_error(runner.run(image(3))["logits"], ref) < FP32_RTOL
@@ -143,7 +147,7 @@ def test_coreml_reads_back_as_mil_program_without_batch_norm(exports):
     assert spec.description.metadata.userDefined["variant"] == "xs"
     manifest = result.manifest
     assert manifest.options.deployment_target == "iOS16" and manifest.precision is Precision.FP16
-    assert manifest.outputs[0].dtype == "float16" and manifest.details["mil_ops"]["conv"] > 100
+    assert manifest.outputs[0].dtype == "float32" and manifest.details["mil_ops"]["conv"] > 100
     assert manifest.details["load_check"]["blocks_missing"] == []
 
 
@@ -237,6 +241,50 @@ def test_gelu_fusion_leaves_other_chains_alone(change):
     before = model.SerializeToString()
     assert fuse_exact_gelu(model, "onnx") == 0
     assert model.SerializeToString() == before
+
+
+def _ort_optimized_ops(model, tmp_path) -> list[str]:
+    """The ops of `model` after ONNX Runtime's own graph optimizations (extended level)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+
+
+def test_gelu_order_keeps_values_and_lets_onnx_runtime_fuse(tmp_path):
+    """Below opset 20: the same five standard ops, bit-identical values without ONNX Runtime's
+    optimizations, and one Gelu kernel with them (the chain as exported gets none)."""
+    import onnx
+    import onnxruntime as ort
+
+    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+
+    model = _gelu_chain_model()
+    ordered = onnx.ModelProto()
+    ordered.CopyFrom(model)
+    assert order_exact_gelu(ordered) == 1
+    onnx.checker.check_model(ordered, full_check=True)
+    assert sorted(n.op_type for n in ordered.graph.node) == sorted(n.op_type for n in model.graph.node)
+    plain = ort.SessionOptions()
+    plain.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    x = {"x": np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32) * 4}
+    run = [ort.InferenceSession(m.SerializeToString(), plain, providers=["CPUExecutionProvider"]).run(["y"], x)[0]
+           for m in (model, ordered)]
+    np.testing.assert_array_equal(run[0], run[1])
+    assert "Gelu" in _ort_optimized_ops(ordered, tmp_path) and "Gelu" not in _ort_optimized_ops(model, tmp_path)
+
+
+@pytest.mark.parametrize("change", [{"sqrt2": 1.4142}, {"leak": True}, {"numerator": "r"}])
+def test_gelu_order_leaves_other_chains_alone(change):
+    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+
+    model = _gelu_chain_model(**change)
+    before = model.SerializeToString()
+    assert order_exact_gelu(model) == 0 and model.SerializeToString() == before
 
 
 def test_gelu_form_falls_back_to_contrib_when_opset_20_would_change_an_op():

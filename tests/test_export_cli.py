@@ -54,7 +54,7 @@ class FakeExporter:
 @pytest.fixture
 def fakes(monkeypatch):
     """Replace every format's exporter by a fake; returns the dict to tweak."""
-    fake = {"onnx": FakeExporter(), "coreml": FakeExporter(), "executorch": FakeExporter()}
+    fake = {"onnx": FakeExporter(), "ort": FakeExporter(), "coreml": FakeExporter(), "executorch": FakeExporter()}
     monkeypatch.setattr(api, "exporter_for", lambda fmt: fake[fmt.name])
     return fake
 
@@ -66,7 +66,11 @@ def single_line_error(result) -> str:
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "tflite"], r"unknown format 'tflite': choose one of onnx, coreml, executorch"),
+    (["--format", "tflite"], r"unknown format 'tflite': choose one of onnx, ort, coreml, executorch"),
+    (["--format", "onnx", "--opset", "16"], r"--opset 16: choose one of 17, 18, 19, 20"),
+    (["--format", "coreml", "--labels", "/nonexistent/labels.txt"], r"cannot read labels file /nonexistent/labels.txt"),
+    (["--format", "coreml", "--precision", "fp32", "--fp16-output"], r"--fp16-output applies to fp16"),
+    (["--format", "coreml", "--labels", "imagenet", "--batch", "2"], r"classifies one image per prediction"),
     (["--format", "onnx", "--resolution", "100"], r"--resolution 100 is not a multiple of 32 between 32 and 2048"),
     (["--format", "onnx", "--batch", "0"], r"--batch 0 must be from 1 to 4096"),
     (["--format", "onnx", "--precision", "int8"], r"'int8' is not one of 'fp32', 'fp16'"),
@@ -154,8 +158,8 @@ def test_format_all_runs_each_format_independently(cli, fakes, tmp_path):
     assert "failed" in rows["coreml"] and "backend exploded" in rows["coreml"]
     assert "random weights, not pretrained" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.onnx.manifest.json",
-         "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json"])
+        ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.onnx.manifest.json", "casvit_xs_32_fp32.ort",
+         "casvit_xs_32_fp32.ort.manifest.json", "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json"])
 
 
 def test_format_all_json_and_default_precisions(cli, fakes, tmp_path):
@@ -164,8 +168,9 @@ def test_format_all_json_and_default_precisions(cli, fakes, tmp_path):
     result = invoke(cli, "--format", "all", "-r", "32", "--out", str(tmp_path), "--no-check", "--json", "-")
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["results"]
-    assert [(r["format"], r["status"]) for r in rows] == [("onnx", "ok"), ("coreml", "ok"), ("executorch", "ok")]
-    assert rows[1]["file"].endswith("casvit_xs_32_fp16.mlpackage")
+    assert [(r["format"], r["status"]) for r in rows] == [("onnx", "ok"), ("ort", "ok"), ("coreml", "ok"),
+                                                          ("executorch", "ok")]
+    assert rows[2]["file"].endswith("casvit_xs_32_fp16.mlpackage")
     assert rows[0]["file"].endswith("casvit_xs_32_fp32.onnx")
 
 
@@ -188,6 +193,8 @@ def test_real_onnx_export_with_parity_check(cli, xs_checkpoint, tmp_path):
                     "--json", str(report))
     assert result.exit_code == 0, result.stderr
     assert "casvit export" in result.stdout  # a file report keeps the table
+    assert "onnx: opset 20, IR 9: loads in ONNX Runtime >= 1.17" in result.stdout
+    assert "onnx: ORT mobile: CoreML MLProgram EP takes the whole graph; NNAPI 21 partitions" in result.stdout
     row = json.loads(report.read_text())["results"][0]
     assert row["status"] == "ok" and row["parity"] == "pass"
     record = Manifest.load(tmp_path / "casvit_xs_64_fp32.onnx").latest_parity
@@ -201,3 +208,24 @@ def test_formats_repeat_and_comma_separate(cli, fakes, tmp_path):
                     "--no-check", "--json", "-")
     assert result.exit_code == 0, result.stderr
     assert [r["format"] for r in json.loads(result.stdout)["results"]] == ["onnx", "executorch"]
+
+
+class FailingReport:
+    passed, failures = False, ["random: logits: max abs error 3 > 0.0001"]
+
+
+def test_failing_parity_publishes_nothing(cli, fakes, tmp_path, monkeypatch):
+    """The parity check runs on the staged artifact: a failure leaves no artifact behind."""
+    import casvit_deploy.parity
+
+    checked = []
+    monkeypatch.setattr(casvit_deploy.parity, "check_artifact",
+                        lambda staged, loaded, report_as: checked.append((staged, report_as)) or FailingReport())
+    result = invoke(cli, "--format", "onnx,executorch", "-r", "32", "--out", str(tmp_path), "--json", "-")
+    assert result.exit_code == 1
+    rows = {r["format"]: r for r in __import__("json").loads(result.stdout)["results"]}
+    assert [(r["status"], r["parity"]) for r in rows.values()] == [("failed", "fail")] * 2
+    assert "max abs error 3" in rows["onnx"]["reason"] and "was not published" in rows["onnx"]["reason"]
+    assert list(tmp_path.iterdir()) == []
+    assert [report_as.name for _, report_as in checked] == ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.pte"]
+    assert all(".casvit-staging-" in str(staged) for staged, _ in checked)

@@ -51,7 +51,10 @@ def _set(path: str, value):
     ("preprocessing.mean", [0.5] * 10**5, "preprocessing.mean"), ("preprocessing.std", [0, 1, 1], "preprocessing.std"),
     ("variant", "xxl", "variant"), ("format", "tflite", "format"), ("sha256", "abc", "sha256"),
     ("checkpoint", {"path": "a.pth", "sha256": "z" * 64, "used_ema": False}, "checkpoint.sha256"),
-    ("options", {"opset": 17}, "options.opset"), ("parity", [{"status": "maybe"}], "parity[0].status"),
+    ("options", {"optset": 17}, "options.optset"), ("options", {"opset": 16}, "options"),
+    ("options", {"opset": "17"}, "options.opset"), ("head", "softmax", "head"),
+    ("preprocessing.normalized_by", "nobody", "preprocessing.normalized_by"),
+    ("parity", [{"status": "maybe"}], "parity[0].status"),
     ("dynamic_batch", "yes", "dynamic_batch"), ("schema", 1, "schema"), ("form", "fast", "form"),
 ])
 def test_bad_fields_are_refused_naming_the_field(tmp_path, field, value, named):

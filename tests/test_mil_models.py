@@ -70,7 +70,8 @@ def check_fp16(variant, resolution, artifact, rewrite=True):
     runner = open_coreml(path)
     got = runner.run(images)["logits"]
     want = eager_blocks(load_model(variant=variant).model, images, ["head"])["head"]
-    assert runner.precision == "fp16" and got.dtype == np.float16
+    # the exporter casts an fp16 program's output to float32 inside the program
+    assert runner.precision == "fp16" and got.dtype == (np.float32 if rewrite else np.float16)
     cosines = [cosine(g, w) for g, w in zip(got, want)]
     agree = float((got.argmax(1) == want.argmax(1)).mean())
     assert min(cosines) > FP16_MIN_COSINE

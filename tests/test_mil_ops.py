@@ -162,6 +162,50 @@ def test_gelu_modes_differ():
     assert np.abs(outs[0] - outs[1]).max() > 1e-5 and np.abs(outs[0] - outs[2]).max() > 1e-3
 
 
+@pytest.mark.parametrize("axis", [-1, 0, 1, 2])
+def test_softmax(axis):
+    x = rand(2, 5, 7, scale=5.0)
+    got = run(lambda v: mb.softmax(x=v, axis=axis), x)
+    np.testing.assert_allclose(got, torch_ref(lambda t: torch.softmax(t, dim=axis), x), **FP32_TOL)
+    np.testing.assert_allclose(got.sum(axis=axis), 1.0, atol=1e-6)
+
+
+def test_softmax_of_large_logits_is_finite():
+    """exp(1000) overflows float32; softmax must subtract the maximum first."""
+    x = np.array([[1000.0, 999.0, -1000.0]], np.float32)
+    got = run(lambda v: mb.softmax(x=v, axis=-1), x)
+    e = np.exp(-1.0)
+    np.testing.assert_allclose(got, [[1 / (1 + e), e / (1 + e), 0.0]], rtol=1e-6, atol=1e-30)
+
+
+def test_softmax_fp16_holds_rounded_probabilities():
+    x = rand(3, 10, scale=3.0)
+    got = run(lambda v: mb.softmax(x=v, axis=-1), x, fp16=True)
+    assert got.dtype == np.float16
+    want = as_fp16(torch_ref(lambda t: torch.softmax(t, dim=-1), as_fp16(x)))
+    np.testing.assert_array_equal(got.astype(np.float32), want)
+
+
+def test_classify_gives_top_label_index_and_probabilities():
+    """`classify` (a `--labels` export's last op): the label as an index into `classes`
+    (the top probability) and the probabilities unchanged, in class order."""
+    from coremltools.converters.mil.mil import mil_list
+
+    classes = ["cat", "dog", "emu", "fox"]
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
+    def prog(x):
+        return mb.classify(probabilities=mb.softmax(x=x, axis=-1), classes=mb.const(val=mil_list(classes)))
+
+    for seed in range(5):
+        x = rand(1, 4, seed=seed, scale=3.0)
+        interp = Interpreter(prog)
+        label, probabilities = (interp.run({"x": x})[name] for name, _ in interp.outputs)
+        want = torch_ref(lambda t: torch.softmax(t, dim=-1), x)
+        assert label.dtype == np.int64 and label.tolist() == [int(want.argmax())]
+        np.testing.assert_allclose(probabilities, want, **FP32_TOL)
+
+
 @pytest.mark.parametrize("op,ref", [("relu", torch.relu), ("sigmoid", torch.sigmoid)])
 def test_unary(op, ref):
     x = rand(3, 4, 5, scale=4.0)
@@ -276,10 +320,10 @@ def test_cast_to_fp16_and_back():
 def test_unknown_op_is_an_error_naming_it():
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
     def prog(x):
-        return mb.relu(x=mb.softmax(x=x, axis=-1, name="my_softmax"))
+        return mb.relu(x=mb.tanh(x=x, name="my_tanh"))
 
-    assert "softmax" not in OPS
-    with pytest.raises(UnsupportedOpError, match="'softmax'.*'my_softmax'"):
+    assert "tanh" not in OPS
+    with pytest.raises(UnsupportedOpError, match="'tanh'.*'my_tanh'"):
         Interpreter(prog)
 
 

@@ -102,26 +102,27 @@ def test_missing_and_damaged_packages_are_usage_errors(tmp_path):
         open_coreml(broken)
 
 
-def softmax_package(tmp_path):
-    """A saved one-op program whose op (softmax) the interpreter does not implement."""
+def unknown_op_package(tmp_path):
+    """A saved one-op program whose op (tanh) the interpreter does not implement."""
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
     def prog(x):
-        return mb.softmax(x=x, axis=-1, name="probs")
+        return mb.tanh(x=x, name="probs")
 
-    path = tmp_path / "softmax.mlpackage"
+    path = tmp_path / "tanh.mlpackage"
     ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
     return path
 
 
 def test_package_with_an_unknown_op_fails_naming_it(tmp_path):
-    path = softmax_package(tmp_path)
-    with pytest.raises(UnsupportedOpError, match="does not implement op 'softmax'"):
+    path = unknown_op_package(tmp_path)
+    with pytest.raises(UnsupportedOpError, match="does not implement op 'tanh'"):
         open_coreml(path)
 
 
-def test_classifier_package_reports_the_scores_as_logits(tmp_path):
-    """A `--labels` export ends in a classify op; "logits" are the scores it classifies."""
+def test_classifier_package_reports_probabilities_and_label(tmp_path):
+    """A classify op's outputs are reported as "probabilities" (the scores it classifies, in
+    class order) and "label" (the index of the top class)."""
     path = tmp_path / "classifier.mlpackage"
     ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
                compute_precision=ct.precision.FLOAT32, classifier_config=ct.ClassifierConfig(list("abcde")),
@@ -129,7 +130,10 @@ def test_classifier_package_reports_the_scores_as_logits(tmp_path):
     runner = open_coreml(path)
     assert runner.program.functions["main"].outputs[0].op.op_type == "classify"
     x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
-    np.testing.assert_allclose(runner.run(x)["logits"], reference(x), rtol=1e-5, atol=1e-5)
+    out = runner.run(x)
+    assert list(out) == ["probabilities", "label"] and out["label"].dtype == np.int64
+    np.testing.assert_allclose(out["probabilities"], reference(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(out["label"], reference(x).argmax(1))
 
 
 def test_interpreter_thread_setting_is_restored_after_a_run(package):
@@ -158,10 +162,31 @@ def test_block_vars_by_name_fp16_suffix_output_fallback_and_unmapped(tmp_path):
 def test_coreml_engine_does_not_need_the_interpreter(tmp_path, monkeypatch):
     """On macOS an op the interpreter lacks must not block the real runtime; intermediates
     still need the interpreter and then fail naming the op."""
-    path = softmax_package(tmp_path)
+    path = unknown_op_package(tmp_path)
     monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
     monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: "apple runtime")
     runner = open_coreml(path, engine="coreml")
     assert runner.engines == (CoreMLEngine.COREML,) and runner.description.startswith("Core ML runtime")
-    with pytest.raises(UnsupportedOpError, match="softmax"):
+    with pytest.raises(UnsupportedOpError, match="tanh"):
         runner.run_intermediates(np.zeros((1, 4), np.float32), ["probs"])
+
+
+def test_core_ml_classifier_outputs_in_class_order(tmp_path, monkeypatch):
+    """Apple's runtime returns a label string and a label -> probability dictionary; the
+    runner turns them into the label's index and the probabilities in class order."""
+    path = tmp_path / "classifier.mlpackage"
+    ct.convert(tiny_program(), convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT32, classifier_config=ct.ClassifierConfig(list("edcba")),
+               skip_model_load=True).save(str(path))
+
+    class FakeCoreML:
+        def predict(self, feeds):
+            return {"classLabel": "c", "classLabel_probs": {"a": 0.5, "b": 0.2, "c": 0.1, "d": 0.15, "e": 0.05}}
+
+    monkeypatch.setattr(coreml.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(CoreMLRunner, "_load_coreml", lambda self: FakeCoreML())
+    runner = open_coreml(path, engine="coreml")
+    assert runner.class_labels == list("edcba")
+    out = runner.run(np.zeros((1, 3, 8, 8), np.float32))
+    np.testing.assert_array_equal(out["probabilities"], np.array([[0.05, 0.15, 0.1, 0.2, 0.5]], np.float32))
+    assert out["label"].tolist() == [2] and out["label"].dtype == np.int64

@@ -17,13 +17,13 @@ from casvit_deploy import atomic
 from casvit_deploy.artifacts.fields import FieldError, Fields
 from casvit_deploy.artifacts.formats import FORMATS, get_format
 from casvit_deploy.artifacts.options import from_record, to_record
-from casvit_deploy.artifacts.preprocessing import RESIZE_MODES, Preprocessing
+from casvit_deploy.artifacts.preprocessing import NORMALIZED_BY, RESIZE_MODES, Preprocessing
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model.loading import (
     RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
 )
 from casvit_deploy.model.variants import VARIANTS
-from casvit_deploy.settings import CalibrationMethod, Form, Precision
+from casvit_deploy.settings import CalibrationMethod, Form, Head, Precision
 
 SCHEMA = 2
 SUFFIX = ".manifest.json"
@@ -47,15 +47,18 @@ def manifest_path(artifact: Path) -> Path:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """An artifact input or output: name, shape (ints, or names of free dimensions), dtype."""
+    """An artifact input or output: name, shape (ints, or names of free dimensions), dtype,
+    and for people what to feed it or what it holds."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str
     layout: str | None = None
+    description: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout,
+                "description": self.description}
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class Manifest:
     export_seconds: float
     exported_at: str
     details: dict = field(default_factory=dict)  # format-specific facts, for people
+    head: Head = Head.LOGITS  # raw class scores, or a classifier's probabilities and label
     parity: list[ParityRecord] = field(default_factory=list)
     quantization: QuantizationRecord | None = None  # int8 artifacts only
     schema: int = SCHEMA
@@ -165,6 +169,11 @@ class Manifest:
     @property
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
+
+    @property
+    def reference_outputs(self) -> list[str]:
+        """The names under which parity compares the artifact with its reference."""
+        return list(self.head.outputs) if self.head is Head.CLASSIFIER else (self.output_names or ["logits"])
 
     @property
     def latest_parity(self) -> ParityRecord | None:
@@ -185,6 +194,7 @@ class Manifest:
             "preprocessing": self.preprocessing.to_dict(),
             "checkpoint": dict(self.checkpoint.__dict__) if self.checkpoint else None,
             "form": self.form.value, "precision": self.precision.value, "options": to_record(self.options),
+            "head": self.head.value,
             "parity": [p.to_dict() for p in self.parity],
             "quantization": self.quantization.to_dict() if self.quantization else None,
         }
@@ -210,8 +220,9 @@ class Manifest:
             options=from_record(fmt.options, f.obj("options").data, "options"),
             block_outputs=f.str_map("block_outputs"), tools=f.str_map("tools", optional_values=True),
             export_seconds=f.float("export_seconds", 0, 1e7), exported_at=f.str("exported_at", max_len=64),
-            details=f.obj("details").data, parity=[_parity(Fields(p, f"parity[{i}].")) for i, p in
-                                                   enumerate(f.list("parity", 1000))],
+            details=f.obj("details").data, head=Head(f.str("head", tuple(h.value for h in Head), optional=True)
+                                                     or Head.LOGITS),
+            parity=[_parity(Fields(p, f"parity[{i}].")) for i, p in enumerate(f.list("parity", 1000))],
             quantization=_quantization(f.obj("quantization", optional=True)))
 
     # --- files ---------------------------------------------------------------------------
@@ -339,16 +350,19 @@ def _specs(f: Fields, key: str) -> list[TensorSpec]:
                    or (isinstance(d, str) and len(d) <= 64) for d in shape):
             s.fail("shape", "a list of sizes (integers) or dimension names")
         specs.append(TensorSpec(s.str("name", max_len=256), tuple(shape), s.str("dtype", max_len=64),
-                                s.str("layout", optional=True, max_len=16)))
+                                s.str("layout", optional=True, max_len=16),
+                                s.str("description", optional=True) or ""))
     return specs
 
 
 def _preprocessing(f: Fields) -> Preprocessing:
+    in_model = f.str("normalized_by", NORMALIZED_BY, optional=True) == "model"
+    numbers = f.obj("in_model") if in_model else f
     return Preprocessing(
         resize=f.int("resize", 1, 8192), resize_mode=f.str("resize_mode", RESIZE_MODES), crop=f.int("crop", 1, 8192),
-        interpolation=f.str("interpolation", max_len=32), scale=f.float("scale", 1e-6, 1.0),
-        mean=f.floats("mean", 3, -1e3, 1e3), std=f.floats("std", 3, 1e-6, 1e3),
-        color=f.str("color", ("RGB", "BGR")), layout=f.str("layout", ("NCHW", "NHWC")))
+        interpolation=f.str("interpolation", max_len=32), scale=numbers.float("scale", 1e-6, 1.0),
+        mean=numbers.floats("mean", 3, -1e3, 1e3), std=numbers.floats("std", 3, 1e-6, 1e3),
+        color=f.str("color", ("RGB", "BGR")), layout=f.str("layout", ("NCHW", "NHWC")), in_model=in_model)
 
 
 def _checkpoint(f: Fields | None) -> CheckpointRecord | None:

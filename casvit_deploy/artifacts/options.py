@@ -12,6 +12,9 @@ from casvit_deploy.settings import CalibrationMethod, Delegate
 
 DEFAULT_DEPLOYMENT_TARGET = "iOS16"
 DEFAULT_MIN_COSINE = 0.999
+ONNX_OPSETS = (17, 18, 19, 20)
+DEFAULT_OPSET = 20
+IMAGENET_LABELS = "imagenet"  # --labels value: the ImageNet-1k class names shipped with the package
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +39,30 @@ class Int8Options:
 
 @dataclasses.dataclass(frozen=True)
 class OnnxOptions:
+    """ONNX (and ORT format): the default-domain opset; the IR version follows it."""
+
+    opset: int = DEFAULT_OPSET
     int8: Int8Options | None = None     # set for --precision int8
+
+    def __post_init__(self):
+        if self.opset not in ONNX_OPSETS:
+            raise UsageError(f"--opset {self.opset}: choose one of {', '.join(map(str, ONNX_OPSETS))}")
 
 
 @dataclasses.dataclass(frozen=True)
 class CoreMLOptions:
     image_input: bool = False           # RGB pixel-buffer input, ImageNet normalization folded in
-    labels: Path | None = None          # class labels file: the package becomes a classifier
+    labels: Path | None = None          # class labels file, or "imagenet": the package becomes a classifier
     deployment_target: str = DEFAULT_DEPLOYMENT_TARGET
+    fp16_output: bool = False           # fp16 programs: keep the output float16 (default: cast to float32)
+    author: str | None = None           # model metadata Xcode shows (None: casvit-deploy's defaults)
+    license: str | None = None
+    version: str | None = None
+    description: str | None = None
+
+    @property
+    def classifier(self) -> bool:
+        return self.labels is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +74,9 @@ class ExecuTorchOptions:
 
 def from_flags(kind: type, flags: dict):
     """An options object of `kind` from command-line flags (those it has no field for are
-    ignored: they belong to other formats)."""
+    ignored: they belong to other formats; a flag left at None keeps the field's default)."""
     names = {f.name for f in dataclasses.fields(kind)}
-    return kind(**{name: value for name, value in flags.items() if name in names})
+    return kind(**{name: value for name, value in flags.items() if name in names and value is not None})
 
 
 def to_record(options) -> dict:
@@ -81,7 +100,11 @@ def from_record(kind: type, data: object, where: str):
     names = {f.name for f in dataclasses.fields(kind)}
     if unknown := sorted(set(data) - names):
         raise UsageError(f"field '{where}.{unknown[0]}' is not an option of {kind.__name__}")
-    return kind(**{name: _value(hints[name], data[name], f"{where}.{name}") for name in data})
+    values = {name: _value(hints[name], data[name], f"{where}.{name}") for name in data}
+    try:
+        return kind(**values)
+    except UsageError as err:  # a value the options refuse (e.g. an opset out of range)
+        raise UsageError(f"field {where!r} is invalid: {err}") from None
 
 
 def _value(hint, value, where: str):

@@ -15,7 +15,7 @@ from casvit_deploy.commands.common import (
 from casvit_deploy.settings import Device, Precision
 
 ArtifactsArg = Annotated[Optional[list[Path]], typer.Argument(
-    help="Exported artifacts (.onnx, .pte, .mlpackage) to time instead of a variant.", show_default=False)]
+    help="Exported artifacts (.onnx, .ort, .pte, .mlpackage) to time instead of a variant.", show_default=False)]
 BackendOpt = Annotated[list[str], typer.Option(
     "--backend", "-b", help="eager, compile, cudagraph, onnxruntime, executorch, executorch-portable, coreml, "
     "or all (skips what cannot run here). Repeatable.")]

@@ -1,9 +1,9 @@
-"""`casvit export`: a checkpoint or variant to verified ONNX, CoreML and ExecuTorch artifacts."""
+"""`casvit export`: a checkpoint or variant to verified ONNX, ORT, CoreML and ExecuTorch artifacts."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +18,7 @@ from casvit_deploy.commands.common import (
 from casvit_deploy.settings import CalibrationMethod, Delegate, Form, Precision
 
 FormatsOpt = Annotated[list[str], typer.Option(
-    "--format", "-f", help="onnx, coreml, executorch or all; repeat or comma-separate for several.")]
+    "--format", "-f", help="onnx, ort, coreml, executorch or all; repeat or comma-separate for several.")]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
     "--precision", "-p", help="Default: fp16 for CoreML, fp32 otherwise. int8 (ONNX, ExecuTorch): post-training "
     "static quantization, calibrated.", case_sensitive=False, show_default=False)]
@@ -51,11 +51,12 @@ class Row:
     seconds: float = 0.0
     parity: str = ""
     reason: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Request:
-    """The export settings common to every format, and the flags of the format options."""
+    """The export settings common to every format, and each format's options."""
 
     resolution: int
     batch: int
@@ -63,7 +64,7 @@ class Request:
     precision: Precision | None
     form: Form
     force: bool
-    flags: dict
+    options: dict  # format name -> its options dataclass
 
 
 def _progress(status, fmt: str):
@@ -83,39 +84,42 @@ def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
     return "not run", reason
 
 
-def post_export_parity(artifact: Path, loaded) -> tuple[str, str]:
-    """(status, reason) of the parity check run after an export; recorded in the manifest
-    ("not run" with the reason when the check cannot run)."""
+def parity_gate(loaded):
+    """The export gate: (status, reason) of the parity check of a staged artifact, recorded
+    in its manifest ("not run" with the reason when the check cannot run); "fail" stops
+    the artifact from being published."""
     from casvit_deploy.errors import CasvitError
 
-    try:
-        from casvit_deploy.parity import check_artifact
-    except ImportError as err:
-        return _not_run(artifact, f"parity checker unavailable ({err})")
-    try:
-        report = check_artifact(artifact, loaded)
-    except CasvitError as err:
-        return _not_run(artifact, str(err))
-    return ("pass" if report.passed else "fail"), ""
+    def gate(staged: Path, final: Path) -> tuple[str, str]:
+        try:
+            from casvit_deploy.parity import check_artifact
+        except ImportError as err:
+            return _not_run(staged, f"parity checker unavailable ({err})")
+        try:
+            report = check_artifact(staged, loaded, report_as=final)
+        except CasvitError as err:
+            return _not_run(staged, str(err))
+        return ("pass", "") if report.passed else ("fail", report.failures[0])
+
+    return gate
 
 
 def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool, status) -> Row:
-    from casvit_deploy.artifacts.options import from_flags
+    from casvit_deploy.errors import ParityFailure
     from casvit_deploy.export import default_out_dir, export_model
 
     precision = request.precision or fmt.default_precision
     folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form)
-    result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
-                          dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
-                          force=request.force, options=from_flags(fmt.options, request.flags),
-                          progress=_progress(status, fmt.name))
-    row = Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds)
-    if check:
-        status.update(f"[bold]{fmt.name}[/]: parity")
-        row.parity, row.reason = post_export_parity(result.artifact, loaded)
-        if row.parity == "fail":
-            row.status, row.reason = "failed", "parity check failed (see the manifest's parity entry)"
-    return row
+    try:
+        result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
+                              dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
+                              force=request.force, options=request.options[fmt.name],
+                              progress=_progress(status, fmt.name), gate=parity_gate(loaded) if check else None)
+    except ParityFailure as err:
+        return Row(fmt.name, "failed", parity="fail", reason=str(err))
+    parity, reason = result.gate or ("", "")
+    return Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds, parity, reason,
+               result.notes)
 
 
 def _table(rows: list[Row], weights: str) -> Table:
@@ -131,6 +135,16 @@ def _table(rows: list[Row], weights: str) -> Table:
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
                       f"{r.seconds:.1f}s" if r.seconds else "", r.parity, r.reason)
     return table
+
+
+def _print_summary(rows: list[Row], weights: str) -> None:
+    """The table, then each format's one-line notes (e.g. which mobile execution provider
+    takes the whole ONNX graph)."""
+    out = console()
+    out.print(_table(rows, weights))
+    for row in rows:
+        for note in row.notes:
+            out.print(f"{row.format}: {note}")
 
 
 def _run_all(loaded, formats, request: Request, out, check: bool) -> list[Row]:
@@ -178,9 +192,15 @@ def export(
     no_rewrite: Annotated[bool, typer.Option("--no-rewrite", help="Export the upstream form, not the deploy form.")] = False,
     out: OutOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing artifact.")] = False,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX/ORT: default-domain opset, 17 to 20 (default 20; below 20 GELU stays the erf form; the IR version follows).", show_default=False)] = None,
     image_input: Annotated[bool, typer.Option("--image-input", help="CoreML: RGB image input, ImageNet normalization folded in.")] = False,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="CoreML: class labels file (one per line) -> classifier.", show_default=False)] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="CoreML: class labels file (one per line), or 'imagenet' for the ImageNet-1k names -> a classifier (softmax probabilities + top label).", metavar="FILE|imagenet", show_default=False)] = None,
     deployment_target: Annotated[str, typer.Option("--deployment-target", help="CoreML minimum deployment target.")] = "iOS16",
+    fp16_output: Annotated[bool, typer.Option("--fp16-output", help="CoreML fp16: keep the logits float16 (default: cast to float32 inside the program).")] = False,
+    author: Annotated[Optional[str], typer.Option("--author", help="CoreML metadata: author.", show_default=False)] = None,
+    license: Annotated[Optional[str], typer.Option("--license", help="CoreML metadata: license.", show_default=False)] = None,
+    model_version: Annotated[Optional[str], typer.Option("--model-version", help="CoreML metadata: version (default: casvit-deploy's).", show_default=False)] = None,
+    description: Annotated[Optional[str], typer.Option("--description", help="CoreML metadata: short description.", show_default=False)] = None,
     allow_portable: Annotated[bool, typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.")] = False,
     delegate: Annotated[Delegate, typer.Option("--delegate", help="ExecuTorch delegate: xnnpack, coreml, or portable (no delegate: reference kernels, slow; a baseline).", case_sensitive=False)] = Delegate.XNNPACK,
     calibration: CalibrationOpt = None, calibration_samples: CalibrationSamplesOpt = None,
@@ -191,28 +211,31 @@ def export(
                                               "per-sample cosine with fp32 on the calibration photographs.")] = 0.999,
     quantize_residual: Annotated[bool, typer.Option("--quantize-residual", help="int8: also quantize the residual "
                                                     "stream between blocks (faster, less accurate).")] = False,
-    check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check after exporting.")] = True,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
     json: JsonOpt = None,
 ) -> None:
-    """Export to ONNX, CoreML and/or ExecuTorch: verified artifacts with JSON manifests."""
+    """Export to ONNX, ORT format, CoreML and/or ExecuTorch: parity-checked artifacts with JSON manifests."""
     from casvit_deploy.artifacts.formats import parse_formats
+    from casvit_deploy.artifacts.options import from_flags
     from casvit_deploy.export import check_settings
     from casvit_deploy.model import load_model
 
     formats = parse_formats(format)
     check_report_paths(json=json)
     check_settings(resolution, batch)
-    with Console(stderr=True).status("load"):
-        loaded = load_model(checkpoint, variant, ema)
-    flags = {"image_input": image_input, "labels": labels, "deployment_target": deployment_target,
-             "allow_portable": allow_portable, "delegate": delegate,
+    flags = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
+             "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
+             "description": description, "allow_portable": allow_portable, "delegate": delegate,
              "int8": _int8_options(precision, calibration, calibration_samples, calibration_method,
                                    split_values(keep_float), auto_keep_float, min_cosine, quantize_residual)}
+    options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
+    with Console(stderr=True).status("load"):
+        loaded = load_model(checkpoint, variant, ema)
     request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
-                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
+                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
     rows = _run_all(loaded, formats, request, out, check)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))
     if not to_stdout(json):
-        console().print(_table(rows, loaded.weights))
+        _print_summary(rows, loaded.weights)
     if any(r.status != "ok" for r in rows):
         raise typer.Exit(1)

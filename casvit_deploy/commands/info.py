@@ -1,9 +1,13 @@
-"""`casvit info`: what a variant or checkpoint is, and what the deploy rewrite does to it."""
+"""`casvit info`: what a variant or checkpoint is, and what the deploy rewrite does to it;
+or, given an exported artifact, what that artifact is and how to feed it."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Optional
 
+import typer
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
@@ -89,11 +93,69 @@ def _passes_table(facts: dict) -> Table:
     return table
 
 
+def _yes_no(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[bold red]NO[/]"
+
+
+def _tensor_rows(table: Table, kind: str, specs: list[dict]) -> None:
+    for spec in specs:
+        shape = "x".join(str(d) for d in spec["shape"])
+        table.add_row(f"{kind} {spec['name']}", f"{shape} {spec['dtype']}" + (
+            f"\n{spec['description']}" if spec.get("description") else ""))
+
+
+def _artifact_table(facts: dict) -> Table:
+    table = Table(title=f"{Path(facts['artifact']).name} ({facts['format']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    model = facts["model"]
+    table.add_row("model", f"CAS-ViT-{model['variant'].upper()}, {model['num_classes']} classes, "
+                           f"{model['form']} form; {model['weights']}")
+    table.add_row("precision", f"{facts['precision']}, {facts['resolution']}x{facts['resolution']}, "
+                               f"batch {facts['batch']}, outputs: {facts['head']}")
+    _tensor_rows(table, "input", facts["inputs"])
+    _tensor_rows(table, "output", facts["outputs"])
+    pre = facts["preprocessing"]
+    table.add_row("normalization", "inside the model" if pre["normalized_by"] == "model" else "by the app")
+    table.add_row("target", ", ".join(f"{k} {v}" for k, v in facts["target"].items()) or "-")
+    if facts["mobile_usability"]:
+        table.add_row("mobile", facts["mobile_usability"])
+    table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
+    table.add_row("matches manifest", f"{_yes_no(facts['matches_manifest'])} (sha256 {facts['sha256'][:16]}...)")
+    parity = facts["parity"]
+    checked = "" if "checked_these_bytes" not in parity else (
+        f", {parity['checked_at']}, on these bytes: {'yes' if parity['checked_these_bytes'] else 'NO'}")
+    table.add_row("parity", f"{parity['status']}{checked}" + (f" ({parity['reason']})" if parity.get("reason") else ""))
+    table.add_row("tools", ", ".join(f"{k} {v}" for k, v in facts["tools"].items()))
+    table.add_row("exported", facts["exported_at"])
+    return table
+
+
+def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
+    from casvit_deploy.artifacts.describe import describe_artifact
+    from casvit_deploy.errors import UsageError
+
+    given = [flag for flag, value in model_flags.items() if value]
+    if given:
+        raise UsageError(f"{given[0]} describes a model, not an artifact; give either an ARTIFACT or model options")
+    facts = describe_artifact(artifact)
+    emit(json, lambda: json_text(facts))
+    if not to_stdout(json):
+        console().print(_artifact_table(facts))
+
+
 @guarded
-def info(checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
+def info(artifact: Annotated[Optional[Path], typer.Argument(
+             help="An exported artifact (.onnx, .ort, .mlpackage, .pte) to describe from its manifest.",
+             metavar="ARTIFACT", show_default=False)] = None,
+         checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
          resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:
-    """Describe a variant or checkpoint: parameters, GMACs per stage, checkpoint facts, passes, op census."""
+    """Describe a variant or checkpoint (parameters, GMACs per stage, checkpoint facts, passes, op census),
+    or an exported ARTIFACT (interface and what to feed it, preprocessing, target, size, parity, integrity)."""
     check_report_paths(json=json)
+    if artifact is not None:
+        flags = {"--checkpoint": checkpoint, "--variant": variant, "--ema": ema, "--resolution": resolution}
+        return _describe_artifact(artifact, json, flags)
     facts = describe(checkpoint, variant, ema, resolution)
     emit(json, lambda: json_text(facts))
     if to_stdout(json):

@@ -13,7 +13,7 @@ from casvit_deploy.commands.common import (
 )
 from casvit_deploy.settings import CoreMLEngine, InputKind
 
-ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .pte, .mlpackage) with their manifests.",
+ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .ort, .pte, .mlpackage) and manifests.",
                                                     show_default=False)]
 FloatOpt = Optional[float]
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from casvit_deploy.artifacts.formats import Format, get_format
 from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.artifacts.preprocessing import Preprocessing
-from casvit_deploy.errors import CasvitError, ExportError, UsageError
+from casvit_deploy.errors import CasvitError, ExportError, ParityFailure, UsageError
 from casvit_deploy.export.base import ExportJob, Progress, no_progress
 from casvit_deploy.export.graph import block_outputs
 from casvit_deploy.export.record import build_manifest, embedded_metadata
@@ -19,9 +20,12 @@ from casvit_deploy.export.verify import load_check
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
 from casvit_deploy.rewrite import deploy_form
-from casvit_deploy.settings import Delegate, Form, Precision, choice
+from casvit_deploy.settings import Delegate, Form, Head, Precision, choice
 
 MAX_BATCH = 4096
+# A check of the staged artifact before it is published: (staged artifact, final path) ->
+# (status, reason); "fail" publishes nothing.
+Gate = Callable[[Path, Path], tuple[str, str]]
 
 
 @dataclass
@@ -30,6 +34,8 @@ class ExportResult:
     manifest: Manifest
     manifest_path: Path
     seconds: float
+    notes: list[str] = field(default_factory=list)     # one-line facts for the export summary
+    gate: tuple[str, str] | None = None                 # the gate's (status, reason), if one ran
 
 
 def artifact_stem(variant: str, resolution: int, precision: Precision, form: Form = Form.DEPLOY,
@@ -97,14 +103,26 @@ def _run_exporter(fmt: Format, exporter, job: ExportJob):
         raise ExportError(f"{fmt.name} export failed: {type(err).__name__}: {reason}") from err
 
 
+def _run_gate(gate: Gate | None, staged: Path, final: Path, fmt: Format) -> tuple[str, str] | None:
+    if gate is None:
+        return None
+    status, reason = gate(staged, final)
+    if status == "fail":
+        raise ParityFailure(f"{fmt.name} parity check failed ({reason}); {final.name} was not published "
+                            "(export with --no-check to keep it, then run casvit parity on it)")
+    return status, reason
+
+
 def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resolution: int, batch: int = 1,
                  dynamic_batch: bool = False, precision: Precision | str | None = None, form: Form = Form.DEPLOY,
                  disable: tuple[str, ...] = (), force: bool = False, options=None,
-                 progress: Progress | None = None) -> ExportResult:
+                 progress: Progress | None = None, gate: Gate | None = None) -> ExportResult:
     """Export `loaded` as `fmt` into `out_dir`: a load-checked artifact + manifest, or nothing.
 
     Raises UsageError/BackendMissingError for bad requests (before any work) and
     ExportError when the backend fails; an existing artifact is replaced only with `force`.
+    With `gate` (the parity check), the staged artifact is published only if it does not
+    fail (ParityFailure otherwise); the gate records its result in the manifest.
     """
     progress = progress or no_progress
     started = time.perf_counter()
@@ -121,12 +139,16 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     with staging_dir(out_dir) as staging:
         job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
                         loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
-                        preprocessing, check=lambda path, program, **how: load_check(path, job, program, **how),
-                        progress=progress)
+                        preprocessing, progress=progress,
+                        check=lambda path, program, head=Head.LOGITS, **how: load_check(path, job, program, head,
+                                                                                        **how))
         output = _run_exporter(fmt, exporter, job)
         progress("save")
         manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
                                   block_outputs(output.program, model), time.perf_counter() - started)
         manifest.save(job.artifact)
+        progress("parity" if gate else "publish")
+        outcome = _run_gate(gate, job.artifact, final, fmt)
         publish(job.artifact, final, force)
-    return ExportResult(final, manifest, manifest_path(final), manifest.export_seconds)
+    manifest = Manifest.load(final) if outcome else manifest  # with the gate's parity record
+    return ExportResult(final, manifest, manifest_path(final), manifest.export_seconds, output.notes, outcome)

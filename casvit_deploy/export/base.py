@@ -11,7 +11,7 @@ from torch import nn
 
 from casvit_deploy.artifacts.manifest import QuantizationRecord, TensorSpec
 from casvit_deploy.artifacts.preprocessing import Preprocessing
-from casvit_deploy.settings import Precision
+from casvit_deploy.settings import Head, Precision
 
 Progress = Callable[[str], None]
 
@@ -25,8 +25,9 @@ class ExportJob:
     """What an exporter is asked to build: `model` (eval, not mutated) into `artifact`.
 
     `options` is the format's options dataclass (artifacts/options.py). `check(path,
-    program, images=None, precision=None)` is the load check every exporter runs on what
-    it wrote: the artifact opened through its runner and judged against `model` with
+    program, head=Head.LOGITS, images=None, precision=None)` is the load check every exporter
+    runs on what it wrote: the artifact opened through its runner and judged against `model`
+    (with `head` on top) with
     parity's metrics (export/verify.py).
     """
 
@@ -40,7 +41,7 @@ class ExportJob:
     metadata: dict[str, str]
     options: Any
     preprocessing: Preprocessing
-    check: Callable[[Path, Any], "Any"]
+    check: Callable[..., "Any"]
     progress: Progress = no_progress
 
 
@@ -50,14 +51,19 @@ class FormatOutput:
 
     `program` is the `torch.export` program the artifact was built from (block outputs
     are derived from it); `inputs`/`outputs` are the artifact's tensor specs; `details`
-    are format-specific facts for the manifest (including the load check's);
-    `quantization` describes an int8 artifact.
+    are format-specific facts for the manifest (including the load check's); `head` is what
+    the artifact outputs; `preprocessing` replaces the job's when the artifact does part of
+    it itself; `notes` are one-line facts for the export summary; `quantization` describes
+    an int8 artifact.
     """
 
     program: Any
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     details: dict[str, Any] = field(default_factory=dict)
+    head: Head = Head.LOGITS
+    preprocessing: Preprocessing | None = None
+    notes: list[str] = field(default_factory=list)
     quantization: QuantizationRecord | None = None
 
 

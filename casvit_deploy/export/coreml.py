@@ -3,32 +3,41 @@
 The deploy-form program is converted after `run_decompositions({})` (no TorchScript).
 With `image_input`, the app feeds RGB pixels 0-255: the ImageType scale/bias applies
 x/255 - mean, and 1/std is folded into the stem's first conv (exact: the conv is linear
-in each input channel and zero padding stays zero). The saved package is read back into
-a MIL program and checked: expected inputs/outputs, no batch_norm op, and the load check
-(the MIL reference interpreter against eager).
+in each input channel and zero padding stays zero); the manifest then records that the
+normalization is inside the model. With `labels` the package is a classifier: the program
+ends in softmax and `classify`, whose outputs are the top label and the probability of
+every class. An fp16 program's logits are cast to float32 inside the program unless
+`fp16_output` is set. The saved package is read back into a MIL program and checked:
+expected inputs/outputs and output dtype, a classifier's softmax, no batch_norm op, and
+the load check (the MIL reference interpreter against eager).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.artifacts.options import CoreMLOptions
 from casvit_deploy.errors import ExportError, UsageError
 from casvit_deploy.export.base import ExportJob, FormatOutput
-from casvit_deploy.export.graph import export_program
+from casvit_deploy.export.coreml_metadata import describe
+from casvit_deploy.export.graph import append_softmax, export_program
+from casvit_deploy.export.labels import is_imagenet, read_labels
 from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD
 from casvit_deploy.runtime.mil.loader import load_mlpackage
-from casvit_deploy.settings import Precision
+from casvit_deploy.settings import Head, Precision
 
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
 FORBIDDEN_OPS = ("batch_norm",)
 BN_FOLDS = ("fold_conv_bn", "fold_prenorm_bn", "fold_head_norm")
-INFO = {"author": "casvit-deploy (CAS-ViT, arXiv 2408.03703)", "license": "see the checkpoint's license"}
+CLASSIFIER_OUTPUTS = ("classLabel", "classLabel_probs")  # coremltools' names: top label, probabilities
+MULTIARRAY_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
 
 
 def deployment_target(name: str):
@@ -40,16 +49,6 @@ def deployment_target(name: str):
         if version.isdigit() and int(version) >= minimum and hasattr(ct.target, f"{platform}{version}"):
             return getattr(ct.target, f"{platform}{version}")
     raise UsageError(f"unknown or too old deployment target {name!r}: use iOS16 or newer (e.g. iOS17, macOS14)")
-
-
-def read_labels(path: Path, num_classes: int) -> list[str]:
-    try:
-        labels = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"cannot read labels file {path}: {err}") from None
-    if len(labels) != num_classes:
-        raise UsageError(f"labels file {path} has {len(labels)} labels, the model has {num_classes} classes")
-    return labels
 
 
 @torch.no_grad()
@@ -71,75 +70,139 @@ def _input_type(job: ExportJob, image_input: bool):
     return ct.TensorType(name="image", shape=shape, dtype=float)
 
 
-def _convert(job: ExportJob, model, image_input: bool, labels: list[str] | None):
+def _logits_dtype(job: ExportJob) -> str:
+    """float32, unless an fp16 program keeps float16 (`fp16_output`)."""
+    return "float16" if job.precision is Precision.FP16 and job.options.fp16_output else "float32"
+
+
+def _output_types(job: ExportJob, classifier: bool):
+    """None for a classifier (coremltools names its outputs); else "logits" of `_logits_dtype`."""
     import coremltools as ct
 
-    program = export_program(model, job.batch, job.resolution, False).run_decompositions({})
+    if classifier:
+        return None
+    return [ct.TensorType(name="logits", dtype=np.dtype(_logits_dtype(job)).type)]
+
+
+def _convert(job: ExportJob, model, labels: list[str] | None):
+    """(the decomposed `torch.export` program of `model`, whose node names the MIL program
+    keeps; the converted MLModel). A classifier converts a copy with softmax appended."""
+    import coremltools as ct
+
+    exported = export_program(model, job.batch, job.resolution, False)
+    program = converted = exported.run_decompositions({})
+    if labels:  # a second decomposition: the same node names (a deep copy would rename some)
+        converted = exported.run_decompositions({})
+        append_softmax(converted)
     job.progress("lower")
     precision = ct.precision.FLOAT16 if job.precision is Precision.FP16 else ct.precision.FLOAT32
     mlmodel = ct.convert(
-        program, convert_to="mlprogram", inputs=[_input_type(job, image_input)],
-        outputs=None if labels else [ct.TensorType(name="logits")],
+        converted, convert_to="mlprogram", inputs=[_input_type(job, job.options.image_input)],
+        outputs=_output_types(job, bool(labels)),
         classifier_config=ct.ClassifierConfig(labels) if labels else None,
         minimum_deployment_target=deployment_target(job.options.deployment_target),
         compute_precision=precision, skip_model_load=True)
     return program, mlmodel
 
 
-def _describe(mlmodel, job: ExportJob) -> None:
-    mlmodel.short_description = (f"CAS-ViT-{job.metadata.get('variant', '').upper()} image classifier "
-                                 f"({job.resolution}x{job.resolution}, {job.metadata.get('weights', '')})")
-    mlmodel.author, mlmodel.license = INFO["author"], INFO["license"]
-    mlmodel.version = job.metadata.get("version_casvit-deploy", "")
-    mlmodel.user_defined_metadata.update({k: v for k, v in job.metadata.items() if v})
-
-
-def _spec(desc, layout: str) -> TensorSpec:
+def _spec(desc, layout: str, classes: int) -> TensorSpec:
     kind = desc.type.WhichOneof("Type")
+    text = desc.shortDescription
     if kind == "imageType":
         t = desc.type.imageType
-        return TensorSpec(desc.name, (1, 3, t.height, t.width), "uint8 image (RGB 0-255)", "NCHW")
+        return TensorSpec(desc.name, (1, 3, t.height, t.width), "uint8 image (RGB 0-255)", "NCHW", text)
     if kind == "multiArrayType":
         t = desc.type.multiArrayType
-        dtype = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}.get(t.dataType, str(t.dataType))
-        return TensorSpec(desc.name, tuple(t.shape), dtype, layout)
-    return TensorSpec(desc.name, (), kind, None)
+        dtype = MULTIARRAY_DTYPES.get(t.dataType, str(t.dataType))
+        return TensorSpec(desc.name, tuple(t.shape), dtype, layout, text)
+    if kind == "dictionaryType":
+        return TensorSpec(desc.name, (classes,), "dictionary (label -> float64 probability)", None, text)
+    if kind == "stringType":
+        return TensorSpec(desc.name, (1,), "string", None, text)
+    return TensorSpec(desc.name, (), kind, None, text)
 
 
-def inspect_package(path: Path, labels: list[str] | None, deploy_form: bool = True) -> tuple[list, list, dict]:
-    """Read the package back (as the runner does) and check its interface and ops (no
-    batch_norm when the deploy form's BN folds ran): (inputs, outputs, facts)."""
+def _classifier_tail(function) -> list[str]:
+    """The non-const ops that end a classifier's program, from its softmax to `classify`."""
+    ops = [op.op_type for op in function.operations if op.op_type != "const"]
+    start = max((i for i, op in enumerate(ops) if op == "softmax"), default=len(ops))
+    return ops[start:]
+
+
+def _check_interface(inputs, outputs, function, job: ExportJob, classifier: bool) -> None:
+    names = [o.name for o in outputs]
+    expected = list(CLASSIFIER_OUTPUTS) if classifier else ["logits"]
+    if [i.name for i in inputs] != ["image"] or names != expected:
+        raise ExportError(f"CoreML interface is {[i.name for i in inputs]} -> {names}, "
+                          f"expected image -> {', '.join(expected)}")
+    tail = _classifier_tail(function)
+    if classifier and not (tail[:1] == ["softmax"] and tail[-1:] == ["classify"] and set(tail) <= {
+            "softmax", "cast", "classify"}):
+        raise ExportError(f"the classifier program ends in {tail or 'no softmax'}, not softmax then classify")
+    if not classifier and outputs[0].dtype != _logits_dtype(job):
+        raise ExportError(f"CoreML output is {outputs[0].dtype}, expected {_logits_dtype(job)}")
+
+
+def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: bool = True) -> tuple[list, list, dict]:
+    """Read the package back (as the runner does) and check its interface, output dtype, a
+    classifier's softmax and its ops (no batch_norm when the deploy form's BN folds ran):
+    (inputs, outputs, facts)."""
     package = load_mlpackage(path)
-    spec = package.spec
+    spec, function = package.spec, package.program.functions["main"]
     ops = Counter(op.op_type for fn in package.program.functions.values() for op in fn.operations)
     bad = [op for op in FORBIDDEN_OPS if ops.get(op)] if deploy_form else []
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")
-    inputs = [_spec(d, "NCHW") for d in spec.description.input]
-    outputs = [_spec(d, "NC") for d in spec.description.output]
-    if [i.name for i in inputs] != ["image"] or (not labels and [o.name for o in outputs] != ["logits"]):
-        raise ExportError(f"CoreML interface is {[i.name for i in inputs]} -> {[o.name for o in outputs]}, "
-                          "expected image -> logits")
-    return inputs, outputs, {"mil_ops": dict(sorted(ops.items())), "spec_version": spec.specificationVersion}
+    inputs = [_spec(d, "NCHW", job.num_classes) for d in spec.description.input]
+    outputs = [_spec(d, "NC", job.num_classes) for d in spec.description.output]
+    _check_interface(inputs, outputs, function, job, classifier)
+    facts = {"mil_ops": dict(sorted(ops.items())), "spec_version": spec.specificationVersion}
+    if classifier:
+        facts["classifier"] = {"outputs": list(CLASSIFIER_OUTPUTS), "program_ends_in": _classifier_tail(function)}
+    return inputs, outputs, facts
+
+
+def _check_request(job: ExportJob) -> list[str] | None:
+    """Refuse what this exporter cannot build (before any work); the class labels, if any."""
+    options: CoreMLOptions = job.options
+    if job.dynamic_batch:
+        raise UsageError("CoreML export takes a fixed batch; drop --dynamic-batch for coreml")
+    if options.fp16_output and job.precision is not Precision.FP16:
+        raise UsageError("--fp16-output applies to fp16 CoreML programs only; drop it or use --precision fp16")
+    if options.classifier and job.batch != 1:
+        raise UsageError("a CoreML classifier classifies one image per prediction; drop --batch for --labels")
+    deployment_target(options.deployment_target)
+    return read_labels(options.labels, job.num_classes) if options.classifier else None
+
+
+def _output_record(job: ExportJob, labels: list[str] | None) -> dict:
+    """How the outputs were built, for the manifest."""
+    if labels:
+        source = "imagenet (ImageNet-1k class names)" if is_imagenet(job.options.labels) else str(job.options.labels)
+        return {"classifier_labels": len(labels), "labels_source": source}
+    if job.precision is Precision.FP16:
+        cast = "float16 (as computed)" if job.options.fp16_output else "float32 (cast from float16 inside the program)"
+        return {"output_dtype": cast}
+    return {}
 
 
 class CoreMLExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         options: CoreMLOptions = job.options
-        if job.dynamic_batch:
-            raise UsageError("CoreML export takes a fixed batch; drop --dynamic-batch for coreml")
-        deployment_target(options.deployment_target)
-        labels = read_labels(options.labels, job.num_classes) if options.labels else None
+        labels = _check_request(job)
+        preprocessing = dataclasses.replace(job.preprocessing, in_model=options.image_input)
+        head = Head.CLASSIFIER if labels else Head.LOGITS
         job.progress("export")
         model = fold_input_std(job.model) if options.image_input else job.model
-        program, mlmodel = _convert(job, model, options.image_input, labels)
-        _describe(mlmodel, job)
+        program, mlmodel = _convert(job, model, labels)
+        describe(mlmodel, job, preprocessing, labels)
         mlmodel.save(str(job.artifact))
         job.progress("verify")
         passes = job.metadata.get("passes", "").split(",")
-        inputs, outputs, facts = inspect_package(job.artifact, labels, all(p in passes for p in BN_FOLDS))
-        check = job.check(job.artifact, program)
+        inputs, outputs, facts = inspect_package(job.artifact, job, bool(labels), all(p in passes for p in BN_FOLDS))
+        check = job.check(job.artifact, program, head)
         if check.failures:
             raise ExportError(f"CoreML output differs from eager PyTorch: {check.failures[0]}")
-        return FormatOutput(program, inputs, outputs, {
-            "classifier_labels": len(labels) if labels else None, **facts, "load_check": check.to_dict()})
+        return FormatOutput(program, inputs, outputs, {**_output_record(job, labels), **facts,
+                                                       "load_check": check.to_dict()},
+                            head=head, preprocessing=preprocessing)

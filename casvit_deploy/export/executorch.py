@@ -20,6 +20,7 @@ from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export import int8
 from casvit_deploy.export.delegable import keepdim_spatial_means
+from casvit_deploy.export.describe import input_text, output_text
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.verify import LoadCheck
 from casvit_deploy.settings import Delegate, Precision
@@ -71,8 +72,9 @@ def _refuse_portable(report: dict, delegate: Delegate) -> None:
 
 def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
     n = "batch" if job.dynamic_batch else job.batch
-    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW")],
-            [TensorSpec("logits", (n, job.num_classes), "float32", "NC")])
+    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW",
+                        input_text(job.preprocessing))],
+            [TensorSpec("logits", (n, job.num_classes), "float32", "NC", output_text("logits", job.num_classes))])
 
 
 def _check(job: ExportJob, program, delegate: Delegate, images=None):
@@ -126,4 +128,5 @@ class ExecuTorchExporter:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
         inputs, outputs = _interface(job)
         return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
-                                                       "load_check": check.to_dict()}, plan and _record(plan, check))
+                                                       "load_check": check.to_dict()},
+                            quantization=plan and _record(plan, check))

@@ -11,6 +11,21 @@ from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  
 from casvit_deploy.model.program import MAX_DYNAMIC_BATCH, example_input, export_program  # noqa: F401  (likewise)
 
 
+def append_softmax(program) -> None:
+    """End `program` (in place) in softmax over its single output's last dimension, as a
+    classifier's probabilities; every other node, and its name, stays as it was."""
+    graph = program.graph_module.graph
+    output = next(n for n in graph.nodes if n.op == "output")
+    (logits,) = output.args[0]
+    softmax = torch.ops.aten._softmax.default
+    with graph.inserting_before(output):
+        probabilities = graph.call_function(softmax, (logits, -1, False))
+    probabilities.meta["val"] = softmax(logits.meta["val"], -1, False)
+    output.args = ((probabilities,),)
+    program.graph_signature.output_specs[0].arg.name = probabilities.name
+    program.graph_module.recompile()
+
+
 def _module_paths(node) -> set[str]:
     return {path for path, _ in (node.meta.get("nn_module_stack") or {}).values()}
 

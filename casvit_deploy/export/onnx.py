@@ -1,15 +1,19 @@
-"""ONNX export: dynamo `torch.onnx.export` of the `torch.export` program at opset 18.
+"""ONNX export: dynamo `torch.onnx.export` of the `torch.export` program at opset 18,
+then written at the chosen opset (17 to 20; default 20) with the IR version that opset
+needs, so ONNX Runtime releases that predate IR 10 load it (export/onnx_opset.py).
 
-After translation each five-op exact-erf GELU is fused into one `Gelu` node (ONNX opset
-20, or `com.microsoft.Gelu` where raising the opset would change another op; see
-gelu_fusion.py): ONNX Runtime then runs it as one kernel instead of five. The exporter's
-graph optimizer and the fusion are kept only if the graph passes the load check (ONNX
-Runtime against the eager model, parity's metrics); otherwise the next plainer graph is tried. The file passes
-`onnx.checker` full check (run before and after the fusion; the checker does not know
-com.microsoft ops, so for those the ORT load and eager comparison are the check) and
-carries metadata. An int8 graph is that checked fp32 graph quantized by ONNX Runtime
-(quantize/ort.py) and checked again, by agreement; its manifest records its CPU speed
-ratio to the fp32 graph, measured here.
+Opset 17 is converted down and 19 and 20 up by onnx's version converter. At opset 20 each
+five-op exact-erf GELU is fused into one `Gelu` node (gelu_fusion.py): ONNX Runtime then
+runs it as one kernel instead of five; below 20 the GELU stays the standard erf form, its
+multiplications ordered so that ONNX Runtime fuses it into one kernel when it loads the file.
+The exporter's graph optimizer and the GELU rewrite are kept only if the graph passes the load check
+(ONNX Runtime against the eager model, parity's metrics); otherwise the next plainer graph
+is tried. The file passes `onnx.checker` full check (before and after the fusion), carries
+metadata and a doc string on its input and output, and the manifest records the first ONNX
+Runtime release that loads it and what ONNX Runtime's mobile usability checker says of it.
+An int8 graph is that checked fp32 graph quantized by ONNX Runtime (quantize/ort.py) and
+checked again, by agreement; its manifest records its CPU speed ratio to the fp32 graph,
+measured here.
 """
 
 from __future__ import annotations
@@ -22,14 +26,18 @@ from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
-from casvit_deploy.export.gelu_fusion import choose_form, fuse_exact_gelu
+from casvit_deploy.export.describe import input_text, output_text
+from casvit_deploy.export.gelu_fusion import GELU_OPSET, choose_form, fuse_exact_gelu, order_exact_gelu
 from casvit_deploy.export.graph import export_program
+from casvit_deploy.export.mobile_usability import check_mobile_usability
+from casvit_deploy.export.onnx_opset import EXPORTER_MIN_OPSET, convert_down, ir_version_for, min_onnxruntime
 from casvit_deploy.settings import Precision
 
-OPSET = 18
 INPUT, OUTPUT = "image", "logits"
-ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU fusion), best first
-NO_REWRITES = {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": None}
+ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU rewrite), best first
+ERF_FORM = "erf form: x * 0.5 * (1 + erf(x / sqrt(2))) as Div, Erf, Add, Mul, Mul"
+ORDERED = ", multiplied by x before halving so that ONNX Runtime fuses it into one Gelu kernel"
+NO_REWRITES = {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": ERF_FORM}
 GELU_OPS = {"onnx": "Gelu (ONNX opset 20, approximate=none)", "com.microsoft": "com.microsoft.Gelu"}
 
 
@@ -37,14 +45,31 @@ def _to_onnx(program, optimize: bool):
     import torch
 
     return torch.onnx.export(program, dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
-                             opset_version=OPSET, optimize=optimize, verbose=False, report=False)
+                             opset_version=EXPORTER_MIN_OPSET, optimize=optimize, verbose=False, report=False)
 
 
-def _fuse(model) -> dict:
-    """Fuse exact GELUs in place (after a full check of the unfused graph); describe what was done."""
+def _at_opset(model, opset: int):
+    """`model` (written at the exporter's opset) at `opset`, with the IR version it needs."""
+    import onnx
+
+    if opset < EXPORTER_MIN_OPSET:
+        model = convert_down(model, opset)
+    elif opset > EXPORTER_MIN_OPSET:
+        model = onnx.version_converter.convert_version(model, opset)
+    model.ir_version = ir_version_for(opset)
+    return model
+
+
+def _rewrite_gelus(model, opset: int) -> dict:
+    """At opset 20 fuse exact GELUs into Gelu nodes, below it order them for ONNX Runtime's
+    own fusion, in place (after a full check of the graph as exported); describe what was done."""
     import onnx
 
     onnx.checker.check_model(model, full_check=True)
+    if opset < GELU_OPSET:
+        if not order_exact_gelu(model):
+            return NO_REWRITES
+        return {"onnx_graph_rewrites": ["gelu_order"], "gelu_fused": 0, "gelu_op": ERF_FORM + ORDERED}
     form = choose_form(model)
     count = fuse_exact_gelu(model, form)
     if not count:
@@ -52,18 +77,21 @@ def _fuse(model) -> dict:
     return {"onnx_graph_rewrites": ["gelu_fusion"], "gelu_fused": count, "gelu_op": GELU_OPS[form]}
 
 
-def _finish(path: Path, metadata: dict[str, str], fuse: bool) -> dict:
-    """Name the dynamic batch "batch", fuse GELUs, add metadata properties, run the full checker,
-    and write the file in one piece; return the rewrite fields for the manifest."""
+def _finish(path: Path, job: ExportJob, rewrite_gelus: bool) -> dict:
+    """Write the opset asked for, name the dynamic batch "batch", rewrite GELUs, describe the
+    input and output, add metadata properties, run the full checker, and write the file in
+    one piece; return the rewrite fields for the manifest."""
     import onnx
 
-    model = onnx.load(str(path))
+    model = _at_opset(onnx.load(str(path)), job.options.opset)
     for value in list(model.graph.input) + list(model.graph.output):
         batch = value.type.tensor_type.shape.dim[0]
         if batch.dim_param:  # the exporter names it after a symbol such as "s77"
             batch.dim_param = "batch"
-    rewrites = _fuse(model) if fuse else NO_REWRITES
-    for key, value in {**metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
+    model.graph.input[0].doc_string = input_text(job.preprocessing)
+    model.graph.output[0].doc_string = output_text(OUTPUT, job.num_classes)
+    rewrites = _rewrite_gelus(model, job.options.opset) if rewrite_gelus else NO_REWRITES
+    for key, value in {**job.metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "casvit-deploy"
     onnx.checker.check_model(model, full_check=True)
@@ -80,25 +108,28 @@ def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     def spec(value, layout):
         dims = tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
         dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
-        return TensorSpec(value.name, dims, dtype, layout)
+        return TensorSpec(value.name, dims, dtype, layout, value.doc_string)
 
     return [spec(v, "NCHW") for v in graph.input], [spec(v, "NC") for v in graph.output]
 
 
-def _opset(path: Path) -> int:
+def versions(path: Path) -> dict:
+    """The file's default-domain opset, IR version and the first ONNX Runtime that loads it."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
-    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {"opset": opset, "ir_version": model.ir_version,
+            "min_onnxruntime": min_onnxruntime(opset, model.ir_version)}
 
 
 def _write_fp32(job: ExportJob, program, path: Path) -> tuple[bool, dict, object]:
     """The fp32 graph at `path`, the first of ATTEMPTS that passes the fp32 load check:
     (exporter optimizer used, rewrite fields, load check)."""
-    for optimize, fuse in ATTEMPTS:
+    for optimize, rewrite_gelus in ATTEMPTS:
         job.progress("lower")
         _to_onnx(program, optimize).save(str(path), external_data=False)
-        rewrites = _finish(path, job.metadata, fuse)
+        rewrites = _finish(path, job, rewrite_gelus)
         job.progress("verify")
         check = job.check(path, program, precision=Precision.FP32)
         if not check.failures:
@@ -170,6 +201,10 @@ class OnnxExporter:
             check, record = _int8(job, program, fp32)
             fp32.unlink()
         inputs, outputs = _specs(job.artifact)
+        facts = versions(job.artifact)
+        usability = check_mobile_usability(job.artifact)
+        notes = [f"opset {facts['opset']}, IR {facts['ir_version']}: loads in ONNX Runtime "
+                 f">= {facts['min_onnxruntime']}", usability["summary"]]
         return FormatOutput(program, inputs, outputs, {
-            "opset": _opset(job.artifact), "optimized": optimize, **rewrites, **details,
-            "load_check": check.to_dict()}, record)
+            **facts, "optimized": optimize, **rewrites, **details, "mobile_usability": usability,
+            "load_check": check.to_dict()}, notes=notes, quantization=record)

@@ -41,11 +41,12 @@ def build_manifest(loaded: LoadedModel, fmt_name: str, job: ExportJob, output: F
     """Every fact about one finished artifact, staged at `staged`, published as `final`."""
     return Manifest(
         format=fmt_name, file=final.name, size_bytes=artifact_size(staged), sha256=artifact_sha256(staged),
-        inputs=output.inputs, outputs=output.outputs, preprocessing=job.preprocessing,
+        inputs=output.inputs, outputs=output.outputs, preprocessing=output.preprocessing or job.preprocessing,
         variant=loaded.variant, num_classes=loaded.num_classes,
         distillation=getattr(loaded.model, "dist_head", None) is not None,
         weights=loaded.weights, checkpoint=checkpoint_record(loaded, final.parent),
         seed=None if loaded.checkpoint else loaded.seed, form=form, passes=passes, precision=job.precision,
         resolution=job.resolution, batch=job.batch, dynamic_batch=job.dynamic_batch, options=job.options,
         block_outputs=blocks, tools=tool_versions(), export_seconds=round(seconds, 3),
-        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details, quantization=output.quantization)
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details, head=output.head,
+        quantization=output.quantization)

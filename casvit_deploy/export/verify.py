@@ -14,6 +14,7 @@ from casvit_deploy.numerics import defaults_for, judge
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.settings import Head
 
 
 @dataclass
@@ -43,20 +44,20 @@ def _agreement(metrics) -> dict:
     return {"cosine": m.cosine, "snr_db": m.snr_db, "top1": m.top1_agreement, "top5": m.top5_overlap}
 
 
-def load_check(artifact: Path, job, program, output_names: tuple[str, ...] = ("logits",), images=None,
-               precision=None) -> LoadCheck:
-    """Run the artifact at `artifact` and `job.model` on the same `images` (default: a
-    seeded batch) and judge them by the defaults of `precision` (default: the job's)."""
+def load_check(artifact: Path, job, program, head: Head = Head.LOGITS, images=None, precision=None) -> LoadCheck:
+    """Run the artifact at `artifact` and `job.model` (with `head` on top) on the same
+    `images` (default: a seeded batch) and judge them by the defaults of `precision`
+    (default: the job's)."""
     images = example_input(job.batch, job.resolution, job.dynamic_batch).numpy() if images is None else images
-    reference = EagerRunner(job.model, output_names=output_names).run(images)
+    reference = EagerRunner(job.model, head=head).run(images)
     blocks = block_outputs(program, job.model)
     with open_runner(artifact, RunnerOptions(preprocessing=job.preprocessing)) as runner:
         outputs = run_in_batches(runner.run, images, None if job.dynamic_batch else job.batch)
         metrics, failures = judge(outputs, reference, defaults_for(precision or job.precision))
-        check = LoadCheck(True, runner.description, failures,
-                          max((m.max_abs for m in metrics), default=None),
-                          max((m.max_rel for m in metrics), default=None), samples=len(images),
-                          agreement=_agreement(metrics))
+        scores = [m for m in metrics if m.max_abs is not None]  # labels have no error size
+        check = LoadCheck(True, runner.description, failures, max((m.max_abs for m in scores), default=None),
+                          max((m.max_rel for m in scores), default=None), samples=len(images),
+                          agreement=_agreement(scores))
         if runner.supports_intermediates:
             found = runner.block_tensors(blocks)
             check.blocks_found = sum(v is not None for v in found.values())

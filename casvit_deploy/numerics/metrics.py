@@ -12,20 +12,21 @@ TOP_K = 5
 
 @dataclass
 class OutputMetrics:
-    """How far one output is from the reference over one input set."""
+    """How far one output is from the reference over one input set. A label output (class
+    indices) has only `top1_agreement`, the share of labels equal to the reference's."""
 
     name: str
     shape: tuple[int, ...]
     dtype: str
-    max_abs: float
-    max_rel: float
-    mean_abs: float
-    cosine: float
-    snr_db: float
+    max_abs: float | None
+    max_rel: float | None
+    mean_abs: float | None
+    cosine: float | None
+    snr_db: float | None
     top1_agreement: float | None
     top5_overlap: float | None
     nonfinite: int
-    ref_max_abs: float
+    ref_max_abs: float | None
 
     def to_dict(self) -> dict:
         return {k: plain(v) for k, v in asdict(self).items()}
@@ -69,8 +70,23 @@ def topk_agreement(out: np.ndarray, ref: np.ndarray, k: int = TOP_K) -> tuple[fl
     return top1, float(overlap)
 
 
+def is_label(array: np.ndarray) -> bool:
+    """An integer output holds class indices (a classifier's top label), not scores."""
+    return np.issubdtype(np.asarray(array).dtype, np.integer)
+
+
+def compare_labels(name: str, out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
+    """Label agreement of two arrays of class indices (same shape)."""
+    agreement = float(np.mean(out == ref)) if out.size else 1.0
+    return OutputMetrics(name=name, shape=tuple(out.shape), dtype=str(out.dtype), max_abs=None, max_rel=None,
+                         mean_abs=None, cosine=None, snr_db=None, top1_agreement=agreement, top5_overlap=None,
+                         nonfinite=0, ref_max_abs=None)
+
+
 def compare(name: str, out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
-    """Metrics of `out` against `ref` (same shape), computed in float64."""
+    """Metrics of `out` against `ref` (same shape), computed in float64; labels by agreement."""
+    if is_label(ref):
+        return compare_labels(name, out, ref)
     nonfinite = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
     o, r = out.astype(np.float64), ref.astype(np.float64)
     err = np.abs(o - r)

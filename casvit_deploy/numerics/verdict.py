@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from casvit_deploy.numerics.metrics import OutputMetrics, compare
+from casvit_deploy.numerics.metrics import OutputMetrics, compare, is_label
 from casvit_deploy.numerics.thresholds import Thresholds
 
 
@@ -17,13 +17,24 @@ def structural_failures(outputs: dict[str, np.ndarray], reference: dict[str, np.
         out, ref = outputs[name], reference[name]
         if out.shape != ref.shape:
             failures.append(f"output {name!r} has shape {list(out.shape)}, reference {list(ref.shape)}")
-        if not np.issubdtype(out.dtype, np.floating):
-            failures.append(f"output {name!r} has dtype {out.dtype}, expected a float type")
+        labels = is_label(ref)
+        if not (is_label(out) if labels else np.issubdtype(out.dtype, np.floating)):
+            expected = "integer class labels" if labels else "a float type"
+            failures.append(f"output {name!r} has dtype {out.dtype}, expected {expected}")
     return failures
+
+
+def label_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
+    """A label output fails when fewer labels than `min_top1` agree with the reference's."""
+    if not m.top1_agreement >= t.min_top1:
+        return [f"{m.name}: label agreement {m.top1_agreement:.3f} < {t.min_top1}"]
+    return []
 
 
 def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     """Every threshold that output `m` misses."""
+    if m.max_abs is None:
+        return label_failures(m, t)
     failures = []
     if m.nonfinite:
         failures.append(f"{m.name}: {m.nonfinite} NaN/Inf values")

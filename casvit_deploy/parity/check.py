@@ -44,23 +44,24 @@ def _worst_sample(values: dict) -> int:
 def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpoint: Path | None = None,
                    inputs: InputKind = InputKind.BOTH, images_dir: Path | None = None, samples: int | None = None,
                    per_block: bool = False, engine: CoreMLEngine = CoreMLEngine.AUTO, record: bool = True,
-                   overrides: ThresholdOverrides = ThresholdOverrides()) -> ParityReport:
+                   overrides: ThresholdOverrides = ThresholdOverrides(), report_as: Path | None = None) -> ParityReport:
     """Run the artifact and its reference on the same inputs and judge every output.
 
     The reference is `loaded`, else rebuilt from the manifest (`checkpoint` overrides the
     recorded path; its sha256 must match). Localization runs with `per_block` and whenever
     a check fails. With `record`, the result is added to the manifest's parity records.
+    `report_as` names the artifact in the report (a staged artifact by its final path).
     """
     started, artifact = time.perf_counter(), Path(artifact)
     fmt = format_for_path(artifact)
     manifest = Manifest.load(artifact)
     limits = overrides.apply(defaults_for(manifest.precision))
     loaded = manifest.reference_model(artifact, checkpoint, loaded)
-    reference = EagerRunner(loaded.model, output_names=manifest.output_names or ["logits"])
+    reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)
     checked_sha256 = artifact_sha256(artifact)
     sets = build_input_sets(inputs, manifest.resolution, samples, images_dir, preprocessing=manifest.preprocessing)
     with open_runner(artifact, RunnerOptions(coreml_engine=engine)) as runner:
-        report = ParityReport(str(artifact), fmt.name, runner.description, reference.description,
+        report = ParityReport(str(report_as or artifact), fmt.name, runner.description, reference.description,
                               manifest.precision.value, loaded.weights, limits)
         if checked_sha256 != manifest.sha256:
             report.notes.append("artifact differs from the sha256 in its manifest: modified after export")

@@ -18,9 +18,9 @@ from casvit_deploy.runtime.base import Runner
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
 from casvit_deploy.runtime.mil.precision import dtype_name
 from casvit_deploy.runtime.mil.preprocess import image_scale_bias, pixel_transform
-from casvit_deploy.settings import CoreMLEngine, choice
+from casvit_deploy.settings import CoreMLEngine, Head, choice
 
-CLASSIFIER_OUTPUT = "logits"
+PROBABILITIES, LABEL = Head.CLASSIFIER.outputs
 INTERPRETER_LABEL = ("MIL reference interpreter (coremltools {ct} program, executed op by op with torch {torch} "
                      "on CPU; an emulation of the program's {precision} arithmetic, not the Apple Core ML runtime)")
 COREML_LABEL = "Core ML runtime via coremltools {ct} predict (macOS {mac})"
@@ -119,18 +119,24 @@ class CoreMLRunner(Runner):
         op = self.program.functions["main"].outputs[0].op
         return op if op is not None and op.op_type == "classify" else None
 
-    def _logits_var(self) -> str | None:
-        """The variable reported as "logits": the sole output, or the classifier's scores."""
-        if self._classify is not None:
-            return self._classify.inputs["probabilities"].name
-        names = self.package.output_names
-        return names[0] if len(names) == 1 else None
+    @property
+    def class_labels(self) -> list[str] | None:
+        """A classifier's labels in class order (the `classify` op's classes), else None."""
+        if self._classify is None:
+            return None
+        classes = self._classify.inputs["classes"].val  # a list when read back, a MIL list when built
+        return [str(c) for c in getattr(classes, "ls", classes)]
 
     def _named(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        logits = self._logits_var()
-        if logits is not None:
-            return {CLASSIFIER_OUTPUT: outputs[logits]}
-        return {name: outputs[name] for name in self.package.output_names}
+        """A classifier's outputs as "probabilities" (float32, class order) and "label" (class
+        index); a sole output as "logits"; otherwise every output by its own name."""
+        if self._classify is not None:
+            label, probabilities = (var.name for var in self._classify.outputs)
+            return {PROBABILITIES: outputs[probabilities].astype(np.float32), LABEL: outputs[label].astype(np.int64)}
+        names = self.package.output_names
+        if len(names) == 1:
+            return {Head.LOGITS.outputs[0]: outputs[names[0]]}
+        return {name: outputs[name] for name in names}
 
     def _per_sample(self, image: np.ndarray, fn) -> dict[str, np.ndarray]:
         """`fn` on the whole batch if the program takes it, else sample by sample, stacked."""
@@ -144,7 +150,6 @@ class CoreMLRunner(Runner):
 
     def _interpret(self, image: np.ndarray, capture=()) -> dict[str, np.ndarray]:
         feed = self._program_input(image)
-        capture = [*capture, *([self._logits_var()] if self._classify is not None else [])]
         return self._per_sample(feed, lambda x: self.interpreter.run({self.input.name: x}, capture))
 
     def _predict(self, image: np.ndarray) -> dict[str, np.ndarray]:
@@ -161,12 +166,15 @@ class CoreMLRunner(Runner):
         return self._per_sample(feed, one)
 
     def _from_coreml(self, outputs: dict) -> dict[str, np.ndarray]:
-        """Core ML's outputs as arrays; a classifier's score dictionary in class order, as "logits"."""
+        """Core ML's outputs as arrays; a classifier's label as its class index and its
+        probability dictionary in class order."""
         if self._classify is None:
             return {k: np.asarray(v) for k, v in outputs.items()}
-        classes = list(self._classify.inputs["classes"].val.ls)
-        scores = outputs[self._classify.outputs[1].name]
-        return {self._logits_var(): np.asarray([[scores[c] for c in classes]], dtype=np.float32)}
+        classes = self.class_labels
+        label, probabilities = (var.name for var in self._classify.outputs)
+        scores = outputs[probabilities]
+        return {probabilities: np.asarray([[scores[c] for c in classes]], dtype=np.float32),
+                label: np.asarray([classes.index(outputs[label])], dtype=np.int64)}
 
     def run_each(self, image: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """Outputs of every selected engine, keyed by engine name."""
@@ -174,7 +182,8 @@ class CoreMLRunner(Runner):
         return {engine.value: self._named(run[engine](image)) for engine in self.engines}
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name ("logits" for a classifier) from the first selected engine."""
+        """Outputs by name ("logits", or a classifier's "probabilities" and "label") from the
+        first selected engine."""
         if self.engines[0] is CoreMLEngine.COREML:
             return self._named(self._predict(image))
         return self._named(self._interpret(image))

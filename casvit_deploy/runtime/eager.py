@@ -1,5 +1,8 @@
 """Eager PyTorch as a Runner: the parity reference (upstream form, float32 by default).
 
+With the classifier head its outputs are "probabilities" (softmax of the logits) and
+"label" (their argmax, int64), as a classifier artifact reports them.
+
 `run_intermediates` records each block's output with forward hooks, keyed by the block
 names that exporters write into a manifest's "block_outputs" ("patch_embed",
 "network.0.0", ..., "network.1" for an embedding, ..., "head" for the final output).
@@ -15,6 +18,7 @@ import torch
 from torch import nn
 
 from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (re-exported)
+from casvit_deploy.settings import Head
 
 
 def _outputs_by_name(result, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -25,16 +29,18 @@ def _outputs_by_name(result, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 class EagerRunner:
-    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names`.
-    The parity reference: it has the Runner's `run`, `run_intermediates` and `description`."""
+    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names` (by the
+    head's names for a classifier). The parity reference: it has the Runner's `run`,
+    `run_intermediates` and `description`."""
 
     supports_intermediates = True
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32,
-                 output_names: Sequence[str] = ("logits",)):
+                 output_names: Sequence[str] = ("logits",), head: Head = Head.LOGITS):
         self.model = copy.deepcopy(model).to(dtype).eval()
         self.dtype = dtype
-        self.output_names = tuple(output_names)
+        self.head = head
+        self.output_names = head.outputs if head is Head.CLASSIFIER else tuple(output_names)
         precision = str(dtype).removeprefix("torch.")
         self.description = f"PyTorch {torch.__version__} eager (CPU, {precision}, upstream form)"
 
@@ -43,7 +49,11 @@ class EagerRunner:
 
     @torch.no_grad()
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return _outputs_by_name(self.model(self._tensor(image)), self.output_names)
+        result = self.model(self._tensor(image))
+        if self.head is Head.CLASSIFIER:
+            probabilities = torch.softmax(result, dim=-1)
+            result = (probabilities, probabilities.argmax(dim=-1))
+        return _outputs_by_name(result, self.output_names)
 
     @torch.no_grad()
     def run_intermediates(self, image: np.ndarray, names: Iterable[str]) -> dict[str, np.ndarray]:

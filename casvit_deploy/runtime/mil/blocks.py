@@ -7,7 +7,8 @@ names an op's output after the FX node that produced it, with two kinds of chang
   MIL names the (conv+BN fused) op after the `_native_batch_norm_legit_no_training_M`
   node, and an output renamed at conversion no longer carries its FX name.
 A name that cannot be found is mapped to the nearest surviving equivalent where one is
-known: the final block to the program's output; a `getitem` (a BatchNorm result, as in an
+known: the final block to the program's output, or in a classifier (softmax, then
+`classify`) to the softmax's input, the logits; a `getitem` (a BatchNorm result, as in an
 upstream-form stage embedding) to the first point after the previous block where the
 whole computation passes through one value that feeds more than one op (the input of the
 next residual block, which is this block's output). Such mappings are listed in
@@ -76,6 +77,17 @@ class _Dataflow:
         return None
 
 
+def classifier_logits(fn) -> str | None:
+    """In a program that ends in softmax (then casts) and `classify`: the softmax's input."""
+    op = fn.outputs[0].op if fn.outputs else None
+    if op is None or op.op_type != "classify":
+        return None
+    var = op.inputs["probabilities"]
+    while var.op is not None and var.op.op_type == "cast":
+        var = var.op.inputs["x"]
+    return var.op.inputs["x"].name if var.op is not None and var.op.op_type == "softmax" else None
+
+
 def _by_name(fx_name: str, names: Mapping[str, int]) -> str | None:
     for candidate in (fx_name, fx_name + FP16_SUFFIX):
         if candidate in names:
@@ -85,13 +97,18 @@ def _by_name(fx_name: str, names: Mapping[str, int]) -> str | None:
 
 def block_vars(program, block_outputs: Mapping[str, str], function: str = "main") -> BlockVars:
     """Map each block (manifest "block_outputs": block -> FX node) to its MIL variable."""
-    flow = _Dataflow(program.functions[function])
+    fn = program.functions[function]
+    flow = _Dataflow(fn)
+    logits = classifier_logits(fn)
     result = BlockVars()
     blocks = list(block_outputs.items())
     previous = -1
     for index, (block, fx_name) in enumerate(blocks):
         var = _by_name(fx_name, flow.position)
-        if var is None and index == len(blocks) - 1 and len(flow.outputs) == 1:
+        if var is None and index == len(blocks) - 1 and logits is not None:
+            var = logits
+            result.approximate[block] = f"FX node {fx_name!r} not in the program; using the classifier's logits"
+        elif var is None and index == len(blocks) - 1 and len(flow.outputs) == 1:
             var = flow.outputs[0]
             result.approximate[block] = f"FX node {fx_name!r} not in the program; using the program output"
         elif var is None and fx_name.startswith(ALIAS_PREFIX):

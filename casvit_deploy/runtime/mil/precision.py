@@ -37,8 +37,10 @@ def hold(value: torch.Tensor, dtype: str) -> torch.Tensor:
 
 
 def to_numpy(value: torch.Tensor, dtype: str) -> np.ndarray:
-    """A held value as a NumPy array of the declared dtype (exact for float16)."""
-    return value.detach().numpy().astype(NUMPY_DTYPES.get(dtype, np.float32), copy=False)
+    """A held value as a NumPy array of the declared dtype (exact for float16); a value of
+    another type (a classifier's label index) keeps its tensor's dtype."""
+    array = value.detach().numpy()
+    return array.astype(NUMPY_DTYPES[dtype], copy=False) if dtype in NUMPY_DTYPES else array
 
 
 def to_tensor(value) -> torch.Tensor:

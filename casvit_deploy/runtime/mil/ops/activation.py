@@ -1,4 +1,4 @@
-"""Activations: relu, sigmoid, and gelu in its three MIL modes."""
+"""Activations: relu, sigmoid, softmax, and gelu in its three MIL modes."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def relu(x):
 @register("sigmoid")
 def sigmoid(x):
     return torch.sigmoid(x)
+
+
+@register("softmax")
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis` (computed in float32, max-subtracted)."""
+    return torch.softmax(x, dim=int(axis))
 
 
 def _gelu_sigmoid(x):
