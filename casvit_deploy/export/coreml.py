@@ -22,7 +22,7 @@ from casvit_deploy.errors import ExportError, UsageError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD
-from casvit_deploy.runtime.mil.loader import load_mlpackage
+from casvit_deploy.runtime.mil.loader import load_mlpackage, tensor_spec
 from casvit_deploy.settings import Precision
 
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
@@ -94,18 +94,6 @@ def _describe(mlmodel, job: ExportJob) -> None:
     mlmodel.user_defined_metadata.update({k: v for k, v in job.metadata.items() if v})
 
 
-def _spec(desc, layout: str) -> TensorSpec:
-    kind = desc.type.WhichOneof("Type")
-    if kind == "imageType":
-        t = desc.type.imageType
-        return TensorSpec(desc.name, (1, 3, t.height, t.width), "uint8 image (RGB 0-255)", "NCHW")
-    if kind == "multiArrayType":
-        t = desc.type.multiArrayType
-        dtype = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}.get(t.dataType, str(t.dataType))
-        return TensorSpec(desc.name, tuple(t.shape), dtype, layout)
-    return TensorSpec(desc.name, (), kind, None)
-
-
 def inspect_package(path: Path, labels: list[str] | None, deploy_form: bool = True) -> tuple[list, list, dict]:
     """Read the package back (as the runner does) and check its interface and ops (no
     batch_norm when the deploy form's BN folds ran): (inputs, outputs, facts)."""
@@ -115,8 +103,8 @@ def inspect_package(path: Path, labels: list[str] | None, deploy_form: bool = Tr
     bad = [op for op in FORBIDDEN_OPS if ops.get(op)] if deploy_form else []
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")
-    inputs = [_spec(d, "NCHW") for d in spec.description.input]
-    outputs = [_spec(d, "NC") for d in spec.description.output]
+    inputs = [tensor_spec(d, "NCHW") for d in spec.description.input]
+    outputs = [tensor_spec(d, "NC") for d in spec.description.output]
     if [i.name for i in inputs] != ["image"] or (not labels and [o.name for o in outputs] != ["logits"]):
         raise ExportError(f"CoreML interface is {[i.name for i in inputs]} -> {[o.name for o in outputs]}, "
                           "expected image -> logits")

@@ -19,6 +19,7 @@ from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.delegable import keepdim_spatial_means
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.verify import LoadCheck
+from casvit_deploy.runtime.executorch import INPUT_NAME, output_names
 from casvit_deploy.settings import Delegate
 
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
@@ -68,8 +69,8 @@ def _refuse_portable(report: dict, delegate: Delegate) -> None:
 
 def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
     n = "batch" if job.dynamic_batch else job.batch
-    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW")],
-            [TensorSpec("logits", (n, job.num_classes), "float32", "NC")])
+    return ([TensorSpec(INPUT_NAME, (n, 3, job.resolution, job.resolution), "float32", "NCHW")],
+            [TensorSpec(output_names(1)[0], (n, job.num_classes), "float32", "NC")])
 
 
 def _check(job: ExportJob, program, delegate: Delegate):

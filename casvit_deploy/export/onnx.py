@@ -12,6 +12,7 @@ carries metadata.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from casvit_deploy.artifacts.manifest import TensorSpec
@@ -19,6 +20,7 @@ from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.gelu_fusion import choose_form, fuse_exact_gelu
 from casvit_deploy.export.graph import export_program
+from casvit_deploy.runtime.onnx import onnx_signature
 
 OPSET = 18
 INPUT, OUTPUT = "image", "logits"
@@ -66,17 +68,9 @@ def _finish(path: Path, metadata: dict[str, str], fuse: bool) -> dict:
 
 
 def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Input and output specs read back from the saved graph."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-
-    def spec(value, layout):
-        dims = tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
-        return TensorSpec(value.name, dims, dtype, layout)
-
-    return [spec(v, "NCHW") for v in graph.input], [spec(v, "NC") for v in graph.output]
+    """Input and output specs read back from the saved graph (as parity reads them), with layouts."""
+    found = onnx_signature(path)
+    return ([replace(s, layout="NCHW") for s in found.inputs], [replace(s, layout="NC") for s in found.outputs])
 
 
 def _opset(path: Path) -> int:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from casvit_deploy.artifacts.manifest import Signature, TensorSpec
 from casvit_deploy.errors import UsageError
+
+MULTIARRAY_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
 
 
 @dataclass
@@ -24,6 +27,24 @@ class MLPackage:
     program: object  # coremltools.converters.mil.mil.Program
     inputs: list[InputSpec]
     output_names: list[str]
+
+    @property
+    def signature(self) -> Signature:
+        """Inputs and outputs as the model description declares them."""
+        description = self.spec.description
+        return Signature(tuple(map(tensor_spec, description.input)), tuple(map(tensor_spec, description.output)))
+
+
+def tensor_spec(desc, layout: str | None = None) -> TensorSpec:
+    """A model description's feature as a TensorSpec (an image input is always NCHW)."""
+    kind = desc.type.WhichOneof("Type")
+    if kind == "imageType":
+        t = desc.type.imageType
+        return TensorSpec(desc.name, (1, 3, t.height, t.width), "uint8 image (RGB 0-255)", layout and "NCHW")
+    if kind == "multiArrayType":
+        t = desc.type.multiArrayType
+        return TensorSpec(desc.name, tuple(t.shape), MULTIARRAY_DTYPES.get(t.dataType, str(t.dataType)), layout)
+    return TensorSpec(desc.name, (), kind, None)
 
 
 def _input_specs(spec) -> list[InputSpec]:
