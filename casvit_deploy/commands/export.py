@@ -69,19 +69,22 @@ def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
     return "not run", reason
 
 
-def post_export_parity(artifact: Path, loaded) -> tuple[str, str]:
-    """(status, reason) of the parity check run after an export; recorded in the manifest
-    ("not run" with the reason when the check cannot run)."""
+def post_export_parity(staged: Path, final: Path, loaded) -> tuple[str, str]:
+    """(status, reason) of the parity check of a finished artifact, run before it is
+    published (so an interrupted check leaves the previous artifact in place) and recorded
+    in its manifest ("not run" with the reason when the check cannot run)."""
     from casvit_deploy.errors import CasvitError
 
     try:
-        from casvit_deploy.parity import check_artifact
+        from casvit_deploy.parity import check_artifact, record_result
     except ImportError as err:
-        return _not_run(artifact, f"parity checker unavailable ({err})")
+        return _not_run(staged, f"parity checker unavailable ({err})")
     try:
-        report = check_artifact(artifact, loaded)
+        report = check_artifact(staged, loaded, record=False)
     except CasvitError as err:
-        return _not_run(artifact, str(err))
+        return _not_run(staged, str(err))
+    report.artifact = str(final)
+    record_result(staged, report, report.integrity.expected_sha256)
     return ("pass" if report.passed else "fail"), ""
 
 
@@ -91,17 +94,49 @@ def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool,
 
     precision = request.precision or fmt.default_precision
     folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form)
+    parity = {}
+
+    def verify(staged: Path, final: Path) -> None:
+        if not check:
+            _not_run(staged, "skipped with --no-check")
+            return
+        status.update(f"[bold]{fmt.name}[/]: parity")
+        parity["outcome"] = post_export_parity(staged, final, loaded)
+
     result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
                           dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
                           force=request.force, options=from_flags(fmt.options, request.flags),
-                          progress=_progress(status, fmt.name))
+                          progress=_progress(status, fmt.name), verify=verify)
     row = Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds)
-    if check:
-        status.update(f"[bold]{fmt.name}[/]: parity")
-        row.parity, row.reason = post_export_parity(result.artifact, loaded)
+    if "outcome" in parity:
+        row.parity, row.reason = parity["outcome"]
         if row.parity == "fail":
             row.status, row.reason = "failed", "parity check failed (see the manifest's parity entry)"
     return row
+
+
+def _option_defaults(fmt) -> dict:
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(fmt.options)}
+
+
+def check_format_flags(formats, flags: dict) -> None:
+    """UsageError for a format option set away from its default that no chosen format takes
+    (e.g. --labels with -f onnx), and for a --labels file that is not there."""
+    from casvit_deploy.artifacts.formats import FORMATS
+    from casvit_deploy.errors import UsageError
+
+    for name, value in flags.items():
+        owners = [f for f in FORMATS.values() if name in _option_defaults(f)]
+        if not owners or value == _option_defaults(owners[0])[name] or any(f in owners for f in formats):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"{flag} applies to {' and '.join(f.name for f in owners)} only, which is not among the "
+                         f"formats chosen; add -f {owners[0].name} or drop {flag}")
+    labels = flags.get("labels")
+    if labels is not None and not Path(labels).is_file():
+        raise UsageError(f"--labels {labels}: no such file")
 
 
 def _table(rows: list[Row], weights: str) -> Table:
@@ -162,10 +197,11 @@ def export(
     formats = parse_formats(format)
     check_report_paths(json=json)
     check_settings(resolution, batch)
-    with Console(stderr=True).status("load"):
-        loaded = load_model(checkpoint, variant, ema)
     flags = {"image_input": image_input, "labels": labels, "deployment_target": deployment_target,
              "allow_portable": allow_portable, "delegate": delegate}
+    check_format_flags(formats, flags)
+    with Console(stderr=True).status("load"):
+        loaded = load_model(checkpoint, variant, ema)
     request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
                       Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
     rows = _run_all(loaded, formats, request, out, check)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from casvit_deploy.export.base import ExportJob, Progress, no_progress
 from casvit_deploy.export.graph import block_outputs
 from casvit_deploy.export.record import build_manifest, embedded_metadata
 from casvit_deploy.export.registry import exporter_for
-from casvit_deploy.export.staging import ensure_writable, publish, refuse_overwrite, staging_dir
+from casvit_deploy.export.staging import output_folder, publish, refuse_overwrite, staging_dir
 from casvit_deploy.export.verify import load_check
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
@@ -22,6 +23,7 @@ from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.settings import Form, Precision, choice
 
 MAX_BATCH = 4096
+Verify = Callable[[Path, Path], None]  # (staged artifact, final path): may add to the staged manifest
 
 
 @dataclass
@@ -79,11 +81,14 @@ def _run_exporter(fmt: Format, exporter, job: ExportJob):
 def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resolution: int, batch: int = 1,
                  dynamic_batch: bool = False, precision: Precision | str | None = None, form: Form = Form.DEPLOY,
                  disable: tuple[str, ...] = (), force: bool = False, options=None,
-                 progress: Progress | None = None) -> ExportResult:
+                 progress: Progress | None = None, verify: Verify | None = None) -> ExportResult:
     """Export `loaded` as `fmt` into `out_dir`: a load-checked artifact + manifest, or nothing.
 
-    Raises UsageError/BackendMissingError for bad requests (before any work) and
+    `verify(staged, final)` runs on the finished artifact before it is published (the
+    post-export parity check), so an interrupted check leaves the previous artifact in
+    place. Raises UsageError/BackendMissingError for bad requests (before any work) and
     ExportError when the backend fails; an existing artifact is replaced only with `force`.
+    One export at a time writes to `out_dir` (FolderBusy, a UsageError, for a second).
     """
     progress = progress or no_progress
     started = time.perf_counter()
@@ -91,20 +96,25 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     precision = choice(Precision, precision, "--precision") if precision is not None else fmt.default_precision
     options = fmt.options() if options is None else options
     exporter = _validate(loaded, fmt, resolution, batch, precision, options)
-    out_dir = ensure_writable(Path(out_dir))
-    final = out_dir / (artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch) + fmt.suffix)
-    refuse_overwrite(final, force)
-    progress("rewrite")
-    model, passes = deploy_form(loaded.model, form, tuple(disable))
-    preprocessing = Preprocessing.for_resolution(resolution)
-    with staging_dir(out_dir) as staging:
-        job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
-                        loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
-                        preprocessing, check=lambda path, program: load_check(path, job, program), progress=progress)
-        output = _run_exporter(fmt, exporter, job)
-        progress("save")
-        manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
-                                  block_outputs(output.program, model), time.perf_counter() - started)
-        manifest.save(job.artifact)
-        publish(job.artifact, final, force)
+    name = artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch) + fmt.suffix
+    with output_folder(Path(out_dir)) as out_dir:
+        final = out_dir / name
+        refuse_overwrite(final, force)
+        progress("rewrite")
+        model, passes = deploy_form(loaded.model, form, tuple(disable))
+        preprocessing = Preprocessing.for_resolution(resolution)
+        with staging_dir(out_dir) as staging:
+            job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
+                            loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
+                            preprocessing, check=lambda path, program: load_check(path, job, program),
+                            progress=progress)
+            output = _run_exporter(fmt, exporter, job)
+            progress("save")
+            manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
+                                      block_outputs(output.program, model), time.perf_counter() - started)
+            manifest.save(job.artifact)
+            if verify is not None:
+                verify(job.artifact, final)
+                manifest = Manifest.load(job.artifact)
+            publish(job.artifact, final, force)
     return ExportResult(final, manifest, manifest_path(final), manifest.export_seconds)
