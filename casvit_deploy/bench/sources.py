@@ -10,6 +10,7 @@ from casvit_deploy.bench.backends import BACKENDS
 from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model.loading import check_resolution, load_model
+from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Delegate
 
 
@@ -59,3 +60,9 @@ def _reference(manifest: Manifest, artifact: Path):
         return manifest.reference_model(artifact), ""
     except UsageError as err:
         return None, f"no eager baseline: {err}"
+
+
+def check_loads(artifact: Path) -> None:
+    """UsageError (exit 2) with the reason when `artifact` does not load, before any timing."""
+    with open_runner(artifact):
+        pass
