@@ -123,5 +123,6 @@ def check_writable(path: Path | str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: folder {parent} does not exist")
-    if not _can_create_in(parent) or (path.exists() and not os.access(path, os.W_OK)):
+    effective = os.access in os.supports_effective_ids
+    if not _can_create_in(parent) or (path.exists() and not os.access(path, os.W_OK, effective_ids=effective)):
         raise UsageError(f"{option} {path}: not writable; choose another path")

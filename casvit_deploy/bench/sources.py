@@ -20,11 +20,11 @@ def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resol
         if len(variants) > 1:
             raise UsageError("give one --variant with --checkpoint (it names the checkpoint's architecture)")
         loaded = load_model(checkpoint, variants[0] if variants else None, ema)
-        return [ModelSource(checkpoint.stem, loaded, check_resolution(resolution or loaded.native_resolution))]
+        return [ModelSource(checkpoint.stem, loaded, loaded.input_resolution(resolution))]
     sources = []
     for name in dict.fromkeys(variants or ["xs"]):
         loaded = load_model(variant=name)
-        sources.append(ModelSource(loaded.variant, loaded, check_resolution(resolution or loaded.native_resolution)))
+        sources.append(ModelSource(loaded.variant, loaded, loaded.input_resolution(resolution)))
     return sources
 
 

@@ -202,7 +202,7 @@ def export(
     check_format_flags(formats, flags)
     with Console(stderr=True).status("load"):
         loaded = load_model(checkpoint, variant, ema)
-    request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
+    request = Request(loaded.input_resolution(resolution), batch, dynamic_batch, precision,
                       Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, flags)
     rows = _run_all(loaded, formats, request, out, check)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))

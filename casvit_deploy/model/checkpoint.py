@@ -156,13 +156,28 @@ def check_tensors(state_dict: dict, path: Path) -> None:
     for key, tensor in state_dict.items():
         if not isinstance(key, str):
             raise CheckpointError(f"{path}: state dict key {key!r:.40} is not a string (parameter names are)")
-        problem = _tensor_problem(key, tensor)
-        if problem:
-            raise CheckpointError(f"{path}: tensor {key[:120]} {problem}; a CAS-ViT weight must be a dense, "
-                                  "finite floating-point tensor")
+        _refuse(path, key, _tensor_problem(key, tensor))
+    weights = [(k, t) for k, t in state_dict.items() if t.dtype in WEIGHT_DTYPES and t.numel()]
+    if weights and not _all_finite([t for _, t in weights]):
+        for key, tensor in weights:
+            if not bool(torch.isfinite(tensor).all()):
+                _refuse(path, key, f"holds {int((~torch.isfinite(tensor)).sum())} NaN/Inf value(s)")
+
+
+def _refuse(path: Path, key: str, problem: str | None) -> None:
+    if problem:
+        raise CheckpointError(f"{path}: tensor {key[:120]} {problem}; a CAS-ViT weight must be a dense, "
+                              "finite floating-point tensor")
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """No NaN or Inf in any of `tensors` (one pass over their values joined: hundreds of
+    small per-tensor ops cost far more than one large one)."""
+    return bool(torch.isfinite(torch.cat([t.reshape(-1).float() for t in tensors])).all())
 
 
 def _tensor_problem(key: str, tensor: torch.Tensor) -> str | None:
+    """What makes `tensor` unusable as a weight, apart from its values; None if nothing."""
     if tensor.layout is not torch.strided:
         return f"has layout {tensor.layout} (sparse)"
     if tensor.is_meta:
@@ -175,8 +190,7 @@ def _tensor_problem(key: str, tensor: torch.Tensor) -> str | None:
         return f"has dtype {str(tensor.dtype).removeprefix('torch.')}"
     if tensor.numel() and tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
         return f"claims {tuple(tensor.shape)} but its storage holds {tensor.untyped_storage().nbytes()} bytes"
-    bad = int((~torch.isfinite(tensor)).sum())
-    return f"holds {bad} NaN/Inf value(s)" if bad else None
+    return None
 
 
 def normalize_keys(state_dict: dict) -> dict:

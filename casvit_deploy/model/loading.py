@@ -49,6 +49,10 @@ class LoadedModel:
         return check_resolution(size, f"{Path(self.checkpoint.path).name}: args.input_size",
                                 hint="; give --resolution to choose another")
 
+    def input_resolution(self, requested: int | None) -> int:
+        """`requested` (--resolution) when given, checked; else the native resolution."""
+        return self.native_resolution if requested is None else check_resolution(requested)
+
 
 def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
                ema: bool = False, seed: int = DEFAULT_SEED) -> LoadedModel:

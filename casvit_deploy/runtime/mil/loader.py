@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from casvit_deploy.artifacts.manifest import Signature, TensorSpec
 from casvit_deploy.errors import UsageError
 
+PACKAGE_DATA = "Data"  # where a package's items live
 MULTIARRAY_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
 
 
@@ -58,23 +60,35 @@ def _input_specs(spec) -> list[InputSpec]:
     return specs
 
 
+def _read_package(path: Path) -> tuple[object, Path | None]:
+    """(model spec, weights folder) of a package, read from its Manifest.json without
+    opening the package for writing (coremltools' ModelPackage rewrites Manifest.json, and
+    a checker must not touch, or need write access to, what it checks)."""
+    from coremltools.models.utils import load_spec
+
+    manifest = json.loads((path / "Manifest.json").read_text(encoding="utf-8"))
+    items = manifest["itemInfoEntries"]
+    spec = load_spec(str(path / PACKAGE_DATA / items[manifest["rootModelIdentifier"]]["path"]))
+    weights = [item["path"] for item in items.values() if item.get("name") == "weights"]
+    return spec, (path / PACKAGE_DATA / weights[0]) if weights else None
+
+
 def load_mlpackage(path: Path | str) -> MLPackage:
     """The package's spec and MIL program; UsageError for anything that is not an ML program."""
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"{path} is not an .mlpackage directory")
     from coremltools.converters.mil.frontend.milproto.load import load
-    from coremltools.models import MLModel
 
     try:
-        model = MLModel(str(path), skip_model_load=True)
-    except Exception as err:  # coremltools reports a damaged package in many ways
-        raise UsageError(f"cannot read {path} as an ML package: {str(err).splitlines()[0][:200]}") from None
-    spec = model.get_spec()
+        spec, weights_dir = _read_package(path)
+    except Exception as err:  # a damaged package fails in many ways
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UsageError(f"cannot read {path} as an ML package: {reason}") from None
     if spec.WhichOneof("Type") != "mlProgram":
         raise UsageError(f"{path} holds a {spec.WhichOneof('Type')} model, not an ML program")
     try:
-        program = load(spec, spec.specificationVersion, model.weights_dir)
+        program = load(spec, spec.specificationVersion, str(weights_dir) if weights_dir else None)
     except Exception as err:
         raise UsageError(f"cannot load the ML program in {path}: {str(err).splitlines()[0][:200]}") from None
     return MLPackage(path, spec, program, _input_specs(spec), [o.name for o in spec.description.output])
