@@ -6,8 +6,6 @@ descriptors 1 and 2 captured (so native output would count too)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
 import sys
@@ -18,8 +16,7 @@ import pytest
 
 from casvit_deploy import cli
 from tests.hostile import CASES, Workspace
-
-NOBODY = 65534
+from tests.privileges import unprivileged
 
 
 def _tree(*folders: Path) -> dict[str, tuple[int, int] | None]:
@@ -29,25 +26,13 @@ def _tree(*folders: Path) -> dict[str, tuple[int, int] | None]:
             for folder in folders for p in folder.rglob("*")}
 
 
-@contextlib.contextmanager
-def _unprivileged(enabled: bool):
-    """Run the block as an unprivileged user when root (root ignores permission bits)."""
-    if not enabled or os.geteuid() != 0:
-        yield
-        return
-    os.seteuid(NOBODY)
-    try:
-        yield
-    finally:
-        os.seteuid(0)
-
-
-def run_casvit(argv: list[str], unprivileged: bool = False) -> int:
-    """`casvit ARGV` through the console-script entry point; its exit code."""
+def run_casvit(argv: list[str], as_nobody: bool = False) -> int:
+    """`casvit ARGV` through the console-script entry point (as `nobody` when root and
+    `as_nobody`); its exit code."""
     old = sys.argv
     sys.argv = ["casvit", *argv]
     try:
-        with _unprivileged(unprivileged):
+        with unprivileged(as_nobody):
             cli.run()
         return 0
     except SystemExit as done:
