@@ -203,3 +203,12 @@ def test_bench_baseline_fields_load_or_are_refused(tmp_path_factory, path, value
         assert "\n" not in str(err)
         return
     compare(report.results, report.results, 10.0)  # what --compare does with it
+
+
+def test_the_readme_states_this_budget():
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    stated = {"checkpoint_byte_flips": "checkpoint byte flips", "pickle_opcodes": "pickle opcode streams",
+              "manifest_fields": "manifest field values", "manifest_bytes": "manifest bytes",
+              "baseline_fields": "bench baseline fields"}
+    for target, words in stated.items():
+        assert f"{words} {EXAMPLES[target]}" in readme, target

@@ -75,3 +75,10 @@ def test_hostile_input(case, workspace, tmp_path, monkeypatch, capfd):
     assert re.search(case.message, lines[0]), lines[0]
     assert _tree(tmp_path, workspace.public) == before, "files were written"
     assert not any(workspace.sentinel.iterdir()), "code from an input ran"
+
+
+def test_the_readme_states_this_corpus():
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    modified = sum(c.exit_code == 1 for c in CASES)
+    assert f"generator of {len(CASES)} hostile inputs" in readme
+    assert f"exit 2 (1 for the {modified} modified artifacts)" in readme
