@@ -82,3 +82,26 @@ def test_the_readme_states_this_corpus():
     modified = sum(c.exit_code == 1 for c in CASES)
     assert f"generator of {len(CASES)} hostile inputs" in readme
     assert f"exit 2 (1 for the {modified} modified artifacts)" in readme
+
+
+REAL_BINARY_SAMPLE = ("ckpt-zip-memo-miss", "ckpt-runs-code-os-system", "ckpt-namespace-positional-args",
+                      "ckpt-complex-tensor", "ckpt-input-size-huge", "manifest-preprocessing.resize=6900000",
+                      "artifact-pte-bit-flip", "parity-pte-truncated", "bench-onnx-truncated",
+                      "bench--plot-in-missing-folder", "export-labels-with-onnx")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REAL_BINARY_SAMPLE)
+def test_hostile_input_through_the_installed_command(name, workspace, tmp_path):
+    """A sample of the corpus through the `casvit` executable itself: what a shell sees."""
+    import subprocess
+
+    case = next(c for c in CASES if c.name == name)
+    argv = case.build(workspace)
+    before = _tree(tmp_path)
+    done = subprocess.run([str(Path(sys.executable).parent / "casvit"), *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == case.exit_code and "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert len(lines) == 1 and re.search(case.message, lines[0]), done.stderr
+    assert _tree(tmp_path) == before and not any(workspace.sentinel.iterdir())
