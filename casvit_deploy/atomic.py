@@ -10,14 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from casvit_deploy.errors import UsageError
 
 STDOUT = "-"  # a report path meaning "print it"
+# The names of what a killed writer can leave behind (mkstemp/mkdtemp add 8 characters).
+_TEMPORARY = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?$")
+_SET_ASIDE = re.compile(r"^\.(?P<target>.+)\.old\.[a-z0-9_]{8}$")
 
 
 def file_mode(path: Path) -> int:
@@ -76,9 +81,40 @@ def replace(src: Path, dst: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Leftover:
+    """What a writer killed mid-way left in a folder: a temporary file (`set_aside` False)
+    or, from `replace`, a folder holding the previous version of `target` (True)."""
+
+    path: Path
+    target: str
+    set_aside: bool
+
+
+def leftovers(folder: Path) -> list[Leftover]:
+    """The temporaries of `atomic_path` and the set-aside folders of `replace` in `folder`."""
+    found = []
+    for entry in sorted(Path(folder).iterdir()):
+        if entry.is_file() and (match := _TEMPORARY.match(entry.name)):
+            found.append(Leftover(entry, match["target"], False))
+        elif entry.is_dir() and (match := _SET_ASIDE.match(entry.name)):
+            found.append(Leftover(entry, match["target"], True))
+    return found
+
+
+def _can_create_in(folder: Path) -> bool:
+    """True when a file can be created in `folder` (tried, not inferred from mode bits:
+    root ignores them and a read-only mount refuses everyone)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def check_writable(path: Path | str | None, option: str) -> None:
     """Refuse, before any work, a report path that cannot be written: a folder, a missing
-    or read-only folder. `-` (stdout) and None pass."""
+    or read-only folder, a read-only file. `-` (stdout) and None pass."""
     if path is None or str(path) == STDOUT:
         return
     path = Path(path)
@@ -87,5 +123,6 @@ def check_writable(path: Path | str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
     if not parent.is_dir():
         raise UsageError(f"{option} {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    effective = os.access in os.supports_effective_ids
+    if not _can_create_in(parent) or (path.exists() and not os.access(path, os.W_OK, effective_ids=effective)):
         raise UsageError(f"{option} {path}: not writable; choose another path")

@@ -58,16 +58,17 @@ def stdout_silenced():
 
 @contextlib.contextmanager
 def native_stderr_silenced():
-    """Send what native code writes to file descriptor 2 to /dev/null for the block."""
+    """Send what native code writes to file descriptor 2, or through `sys.stderr` (as
+    some bindings do when `sys.stderr` is not fd 2), to /dev/null for the block."""
     if debugging():
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(os.devnull, "w") as devnull:
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
             os.dup2(devnull.fileno(), 2)
-        yield
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

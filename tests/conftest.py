@@ -91,3 +91,30 @@ def small_export(tmp_path_factory):
         return done[fmt]
 
     return get
+
+
+SMALL_RESOLUTION = 32
+
+
+@pytest.fixture(scope="session")
+def small_artifact(tmp_path_factory, worker_id):
+    """get(format) -> a good artifact of XS at 32x32 with seeded random weights, exported
+    once per test run and shared by the xdist workers (the first exports, the others wait)."""
+    from casvit_deploy.artifacts.manifest import manifest_path
+    from casvit_deploy.export import export_model
+    from casvit_deploy.locks import folder_lock
+    from casvit_deploy.model import load_model
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base if worker_id == "master" else base.parent) / "small-artifacts"
+
+    def get(fmt: str) -> Path:
+        folder = shared / fmt
+        folder.mkdir(parents=True, exist_ok=True)
+        with folder_lock(folder, wait_s=1800):
+            done = [p for p in folder.iterdir() if not p.name.startswith(".") and manifest_path(p).is_file()]
+            if done:
+                return done[0]
+            return export_model(load_model(None, "xs"), fmt, folder, resolution=SMALL_RESOLUTION).artifact
+
+    return get

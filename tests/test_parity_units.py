@@ -13,6 +13,7 @@ import torch
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model import random_model
 from casvit_deploy.artifacts import ManifestError, Preprocessing
+from casvit_deploy.artifacts.files import artifact_sha256
 from casvit_deploy.artifacts.formats import format_for_path
 from casvit_deploy.artifacts.manifest import Manifest, ParityRecord, manifest_path
 from casvit_deploy.model.blocks import block_names
@@ -106,7 +107,7 @@ def test_input_sets_are_seeded_and_include_bundled_photographs():
 
 @pytest.mark.parametrize("kind, kwargs, message", [
     ("noise", {}, "choose one of"),
-    ("random", {"samples": 0}, "at least 1"),
+    ("random", {"samples": 0}, "from 1 to"),
     ("images", {"images_dir": "/nonexistent"}, "not a folder"),
 ])
 def test_bad_input_options_are_usage_errors(kind, kwargs, message):
@@ -152,7 +153,7 @@ def test_manifest_record_is_atomic_and_keeps_everything_else(tmp_path):
     path = manifest_path(artifact)
     path.chmod(0o640)
     before = json.loads(path.read_text())
-    Manifest.append_parity(artifact, ParityRecord("pass", "0" * 64))
+    Manifest.append_parity(artifact, ParityRecord("pass", artifact_sha256(artifact)))
     after = json.loads(path.read_text())
     assert [p["status"] for p in after.pop("parity")] == ["pass"] and before.pop("parity") == []
     assert after == before

@@ -19,6 +19,14 @@ def _show(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _number_in(value: object, lo: float, hi: float) -> bool:
+    """A JSON number (not a bool) from lo to hi; ints are compared exactly (an int too large
+    for a float is simply out of range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return (isinstance(value, int) or math.isfinite(value)) and lo <= value <= hi
+
+
 class Fields:
     """Typed access to one JSON object; `prefix` names its place in the document."""
 
@@ -53,8 +61,7 @@ class Fields:
                          and v % step == 0, expected, optional)
 
     def float(self, key: str, lo: float, hi: float, optional: bool = False) -> float | None:
-        value = self._get(key, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-                          and math.isfinite(v) and lo <= v <= hi, f"a number from {lo:g} to {hi:g}", optional)
+        value = self._get(key, lambda v: _number_in(v, lo, hi), f"a number from {lo:g} to {hi:g}", optional)
         return None if value is None else float(value)
 
     def bool(self, key: str) -> bool:
@@ -76,8 +83,6 @@ class Fields:
 
     def floats(self, key: str, length: int, lo: float, hi: float) -> tuple[float, ...]:
         def check(v):
-            return (isinstance(v, list) and len(v) == length and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and lo <= x <= hi
-                for x in v))
+            return isinstance(v, list) and len(v) == length and all(_number_in(x, lo, hi) for x in v)
         return tuple(float(x) for x in self._get(key, check, f"a list of {length} numbers from {lo:g} to {hi:g}",
                                                  False))

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from casvit_deploy import atomic
 from casvit_deploy.artifacts.fields import FieldError, Fields
+from casvit_deploy.artifacts.files import artifact_sha256
 from casvit_deploy.artifacts.formats import FORMATS, get_format
 from casvit_deploy.artifacts.options import from_record, to_record
 from casvit_deploy.artifacts.preprocessing import NORMALIZED_BY, RESIZE_MODES, Preprocessing
 from casvit_deploy.errors import UsageError
+from casvit_deploy.locks import folder_lock
 from casvit_deploy.model.loading import (
     RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
 )
@@ -33,10 +35,16 @@ MAX_CLASSES = 100_000
 MAX_SEED = 2**63 - 1
 PARITY_STATUSES = ("pass", "fail", "not run", "interrupted")
 SHA256_LEN = 64
+RECORD_LOCK_WAIT_S = 10.0  # how long adding a parity record waits for an export into the folder
+MAX_RESIZE_RATIO = 2  # the reference resizes to crop / 0.875; a manifest may not ask for much more
 
 
 class ManifestError(UsageError):
     """A manifest that is missing, unreadable or invalid."""
+
+
+class StaleRecord(UsageError):
+    """A parity record about bytes that are no longer the artifact's (not recorded)."""
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -59,6 +67,42 @@ class TensorSpec:
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout,
                 "description": self.description}
+
+    def differences(self, found: "TensorSpec", what: str) -> list[str]:
+        """How `found` (read from the artifact) differs from this spec (the manifest's) in
+        name, shape or dtype. A named dimension here matches any size there (a free batch)."""
+        out = []
+        if found.name != self.name:
+            out.append(f"{what} is named {found.name!r}, the manifest says {self.name!r}")
+        if len(found.shape) != len(self.shape) or not all(map(_same_dim, self.shape, found.shape)):
+            out.append(f"{what} {self.name!r} has shape {list(found.shape)}, the manifest says {list(self.shape)}")
+        if found.dtype != self.dtype:
+            out.append(f"{what} {self.name!r} has dtype {found.dtype}, the manifest says {self.dtype}")
+        return out
+
+
+def _same_dim(want: int | str, have: int | str) -> bool:
+    """A recorded size must match; a recorded dimension name matches any size or that name."""
+    return have == want or (isinstance(want, str) and isinstance(have, int))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An artifact's inputs and outputs, as its manifest records them or as read from the
+    artifact itself (`Runner.signature`)."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def differences(self, found: "Signature") -> list[str]:
+        """Every way `found` (the artifact's own) differs from this one (the manifest's)."""
+        out = []
+        for what, want, have in (("input", self.inputs, found.inputs), ("output", self.outputs, found.outputs)):
+            if len(have) != len(want):
+                out.append(f"{len(have)} {what}(s), the manifest says {len(want)}")
+            for i, (w, h) in enumerate(zip(want, have)):
+                out += w.differences(h, f"{what} {i}")
+        return out
 
 
 @dataclass(frozen=True)
@@ -176,6 +220,10 @@ class Manifest:
         return list(self.head.outputs) if self.head is Head.CLASSIFIER else (self.output_names or ["logits"])
 
     @property
+    def signature(self) -> Signature:
+        return Signature(tuple(self.inputs), tuple(self.outputs))
+
+    @property
     def latest_parity(self) -> ParityRecord | None:
         return self.parity[-1] if self.parity else None
 
@@ -223,7 +271,17 @@ class Manifest:
             details=f.obj("details").data, head=Head(f.str("head", tuple(h.value for h in Head), optional=True)
                                                      or Head.LOGITS),
             parity=[_parity(Fields(p, f"parity[{i}].")) for i, p in enumerate(f.list("parity", 1000))],
-            quantization=_quantization(f.obj("quantization", optional=True)))
+            quantization=_quantization(f.obj("quantization", optional=True)))._consistent(f)
+
+    def _consistent(self, f: Fields) -> "Manifest":
+        """Fields that must agree with each other: the preprocessing crops to the resolution
+        and resizes to at most MAX_RESIZE_RATIO times it (no outsized images are made)."""
+        pre = Fields(f.data["preprocessing"], "preprocessing.")
+        if self.preprocessing.crop != self.resolution:
+            pre.fail("crop", f"the resolution, {self.resolution}")
+        if not self.preprocessing.crop <= self.preprocessing.resize <= MAX_RESIZE_RATIO * self.preprocessing.crop:
+            pre.fail("resize", f"from the crop to {MAX_RESIZE_RATIO} times it")
+        return self
 
     # --- files ---------------------------------------------------------------------------
 
@@ -260,11 +318,20 @@ class Manifest:
         atomic.write_json(manifest_path(artifact), self.to_dict())
 
     @classmethod
-    def append_parity(cls, artifact: Path, record: ParityRecord) -> "Manifest":
-        """Add `record` to the manifest on disk now (re-read, so nothing else is lost)."""
-        manifest = cls.load(artifact)
-        manifest.parity.append(record)
-        manifest.save(artifact)
+    def append_parity(cls, artifact: Path, record: ParityRecord, export_sha256: str | None = None) -> "Manifest":
+        """Add `record` to the manifest on disk now (re-read, so nothing else is lost), under
+        the folder's lock. StaleRecord, and nothing written, unless the artifact still has the
+        bytes the record is about (`record.sha256`) and, with `export_sha256`, the manifest
+        still describes the export that was checked."""
+        artifact = Path(artifact)
+        with folder_lock(artifact.parent, wait_s=RECORD_LOCK_WAIT_S):
+            manifest = cls.load(artifact)
+            if export_sha256 is not None and manifest.sha256 != export_sha256:
+                raise StaleRecord(f"{artifact.name} was exported again while it was checked")
+            if record.sha256 is not None and artifact_sha256(artifact) != record.sha256:
+                raise StaleRecord(f"{artifact.name} changed while it was checked")
+            manifest.parity.append(record)
+            manifest.save(artifact)
         return manifest
 
     # --- the reference model -------------------------------------------------------------

@@ -10,13 +10,15 @@ raise it on shared or throttling machines.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from casvit_deploy.bench.results import SCHEMA, BenchReport, BenchResult
+from casvit_deploy.bench.results import KEY_FIELDS, SCHEMA, BenchReport, BenchResult
 from casvit_deploy.errors import UsageError
 
 DEFAULT_THRESHOLD_PCT = 10.0
+MAX_LATENCY_MS = 1e9  # no timed call takes longer (11 days); larger p50 values are not latencies
 
 
 @dataclass(frozen=True)
@@ -39,14 +41,35 @@ def load_baseline(path: Path) -> BenchReport:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UsageError(f"baseline {path} does not exist") from None
-    except (OSError, ValueError) as err:
-        raise UsageError(f"baseline {path} is not readable JSON: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise UsageError(f"baseline {path} is not readable JSON: {str(err)[:120] or type(err).__name__}") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise UsageError(f"baseline {path} is not a casvit bench report (expected schema {SCHEMA})")
     try:
-        return BenchReport.from_dict(data)
-    except (KeyError, TypeError) as err:
+        report = BenchReport.from_dict(data)
+    except (KeyError, TypeError, AttributeError) as err:
         raise UsageError(f"baseline {path} is missing result fields ({err})") from None
+    for index, result in enumerate(report.results):
+        _check_result(result, f"baseline {path}: results[{index}]")
+    return report
+
+
+def _check_result(result: BenchResult, where: str) -> None:
+    """UsageError unless `result` can be compared: scalar key fields, a p50 above zero."""
+    for name in KEY_FIELDS:
+        value = getattr(result, name)
+        if not (value is None or isinstance(value, (str, int, float))):
+            raise UsageError(f"{where}.{name} is a {type(value).__name__}, not a value")
+    p50 = result.stats.p50_ms
+    if isinstance(p50, bool) or not isinstance(p50, (int, float)) or not 0 < p50 <= MAX_LATENCY_MS:
+        raise UsageError(f"{where}.p50_ms is {p50!r:.40}; a latency must be a number above 0 (ms)")
+
+
+def check_threshold(threshold_pct: float) -> float:
+    """`threshold_pct` if it is a finite percentage >= 0; UsageError otherwise."""
+    if not (isinstance(threshold_pct, (int, float)) and math.isfinite(threshold_pct) and threshold_pct >= 0):
+        raise UsageError(f"--threshold {threshold_pct}: must be a finite percentage >= 0")
+    return threshold_pct
 
 
 def classify(baseline_ms: float, current_ms: float, threshold_pct: float) -> str:
@@ -60,8 +83,7 @@ def classify(baseline_ms: float, current_ms: float, threshold_pct: float) -> str
 
 def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float) -> list[Change]:
     """One Change per key in either run, current results first in their order."""
-    if threshold_pct < 0:
-        raise UsageError(f"--threshold {threshold_pct} must be >= 0 (a percentage)")
+    check_threshold(threshold_pct)
     base = {r.key(): r.stats.p50_ms for r in baseline}
     changes = []
     for r in current:

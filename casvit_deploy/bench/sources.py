@@ -10,6 +10,7 @@ from casvit_deploy.bench.backends import BACKENDS
 from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model.loading import check_resolution, load_model
+from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Delegate
 
 
@@ -19,11 +20,11 @@ def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resol
         if len(variants) > 1:
             raise UsageError("give one --variant with --checkpoint (it names the checkpoint's architecture)")
         loaded = load_model(checkpoint, variants[0] if variants else None, ema)
-        return [ModelSource(checkpoint.stem, loaded, check_resolution(resolution or loaded.native_resolution))]
+        return [ModelSource(checkpoint.stem, loaded, loaded.input_resolution(resolution))]
     sources = []
     for name in dict.fromkeys(variants or ["xs"]):
         loaded = load_model(variant=name)
-        sources.append(ModelSource(loaded.variant, loaded, check_resolution(resolution or loaded.native_resolution)))
+        sources.append(ModelSource(loaded.variant, loaded, loaded.input_resolution(resolution)))
     return sources
 
 
@@ -59,3 +60,9 @@ def _reference(manifest: Manifest, artifact: Path):
         return manifest.reference_model(artifact), ""
     except UsageError as err:
         return None, f"no eager baseline: {err}"
+
+
+def check_loads(artifact: Path) -> None:
+    """UsageError (exit 2) with the reason when `artifact` does not load, before any timing."""
+    with open_runner(artifact):
+        pass

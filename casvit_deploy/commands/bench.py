@@ -110,26 +110,31 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
           compare: report_option("--compare", "A saved --json report: print the change, exit 1 on regression.") = None,
           threshold: ThresholdOpt = 10.0) -> None:
     """Time CAS-ViT on each backend: latency percentiles, throughput, cold start, memory, speed-up."""
+    from dataclasses import replace
+
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
+    from casvit_deploy.bench.compare import check_threshold, load_baseline, regressions
     from casvit_deploy.bench.compare import compare as compare_runs
-    from casvit_deploy.bench.compare import load_baseline, regressions
-    from casvit_deploy.bench.sources import artifact_source, model_sources
+    from casvit_deploy.bench.sources import artifact_source, check_loads, model_sources
     from casvit_deploy.bench.tables import compare_table
     from casvit_deploy.paths import CACHE
 
     schedule = Schedule.from_options(warmup, iters, min_time)
     check_report_paths(json=json, csv=csv, markdown=markdown, plot=plot)
+    check_threshold(threshold)
     baseline = load_baseline(compare) if compare else None
+    config = BenchConfig((), device, tuple(batch), tuple(precision), _forms(no_rewrite, both_forms),
+                         _default_threads() if threads is None else threads, schedule, rounds, channels_last,
+                         compile_mode, cache_dir=cache_dir or CACHE, baseline=not no_baseline)
     if artifacts:
         sources = [artifact_source(a, resolution) for a in artifacts]
         chosen, skipped = select_backends(sorted({s.artifact_backend for s in sources}), device)
+        for source in sources:
+            check_loads(source.artifact)
     else:
         chosen, skipped = select_backends(split_values(backend), device)
         sources = model_sources(split_values(variant), checkpoint, ema, resolution)
-    config = BenchConfig(chosen, device, tuple(batch), tuple(precision), _forms(no_rewrite, both_forms),
-                         threads or _default_threads(), schedule, rounds, channels_last, compile_mode,
-                         cache_dir=cache_dir or CACHE, baseline=not no_baseline)
-    report = _run(sources, config, skipped)
+    report = _run(sources, replace(config, backends=chosen), skipped)
     _write_outputs(report, json, csv, markdown, plot)
     machine_output = any(to_stdout(p) for p in (json, csv, markdown))
     if not machine_output:

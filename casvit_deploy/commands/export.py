@@ -84,11 +84,14 @@ def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
     return "not run", reason
 
 
-def parity_gate(loaded):
+def parity_gate(loaded, check: bool = True):
     """The export gate: (status, reason) of the parity check of a staged artifact, recorded
-    in its manifest ("not run" with the reason when the check cannot run); "fail" stops
-    the artifact from being published."""
+    in its manifest ("not run" with the reason when the check cannot run or `check` is
+    off); "fail" stops the artifact from being published."""
     from casvit_deploy.errors import CasvitError
+
+    if not check:
+        return lambda staged, final: _not_run(staged, "skipped with --no-check")
 
     def gate(staged: Path, final: Path) -> tuple[str, str]:
         try:
@@ -114,12 +117,39 @@ def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool,
         result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
                               dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
                               force=request.force, options=request.options[fmt.name],
-                              progress=_progress(status, fmt.name), gate=parity_gate(loaded) if check else None)
+                              progress=_progress(status, fmt.name), gate=parity_gate(loaded, check))
     except ParityFailure as err:
         return Row(fmt.name, "failed", parity="fail", reason=str(err))
     parity, reason = result.gate or ("", "")
     return Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds, parity, reason,
                result.notes)
+
+
+def _option_defaults(fmt) -> dict:
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(fmt.options)}
+
+
+def check_format_flags(formats, flags: dict) -> None:
+    """UsageError for a format option given (not None) and set away from its default that no
+    chosen format takes (e.g. --labels with -f onnx), and for a --labels file that is not
+    there."""
+    from casvit_deploy.artifacts.formats import FORMATS
+    from casvit_deploy.errors import UsageError
+    from casvit_deploy.export.labels import is_imagenet
+
+    for name, value in flags.items():
+        owners = [f for f in FORMATS.values() if name in _option_defaults(f)]
+        if value is None or not owners or value == _option_defaults(owners[0])[name] or any(
+                f in owners for f in formats):
+            continue
+        flag = "--" + name.replace("_", "-")
+        raise UsageError(f"{flag} applies to {' and '.join(f.name for f in owners)} only, which is not among the "
+                         f"formats chosen; add -f {owners[0].name} or drop {flag}")
+    labels = flags.get("labels")
+    if labels is not None and not is_imagenet(labels) and not Path(labels).is_file():
+        raise UsageError(f"--labels {labels}: no such file")
 
 
 def _table(rows: list[Row], weights: str) -> Table:
@@ -228,10 +258,11 @@ def export(
              "description": description, "allow_portable": allow_portable, "delegate": delegate,
              "int8": _int8_options(precision, calibration, calibration_samples, calibration_method,
                                    split_values(keep_float), auto_keep_float, min_cosine, quantize_residual)}
+    check_format_flags(formats, flags)
     options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
     with Console(stderr=True).status("load"):
         loaded = load_model(checkpoint, variant, ema)
-    request = Request(resolution or loaded.native_resolution, batch, dynamic_batch, precision,
+    request = Request(loaded.input_resolution(resolution), batch, dynamic_batch, precision,
                       Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
     rows = _run_all(loaded, formats, request, out, check)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))

@@ -19,11 +19,11 @@ from casvit_deploy.commands.common import (
 def describe(checkpoint=None, variant=None, ema=False, resolution=None) -> dict:
     """Everything `info` reports, as plain data."""
     from casvit_deploy.analysis import count_params, macs_per_stage, op_census
-    from casvit_deploy.model import check_resolution, get_variant, load_model
+    from casvit_deploy.model import get_variant, load_model
     from casvit_deploy.rewrite import PASSES, to_deploy
 
     loaded = load_model(checkpoint, variant, ema)
-    resolution = check_resolution(resolution or loaded.native_resolution)
+    resolution = loaded.input_resolution(resolution)
     deployed, applied = to_deploy(loaded.model)
     spec = get_variant(loaded.variant)
     upstream_ops, deploy_ops = op_census(loaded.model), op_census(deployed)

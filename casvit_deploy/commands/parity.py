@@ -93,6 +93,9 @@ def parity(
     per_block: Annotated[bool, typer.Option("--per-block", help="Always compare every block (also on pass).")] = False,
     engine: Annotated[CoreMLEngine, typer.Option("--engine", help="What executes CoreML packages.",
                                                  case_sensitive=False)] = CoreMLEngine.AUTO,
+    allow_modified: Annotated[bool, typer.Option(
+        "--allow-modified", help="Check an artifact that differs from its manifest (e.g. post-processed) as it is, "
+        "recording its new sha256; without it such an artifact fails.")] = False,
     json: JsonOpt = None,
     junit: report_option("--junit", "Write JUnit XML here ('-': print it).") = None,
 ) -> None:
@@ -104,24 +107,33 @@ def parity(
     from casvit_deploy.errors import ParityFailure
     from casvit_deploy.numerics import ThresholdOverrides
     from casvit_deploy.parity import check_artifact
+    from casvit_deploy.parity.inputs import check_samples
     from casvit_deploy.parity.writers import to_json, to_junit
 
     check_report_paths(json=json, junit=junit)
+    check_samples(samples)
     overrides = ThresholdOverrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_top1=min_top1,
                                    min_snr_db=min_snr_db, min_top5=min_top5)
     for artifact in artifacts:
         format_for_path(artifact)
     reports = [check_artifact(a, checkpoint=checkpoint, inputs=inputs, images_dir=images, samples=samples,
-                              per_block=per_block, engine=engine, overrides=overrides) for a in artifacts]
+                              per_block=per_block, engine=engine, overrides=overrides,
+                              allow_modified=allow_modified) for a in artifacts]
     if not (to_stdout(json) or to_stdout(junit)):
         _print_reports(reports)
     emit(json, lambda: to_json(reports))
     emit(junit, lambda: to_junit(reports))
     failed = [r for r in reports if not r.passed]
     if failed:
-        where = "; ".join(f"{Path(r.artifact).name}: first divergent block "
-                          f"{r.localization.first_divergent if r.localization else 'unknown'}" for r in failed)
+        where = "; ".join(f"{Path(r.artifact).name}: {_why(r)}" for r in failed)
         raise ParityFailure(f"parity failed for {len(failed)} of {len(reports)} artifacts ({where})")
+
+
+def _why(report) -> str:
+    """What failed, in a few words: the artifact differs from its manifest, or where it diverges."""
+    if report.integrity is not None and report.integrity.failures:
+        return f"differs from its manifest: {report.integrity.failures[0]}"
+    return f"first divergent block {report.localization.first_divergent if report.localization else 'unknown'}"
 
 
 def _print_reports(reports) -> None:

@@ -15,7 +15,7 @@ from casvit_deploy.export.base import ExportJob, Progress, no_progress
 from casvit_deploy.export.graph import block_outputs
 from casvit_deploy.export.record import build_manifest, embedded_metadata
 from casvit_deploy.export.registry import exporter_for
-from casvit_deploy.export.staging import ensure_writable, publish, refuse_overwrite, staging_dir
+from casvit_deploy.export.staging import output_folder, publish, refuse_overwrite, staging_dir
 from casvit_deploy.export.verify import load_check
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
@@ -119,10 +119,13 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
                  progress: Progress | None = None, gate: Gate | None = None) -> ExportResult:
     """Export `loaded` as `fmt` into `out_dir`: a load-checked artifact + manifest, or nothing.
 
-    Raises UsageError/BackendMissingError for bad requests (before any work) and
+    `verify(staged, final)` runs on the finished artifact before it is published (the
+    post-export parity check), so an interrupted check leaves the previous artifact in
+    place. Raises UsageError/BackendMissingError for bad requests (before any work) and
     ExportError when the backend fails; an existing artifact is replaced only with `force`.
     With `gate` (the parity check), the staged artifact is published only if it does not
     fail (ParityFailure otherwise); the gate records its result in the manifest.
+    One export at a time writes to `out_dir` (FolderBusy, a UsageError, for a second).
     """
     progress = progress or no_progress
     started = time.perf_counter()
@@ -130,25 +133,26 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     precision = choice(Precision, precision, "--precision") if precision is not None else fmt.default_precision
     options = fmt.options() if options is None else options
     exporter = _validate(loaded, fmt, resolution, batch, precision, options)
-    out_dir = ensure_writable(Path(out_dir))
-    final = out_dir / (artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch) + fmt.suffix)
-    refuse_overwrite(final, force)
-    progress("rewrite")
-    model, passes = deploy_form(loaded.model, form, tuple(disable))
-    preprocessing = Preprocessing.for_resolution(resolution)
-    with staging_dir(out_dir) as staging:
-        job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
-                        loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes), options,
-                        preprocessing, progress=progress,
-                        check=lambda path, program, head=Head.LOGITS, **how: load_check(path, job, program, head,
-                                                                                        **how))
-        output = _run_exporter(fmt, exporter, job)
-        progress("save")
-        manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
-                                  block_outputs(output.program, model), time.perf_counter() - started)
-        manifest.save(job.artifact)
-        progress("parity" if gate else "publish")
-        outcome = _run_gate(gate, job.artifact, final, fmt)
-        publish(job.artifact, final, force)
-    manifest = Manifest.load(final) if outcome else manifest  # with the gate's parity record
+    name = artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch) + fmt.suffix
+    with output_folder(Path(out_dir)) as out_dir:
+        final = out_dir / name
+        refuse_overwrite(final, force)
+        progress("rewrite")
+        model, passes = deploy_form(loaded.model, form, tuple(disable))
+        preprocessing = Preprocessing.for_resolution(resolution)
+        with staging_dir(out_dir) as staging:
+            job = ExportJob(model, staging / final.name, resolution, batch, dynamic_batch, precision,
+                            loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes),
+                            options, preprocessing, progress=progress,
+                            check=lambda path, program, head=Head.LOGITS, **how: load_check(path, job, program,
+                                                                                            head, **how))
+            output = _run_exporter(fmt, exporter, job)
+            progress("save")
+            manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,
+                                      block_outputs(output.program, model), time.perf_counter() - started)
+            manifest.save(job.artifact)
+            progress("parity" if gate else "publish")
+            outcome = _run_gate(gate, job.artifact, final, fmt)
+            manifest = Manifest.load(job.artifact) if outcome else manifest  # with the gate's parity record
+            publish(job.artifact, final, force)
     return ExportResult(final, manifest, manifest_path(final), manifest.export_seconds, output.notes, outcome)

@@ -30,14 +30,13 @@ from casvit_deploy.export.coreml_metadata import describe
 from casvit_deploy.export.graph import append_softmax, export_program
 from casvit_deploy.export.labels import is_imagenet, read_labels
 from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD
-from casvit_deploy.runtime.mil.loader import load_mlpackage
+from casvit_deploy.runtime.mil.loader import load_mlpackage, tensor_spec
 from casvit_deploy.settings import Head, Precision
 
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
 FORBIDDEN_OPS = ("batch_norm",)
 BN_FOLDS = ("fold_conv_bn", "fold_prenorm_bn", "fold_head_norm")
 CLASSIFIER_OUTPUTS = ("classLabel", "classLabel_probs")  # coremltools' names: top label, probabilities
-MULTIARRAY_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "int32"}
 
 
 def deployment_target(name: str):
@@ -105,23 +104,6 @@ def _convert(job: ExportJob, model, labels: list[str] | None):
     return program, mlmodel
 
 
-def _spec(desc, layout: str, classes: int) -> TensorSpec:
-    kind = desc.type.WhichOneof("Type")
-    text = desc.shortDescription
-    if kind == "imageType":
-        t = desc.type.imageType
-        return TensorSpec(desc.name, (1, 3, t.height, t.width), "uint8 image (RGB 0-255)", "NCHW", text)
-    if kind == "multiArrayType":
-        t = desc.type.multiArrayType
-        dtype = MULTIARRAY_DTYPES.get(t.dataType, str(t.dataType))
-        return TensorSpec(desc.name, tuple(t.shape), dtype, layout, text)
-    if kind == "dictionaryType":
-        return TensorSpec(desc.name, (classes,), "dictionary (label -> float64 probability)", None, text)
-    if kind == "stringType":
-        return TensorSpec(desc.name, (1,), "string", None, text)
-    return TensorSpec(desc.name, (), kind, None, text)
-
-
 def _classifier_tail(function) -> list[str]:
     """The non-const ops that end a classifier's program, from its softmax to `classify`."""
     ops = [op.op_type for op in function.operations if op.op_type != "const"]
@@ -153,8 +135,8 @@ def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: b
     bad = [op for op in FORBIDDEN_OPS if ops.get(op)] if deploy_form else []
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")
-    inputs = [_spec(d, "NCHW", job.num_classes) for d in spec.description.input]
-    outputs = [_spec(d, "NC", job.num_classes) for d in spec.description.output]
+    inputs = [tensor_spec(d, "NCHW", job.num_classes) for d in spec.description.input]
+    outputs = [tensor_spec(d, "NC", job.num_classes) for d in spec.description.output]
     _check_interface(inputs, outputs, function, job, classifier)
     facts = {"mil_ops": dict(sorted(ops.items())), "spec_version": spec.specificationVersion}
     if classifier:

@@ -23,6 +23,7 @@ from casvit_deploy.export.delegable import keepdim_spatial_means
 from casvit_deploy.export.describe import input_text, output_text
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.verify import LoadCheck
+from casvit_deploy.runtime.executorch import INPUT_NAME, output_names
 from casvit_deploy.settings import Delegate, Precision
 
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
@@ -72,9 +73,10 @@ def _refuse_portable(report: dict, delegate: Delegate) -> None:
 
 def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
     n = "batch" if job.dynamic_batch else job.batch
-    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW",
+    return ([TensorSpec(INPUT_NAME, (n, 3, job.resolution, job.resolution), "float32", "NCHW",
                         input_text(job.preprocessing))],
-            [TensorSpec("logits", (n, job.num_classes), "float32", "NC", output_text("logits", job.num_classes))])
+            [TensorSpec(output_names(1)[0], (n, job.num_classes), "float32", "NC",
+                        output_text("logits", job.num_classes))])
 
 
 def _check(job: ExportJob, program, delegate: Delegate, images=None):

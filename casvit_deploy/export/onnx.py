@@ -19,6 +19,7 @@ measured here.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from casvit_deploy.artifacts.formats import FORMATS
@@ -32,6 +33,7 @@ from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.mobile_usability import check_mobile_usability
 from casvit_deploy.export.onnx_opset import EXPORTER_MIN_OPSET, convert_down, ir_version_for, min_onnxruntime
 from casvit_deploy.settings import Precision
+from casvit_deploy.runtime.onnx import onnx_signature
 
 INPUT, OUTPUT = "image", "logits"
 ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU rewrite), best first
@@ -100,17 +102,9 @@ def _finish(path: Path, job: ExportJob, rewrite_gelus: bool) -> dict:
 
 
 def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Input and output specs read back from the saved graph."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-
-    def spec(value, layout):
-        dims = tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
-        return TensorSpec(value.name, dims, dtype, layout, value.doc_string)
-
-    return [spec(v, "NCHW") for v in graph.input], [spec(v, "NC") for v in graph.output]
+    """Input and output specs read back from the saved graph (as parity reads them), with layouts."""
+    found = onnx_signature(path)
+    return ([replace(s, layout="NCHW") for s in found.inputs], [replace(s, layout="NC") for s in found.outputs])
 
 
 def versions(path: Path) -> dict:

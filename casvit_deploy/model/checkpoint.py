@@ -4,6 +4,10 @@ Accepted: official training checkpoints (`model`, optional `model_ema`, `optimiz
 `epoch`, `scaler`, `args` as an `argparse.Namespace`), bare state dicts, `state_dict`-keyed
 files (mmcv detection/segmentation), keys prefixed `module.`/`_orig_mod.`/`backbone.`,
 and `.safetensors`. The only class allowed through the unpickler is `argparse.Namespace`.
+
+Everything read is untrusted: any failure of the unpickler is a CheckpointError, and the
+state dict is checked before a model sees it (string keys; dense, real, finite floating-point
+tensors whose storage holds their data; the shapes the architecture needs).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from casvit_deploy.model.variants import VARIANTS
 SAFE_GLOBALS = [argparse.Namespace]
 KEY_PREFIXES = ("module.", "_orig_mod.", "backbone.")
 STATE_DICT_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
+WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+COUNTERS = ("num_batches_tracked",)  # integer buffers that carry no weights
+MAX_CLASSES = 100_000
+TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
 
 
 @dataclass
@@ -62,6 +70,8 @@ def _sniff_foreign(path: Path, head: bytes) -> str | None:
         return "an ExecuTorch program"
     if path.suffix in (".mlpackage", ".mlmodel"):
         return "a CoreML model"
+    if set(head) <= TEXT_BYTES:
+        return "a text file"
     return None
 
 
@@ -77,19 +87,25 @@ def _read_torch(path: Path) -> object:
             f"refused {path}: it asks the unpickler for {found.group(1)}, which a weights-only "
             "checkpoint never needs (nothing was executed); re-save it with torch.save(state_dict)"
         ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
-        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
-        raise CheckpointError(f"{path} is truncated or corrupt ({reason}); download it again") from None
+    except Exception as err:  # noqa: BLE001  the unpickler fails on malformed data in many ways
+        raise CheckpointError(f"{path} is truncated or corrupt ({_reason(err)}); download it again") from None
+
+
+def _reason(err: Exception) -> str:
+    """The first line of an exception, with its type when the message alone says little."""
+    text = (str(err).strip().splitlines() or [""])[0][:120]
+    if isinstance(err, (RuntimeError, EOFError, ValueError, OSError)) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _read_safetensors(path: Path) -> dict:
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({err}); download it again") from None
+    except Exception as err:  # noqa: BLE001  malformed headers fail in many ways
+        raise CheckpointError(f"{path} is not a valid safetensors file ({_reason(err)}); download it again") from None
 
 
 def read_raw(path: Path) -> object:
@@ -133,6 +149,50 @@ def select_state_dict(raw: object, path: Path, ema: bool) -> tuple[dict, bool, b
     )
 
 
+def check_tensors(state_dict: dict, path: Path) -> None:
+    """CheckpointError naming the first entry that cannot be a CAS-ViT weight: a key that is
+    not a string; a sparse, meta, quantized or non-floating-point tensor (integer counters
+    aside); a tensor whose storage is smaller than its data; NaN or Inf values."""
+    for key, tensor in state_dict.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{path}: state dict key {key!r:.40} is not a string (parameter names are)")
+        _refuse(path, key, _tensor_problem(key, tensor))
+    weights = [(k, t) for k, t in state_dict.items() if t.dtype in WEIGHT_DTYPES and t.numel()]
+    if weights and not _all_finite([t for _, t in weights]):
+        for key, tensor in weights:
+            if not bool(torch.isfinite(tensor).all()):
+                _refuse(path, key, f"holds {int((~torch.isfinite(tensor)).sum())} NaN/Inf value(s)")
+
+
+def _refuse(path: Path, key: str, problem: str | None) -> None:
+    if problem:
+        raise CheckpointError(f"{path}: tensor {key[:120]} {problem}; a CAS-ViT weight must be a dense, "
+                              "finite floating-point tensor")
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """No NaN or Inf in any of `tensors` (one pass over their values joined: hundreds of
+    small per-tensor ops cost far more than one large one)."""
+    return bool(torch.isfinite(torch.cat([t.reshape(-1).float() for t in tensors])).all())
+
+
+def _tensor_problem(key: str, tensor: torch.Tensor) -> str | None:
+    """What makes `tensor` unusable as a weight, apart from its values; None if nothing."""
+    if tensor.layout is not torch.strided:
+        return f"has layout {tensor.layout} (sparse)"
+    if tensor.is_meta:
+        return "is a meta tensor (it has no data)"
+    if tensor.is_quantized:
+        return f"is quantized ({tensor.dtype})"
+    if key.rsplit(".", 1)[-1] in COUNTERS:
+        return None
+    if tensor.dtype not in WEIGHT_DTYPES:
+        return f"has dtype {str(tensor.dtype).removeprefix('torch.')}"
+    if tensor.numel() and tensor.untyped_storage().nbytes() < tensor.numel() * tensor.element_size():
+        return f"claims {tuple(tensor.shape)} but its storage holds {tensor.untyped_storage().nbytes()} bytes"
+    return None
+
+
 def normalize_keys(state_dict: dict) -> dict:
     """Strip wrapper prefixes; for `backbone.`-prefixed files keep only the backbone."""
     if any(k.startswith("backbone.") for k in state_dict):
@@ -149,23 +209,30 @@ def normalize_keys(state_dict: dict) -> dict:
     return out
 
 
-def _stage_layout(sd: dict) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _weight(sd: dict, key: str, ndim: int, path: Path) -> torch.Tensor:
+    """sd[key], which must have `ndim` dimensions."""
+    weight = sd[key]
+    if weight.dim() != ndim:
+        raise CheckpointError(f"{path}: {key} has shape {tuple(weight.shape)}, expected {ndim} dimensions")
+    return weight
+
+
+def _stage_layout(sd: dict, path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(blocks per stage, channels per stage) read from tensor names and shapes."""
     layers, dims = [], []
     for stage in (0, 2, 4, 6):
         prefix = f"network.{stage}."
         blocks = {k[len(prefix):].split(".")[0] for k in sd if k.startswith(prefix)}
-        weight = sd.get(f"{prefix}0.attn.dwc.weight")
-        if weight is None:
+        if f"{prefix}0.attn.dwc.weight" not in sd:
             raise CheckpointError(f"missing key {prefix}0.attn.dwc.weight: this is not a CAS-ViT checkpoint")
         layers.append(len(blocks))
-        dims.append(int(weight.shape[0]))
+        dims.append(int(_weight(sd, f"{prefix}0.attn.dwc.weight", 4, path).shape[0]))
     return tuple(layers), tuple(dims)
 
 
 def infer_variant(sd: dict, path: Path) -> str:
     """The variant whose (layers, dims) match the state dict's tensors."""
-    layers, dims = _stage_layout(sd)
+    layers, dims = _stage_layout(sd, path)
     for variant in VARIANTS.values():
         if variant.layers == layers and variant.dims == dims:
             return variant.name
@@ -190,12 +257,36 @@ def _load_strict(model: CASViT, sd: dict, path: Path) -> None:
             raise CheckpointError(
                 f"{path}: {key} has shape {tuple(sd[key].shape)}, expected {tuple(tensor.shape)}"
             )
-    model.load_state_dict({k: sd[k] for k in expected}, strict=True)
+    try:
+        model.load_state_dict({k: sd[k] for k in expected}, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the weights do not load ({_reason(err)})") from None
 
 
-def _args_field(raw: object, name: str):
+def _num_classes(sd: dict, fork_feat: bool, path: Path) -> int:
+    """Classes of the classifier head (0 for a dense-prediction backbone, 1000 without a head)."""
+    if fork_feat:
+        return 0
+    if "head.weight" not in sd:
+        return 1000
+    classes = int(_weight(sd, "head.weight", 2, path).shape[0])
+    if not 1 <= classes <= MAX_CLASSES:
+        raise CheckpointError(f"{path}: head.weight has {classes} classes; expected 1 to {MAX_CLASSES}")
+    return classes
+
+
+def _input_size(raw: object, path: Path) -> int | None:
+    """The training resolution recorded in `args.input_size` (an int, or timm's (3, H, H)),
+    None when absent; anything else is refused. Its range is checked where it is used."""
     args = raw.get("args") if isinstance(raw, dict) else None
-    return getattr(args, name, None) if isinstance(args, argparse.Namespace) else None
+    size = vars(args).get("input_size") if isinstance(args, argparse.Namespace) else None
+    if isinstance(size, (list, tuple)) and len(size) == 3 and size[0] == 3 and size[1] == size[2]:
+        size = size[1]
+    if size is None or (isinstance(size, int) and not isinstance(size, bool)):
+        return size
+    shown = repr(size) if isinstance(size, (str, float, list, tuple)) else type(size).__name__
+    raise CheckpointError(f"{path}: args.input_size is {shown[:40]}, not an image size (an integer); "
+                          "re-save the checkpoint without it")
 
 
 def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = False) -> tuple[CASViT, CheckpointInfo]:
@@ -207,6 +298,8 @@ def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = Fa
     path = Path(path)
     raw = read_raw(path)
     sd, has_ema, used_ema = select_state_dict(raw, path, ema)
+    check_tensors(sd, path)
+    input_size = _input_size(raw, path)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in normalize_keys(sd).items()}
     found = infer_variant(sd, path)
     if variant is not None and variant.lower() != found:
@@ -214,7 +307,7 @@ def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = Fa
             f"{path} holds CAS-ViT-{found.upper()}, not {variant.upper()}: pass --variant {found} or omit --variant"
         )
     fork_feat = "head.weight" not in sd and "norm0.weight" in sd
-    num_classes = 0 if fork_feat else int(sd["head.weight"].shape[0]) if "head.weight" in sd else 1000
+    num_classes = _num_classes(sd, fork_feat, path)
     distillation = "dist_head.weight" in sd
     model = build_model(found, num_classes=num_classes or 1000, distillation=distillation, fork_feat=fork_feat)
     _load_strict(model, sd, path)
@@ -222,6 +315,6 @@ def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = Fa
     info = CheckpointInfo(
         path=str(path), sha256=sha256_of(path), variant=found, num_classes=num_classes,
         distillation=distillation, fork_feat=fork_feat, has_ema=has_ema, used_ema=used_ema,
-        epoch=epoch if isinstance(epoch, int) else None, input_size=_args_field(raw, "input_size"),
+        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None, input_size=input_size,
     )
     return model.eval(), info

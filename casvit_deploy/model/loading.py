@@ -41,9 +41,17 @@ class LoadedModel:
 
     @property
     def native_resolution(self) -> int:
-        """The checkpoint's training resolution when recorded, else 224."""
+        """The checkpoint's training resolution when recorded, else 224; a recorded one that
+        no artifact can have is a UsageError that says where it came from."""
         size = self.checkpoint.input_size if self.checkpoint else None
-        return size if isinstance(size, int) and size % RESOLUTION_STEP == 0 else DEFAULT_RESOLUTION
+        if size is None:
+            return DEFAULT_RESOLUTION
+        return check_resolution(size, f"{Path(self.checkpoint.path).name}: args.input_size",
+                                hint="; give --resolution to choose another")
+
+    def input_resolution(self, requested: int | None) -> int:
+        """`requested` (--resolution) when given, checked; else the native resolution."""
+        return self.native_resolution if requested is None else check_resolution(requested)
 
 
 def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
@@ -56,10 +64,11 @@ def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
     return LoadedModel(random_model(name, seed=seed), name, None, seed)
 
 
-def check_resolution(resolution: int, source: str = "--resolution") -> int:
-    """`resolution` if it is a multiple of 32 in 32..2048; UsageError naming `source` otherwise."""
+def check_resolution(resolution: int, source: str = "--resolution", hint: str = "") -> int:
+    """`resolution` if it is a multiple of 32 in 32..2048; UsageError naming `source` (where
+    the value came from) otherwise."""
     if (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution % RESOLUTION_STEP
             or not RESOLUTION_MIN <= resolution <= RESOLUTION_MAX):
-        raise UsageError(f"{source} {resolution!r} is not a multiple of {RESOLUTION_STEP} between {RESOLUTION_MIN} "
-                         f"and {RESOLUTION_MAX} (try 224, 256 or 384)")
+        raise UsageError(f"{source} {resolution!r:.40} is not a multiple of {RESOLUTION_STEP} between {RESOLUTION_MIN} "
+                         f"and {RESOLUTION_MAX} (try 224, 256 or 384){hint}")
     return resolution

@@ -10,10 +10,12 @@ import numpy as np
 from casvit_deploy.artifacts.files import artifact_sha256
 from casvit_deploy.artifacts.formats import Localization, format_for_path
 from casvit_deploy.artifacts.manifest import Manifest, ParityRecord
+from casvit_deploy.errors import CasvitError
 from casvit_deploy.model.loading import LoadedModel
 from casvit_deploy.numerics import ThresholdOverrides, defaults_for, judge
 from casvit_deploy.parity.execute import run_all
 from casvit_deploy.parity.inputs import InputSet, build_input_sets
+from casvit_deploy.parity.integrity import check_integrity
 from casvit_deploy.parity.localize import localize
 from casvit_deploy.parity.report import InputSetResult, ParityReport
 from casvit_deploy.parity.weight_audit import audit_weights
@@ -44,12 +46,16 @@ def _worst_sample(values: dict) -> int:
 def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpoint: Path | None = None,
                    inputs: InputKind = InputKind.BOTH, images_dir: Path | None = None, samples: int | None = None,
                    per_block: bool = False, engine: CoreMLEngine = CoreMLEngine.AUTO, record: bool = True,
-                   overrides: ThresholdOverrides = ThresholdOverrides(), report_as: Path | None = None) -> ParityReport:
+                   overrides: ThresholdOverrides = ThresholdOverrides(), allow_modified: bool = False,
+                   report_as: Path | None = None) -> ParityReport:
     """Run the artifact and its reference on the same inputs and judge every output.
 
-    The reference is `loaded`, else rebuilt from the manifest (`checkpoint` overrides the
-    recorded path; its sha256 must match). Localization runs with `per_block` and whenever
-    a check fails. With `record`, the result is added to the manifest's parity records.
+    First the artifact must be the one its manifest describes (sha256, and inputs and
+    outputs read from the artifact itself); if not, the check fails without comparing
+    numbers, unless `allow_modified` (then the artifact is checked as it is). The reference
+    is `loaded`, else rebuilt from the manifest (`checkpoint` overrides the recorded path;
+    its sha256 must match). Localization runs with `per_block` and whenever a check fails.
+    With `record`, the result is added to the manifest's parity records (see `record_result`).
     `report_as` names the artifact in the report (a staged artifact by its final path).
     """
     started, artifact = time.perf_counter(), Path(artifact)
@@ -59,28 +65,53 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     loaded = manifest.reference_model(artifact, checkpoint, loaded)
     reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)
     checked_sha256 = artifact_sha256(artifact)
-    sets = build_input_sets(inputs, manifest.resolution, samples, images_dir, preprocessing=manifest.preprocessing)
     with open_runner(artifact, RunnerOptions(coreml_engine=engine)) as runner:
         report = ParityReport(str(report_as or artifact), fmt.name, runner.description, reference.description,
                               manifest.precision.value, loaded.weights, limits)
-        if checked_sha256 != manifest.sha256:
-            report.notes.append("artifact differs from the sha256 in its manifest: modified after export")
-        kept = {}
-        for input_set in sets:
-            result, kept[input_set.name] = _check_set(runner, reference, input_set, manifest.fixed_batch, limits)
-            report.input_sets.append(result)
-        if per_block or not report.passed:
-            report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
+        report.integrity = check_integrity(manifest, checked_sha256, runner.signature(), allow_modified)
+        if report.integrity.failures:
+            report.notes.append("outputs not compared: the artifact is not the one its manifest describes "
+                                "(--allow-modified checks it as it is)")
+        else:
+            _compare(report, runner, reference, loaded, manifest, fmt, artifact, per_block,
+                     build_input_sets(inputs, manifest.resolution, samples, images_dir,
+                                      preprocessing=manifest.preprocessing))
     report.seconds = time.perf_counter() - started
     if record:
-        _record(artifact, report, checked_sha256)
+        record_result(artifact, report, manifest.sha256)
     return report
 
 
-def _record(artifact: Path, report: ParityReport, checked_sha256: str) -> None:
+def _compare(report: ParityReport, runner, reference, loaded, manifest: Manifest, fmt, artifact: Path,
+             per_block: bool, sets: list[InputSet]) -> None:
+    """Judge every input set into `report`; localize with `per_block` or on failure."""
+    if report.integrity.modified:
+        report.notes.append("checked as it is (--allow-modified): " + "; ".join(report.integrity.differences))
+    kept = {}
+    for input_set in sets:
+        result, kept[input_set.name] = _check_set(runner, reference, input_set, manifest.fixed_batch, report.thresholds)
+        report.input_sets.append(result)
+    if per_block or not report.passed:
+        report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
+
+
+def record_result(artifact: Path, report: ParityReport, export_sha256: str) -> None:
+    """Add `report` to the artifact's manifest as a parity record tied to the bytes checked,
+    and only while they are still the artifact's and the manifest still describes the same
+    export (`export_sha256`). An artifact that is not the one its manifest describes gets no
+    record (unless checked with --allow-modified, which the record says). What stops a
+    record is noted in the report."""
+    integrity = report.integrity
+    if integrity is not None and integrity.failures:
+        report.notes.append("result not recorded in the manifest: it describes other bytes than those checked")
+        return
+    reason = ("checked with --allow-modified: " + "; ".join(integrity.differences)
+              if integrity is not None and integrity.modified else "")
+    record = ParityRecord("pass" if report.passed else "fail", report.sha256, reason=reason, report=report.summary())
     try:
-        Manifest.append_parity(artifact, ParityRecord("pass" if report.passed else "fail", checked_sha256,
-                                                      report=report.summary()))
+        Manifest.append_parity(artifact, record, export_sha256)
+    except CasvitError as err:
+        report.notes.append(f"result not recorded in the manifest: {err}")
     except OSError as err:
         report.notes.append(f"result not recorded in the manifest: {err.strerror or err}")
 

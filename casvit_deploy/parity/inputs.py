@@ -13,6 +13,8 @@ from casvit_deploy.data.images import photo_batch, preprocess, seeded_noise  # n
 from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import InputKind, choice
 
+MAX_SAMPLES = 1024
+
 
 @dataclass
 class InputSet:
@@ -35,14 +37,19 @@ def image_set(pre: Preprocessing, directory: Path | None = None, samples: int | 
     return InputSet("images", images, sources)
 
 
+def check_samples(samples: int | None) -> None:
+    """UsageError unless `samples` (None: the default) is from 1 to MAX_SAMPLES."""
+    if samples is not None and not 1 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"--samples {samples}: must be from 1 to {MAX_SAMPLES}")
+
+
 def build_input_sets(kind: InputKind | str, resolution: int, samples: int | None = None,
                      images_dir: Path | None = None, seed: int = 0,
                      preprocessing: Preprocessing | None = None) -> list[InputSet]:
     """The input sets for `kind`; photographs preprocessed by `preprocessing` (default: the
     reference transform at `resolution`)."""
     kind = choice(InputKind, kind, "--inputs")
-    if samples is not None and samples < 1:
-        raise UsageError(f"--samples {samples}: need at least 1")
+    check_samples(samples)
     sets = []
     if kind in (InputKind.RANDOM, InputKind.BOTH):
         sets.append(random_set(resolution, samples or 4, seed))

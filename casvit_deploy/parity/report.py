@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from casvit_deploy.numerics import OutputMetrics, Thresholds, plain
+from casvit_deploy.parity.integrity import Integrity
 
 BLOCK_STATUSES = ("ok", "diverged", "unmapped", "mismatch")
 
@@ -57,7 +58,8 @@ class InputSetResult:
 
 @dataclass
 class ParityReport:
-    """Everything one artifact's parity check found. `passed` only if nothing failed."""
+    """Everything one artifact's parity check found. `passed` only if the artifact is the
+    one its manifest describes (or `--allow-modified`) and no output failed."""
 
     artifact: str
     format: str
@@ -70,10 +72,17 @@ class ParityReport:
     localization: Localization | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    integrity: Integrity | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        """The sha256 of the bytes checked."""
+        return self.integrity.sha256 if self.integrity else None
 
     @property
     def failures(self) -> list[str]:
-        return [f"{s.name}: {msg}" for s in self.input_sets for msg in s.failures]
+        modified = [f"artifact: {msg}" for msg in (self.integrity.failures if self.integrity else [])]
+        return modified + [f"{s.name}: {msg}" for s in self.input_sets for msg in s.failures]
 
     @property
     def passed(self) -> bool:
@@ -85,6 +94,7 @@ class ParityReport:
             "reference": self.reference, "precision": self.precision, "weights": self.weights,
             "status": "pass" if self.passed else "fail", "passed": self.passed,
             "thresholds": self.thresholds.to_dict(),
+            "integrity": self.integrity.to_dict() if self.integrity else None,
             "input_sets": [s.to_dict() for s in self.input_sets],
             "failures": self.failures,
             "localization": self.localization.to_dict() if self.localization else None,

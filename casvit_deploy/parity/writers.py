@@ -17,13 +17,25 @@ def to_json(reports: Sequence[ParityReport]) -> str:
 
 
 def _testcase(suite: ET.Element, classname: str, name: str, failures: list[str], seconds: float,
-              details: str = "") -> None:
+              details: str = "", kind: str = "ParityFailure") -> None:
     case = ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{seconds:.3f}")
     if failures:
-        failure = ET.SubElement(case, "failure", message=failures[0], type="ParityFailure")
+        failure = ET.SubElement(case, "failure", message=failures[0], type=kind)
         failure.text = "\n".join(failures + ([details] if details else []))
     elif details:
         ET.SubElement(case, "system-out").text = details
+
+
+def _integrity_case(suite: ET.Element, report: ParityReport) -> int:
+    """The "integrity" testcase (the artifact is the one its manifest describes); 1 if it failed."""
+    integrity = report.integrity
+    if integrity is None:
+        return 0
+    details = f"sha256 checked {integrity.sha256}, exported {integrity.expected_sha256}"
+    if integrity.modified and integrity.allowed:
+        details += "\nmodified, checked as it is (--allow-modified): " + "; ".join(integrity.differences)
+    _testcase(suite, f"parity.{report.format}", "integrity", integrity.failures, 0.0, details, "ModifiedArtifact")
+    return int(bool(integrity.failures))
 
 
 def _localization_text(report: ParityReport) -> str:
@@ -44,10 +56,11 @@ def junit_tree(reports: Sequence[ParityReport]) -> ET.ElementTree:
         ET.SubElement(ET.SubElement(suite, "properties"), "property", name="engine", value=report.engine)
         share = report.seconds / max(1, len(report.input_sets))
         details = _localization_text(report)
+        failed = _integrity_case(suite, report)
         for s in report.input_sets:
             _testcase(suite, f"parity.{report.format}", s.name, s.failures, share, details if s.failures else "")
-        failed = sum(1 for s in report.input_sets if s.failures)
-        suite.set("tests", str(len(report.input_sets)))
+        failed += sum(1 for s in report.input_sets if s.failures)
+        suite.set("tests", str(len(report.input_sets) + (report.integrity is not None)))
         suite.set("failures", str(failed))
         suite.set("errors", "0")
         suite.set("time", f"{report.seconds:.3f}")

@@ -2,7 +2,8 @@
 context manager (`with open_runner(path) as runner: ...`), which closes it.
 
 A runner takes a float32 NCHW batch (already preprocessed) and returns the model's
-outputs by name. `description` says what produced the numbers, e.g.
+outputs by name; `signature()` reads the artifact's inputs and outputs from the artifact
+itself. `description` says what produced the numbers, e.g.
 "onnxruntime 1.32.0 (CPUExecutionProvider)". Runners that can read block outputs from
 inside the artifact declare `supports_intermediates` and implement `block_tensors` and
 `run_intermediates`.
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.artifacts.manifest import Signature
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.settings import CoreMLEngine, Device
 
@@ -50,6 +52,11 @@ class Runner:
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs by name (the classifier's is "logits") for one float32 NCHW batch."""
+        raise NotImplementedError
+
+    def signature(self) -> Signature:
+        """The inputs and outputs (names, shapes, dtypes) read from the artifact itself, in
+        the terms its exporter records in the manifest (layouts are not stored in artifacts)."""
         raise NotImplementedError
 
     def block_tensors(self, block_outputs: dict[str, str]) -> dict[str, str | None]:

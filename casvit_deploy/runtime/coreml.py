@@ -12,7 +12,7 @@ import platform
 
 import numpy as np
 
-from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.artifacts.manifest import Manifest, Signature
 from casvit_deploy.errors import BackendMissingError, UsageError
 from casvit_deploy.runtime.base import Runner
 from casvit_deploy.runtime.mil import Interpreter, block_vars, load_mlpackage
@@ -64,6 +64,9 @@ class CoreMLRunner(Runner):
 
     def close(self) -> None:
         self._interpreter = self._coreml = self.package = None
+
+    def signature(self) -> Signature:
+        return self.package.signature
 
     @property
     def program(self):

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from casvit_deploy.artifacts.manifest import Signature, TensorSpec
 from casvit_deploy.runtime.base import Runner
+
+INPUT_NAME = "image"
+# ExecuTorch ScalarType codes -> numpy dtype names (the types a program's interface can have)
+SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
+                7: "float64", 11: "bool", 15: "bfloat16"}
+
+
+def output_names(count: int) -> list[str]:
+    """A program's outputs are unnamed: "logits", then output_1, output_2, ..."""
+    return ["logits"] + [f"output_{i}" for i in range(1, count)]
 
 
 class ExecuTorchRunner(Runner):
@@ -28,10 +39,23 @@ class ExecuTorchRunner(Runner):
     def close(self) -> None:
         self.method = self.program = None
 
+    def signature(self) -> Signature:
+        """Sizes and dtypes from the `forward` method's metadata (a free batch reads as its
+        upper bound); names by the exporter's convention, since a program stores none."""
+        meta = self.program.metadata("forward")
+
+        def spec(name, info) -> TensorSpec:
+            dtype = int(info.dtype())
+            return TensorSpec(name, tuple(info.sizes()), SCALAR_TYPES.get(dtype, f"scalar type {dtype}"))
+
+        outputs = [meta.output_tensor_meta(i) for i in range(meta.num_outputs())]
+        inputs = [meta.input_tensor_meta(i) for i in range(meta.num_inputs())]
+        names = [INPUT_NAME] + [f"input_{i}" for i in range(1, len(inputs))]
+        return Signature(tuple(map(spec, names, inputs)), tuple(map(spec, output_names(len(outputs)), outputs)))
+
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
         outputs = self.method.execute([tensor])
-        names = ["logits"] + [f"output_{i}" for i in range(1, len(outputs))]
-        return {name: out.detach().numpy().copy() for name, out in zip(names, outputs)}
+        return {name: out.detach().numpy().copy() for name, out in zip(output_names(len(outputs)), outputs)}

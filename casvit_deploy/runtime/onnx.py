@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.artifacts.manifest import Signature, TensorSpec
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model.blocks import FINAL_OUTPUT
 from casvit_deploy.runtime.base import Runner, RunnerOptions
@@ -36,6 +37,23 @@ def _dequantized(graph) -> dict[str, str]:
             if dq:
                 found[node.input[0]] = dq[0].output[0]
     return found
+
+
+def onnx_signature(path: Path) -> Signature:
+    """Graph inputs (initializers excluded) and outputs: names, sizes or dimension names,
+    numpy dtype names and doc strings."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    initializers = {t.name for t in graph.initializer}
+
+    def spec(value) -> TensorSpec:
+        dims = tuple(d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type).name
+        return TensorSpec(value.name, dims, dtype, description=value.doc_string)
+
+    return Signature(tuple(spec(v) for v in graph.input if v.name not in initializers),
+                     tuple(spec(v) for v in graph.output))
 
 
 def graph_block_tensors(graph, block_outputs: dict[str, str]) -> dict[str, str | None]:
@@ -77,6 +95,9 @@ class OnnxRunner(Runner):
 
     def close(self) -> None:
         self.session, self._probes = None, {}
+
+    def signature(self) -> Signature:
+        return onnx_signature(self.path)
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         feed = {self.input_name: np.ascontiguousarray(image, dtype=np.float32)}

@@ -7,8 +7,12 @@ flatbuffer that cannot be given extra outputs, so this runner reads no intermedi
 
 from __future__ import annotations
 
+from casvit_deploy.artifacts.manifest import Signature, TensorSpec
 from casvit_deploy.runtime.base import Runner
 from casvit_deploy.runtime.onnx import OnnxRunner
+
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int64)": "int64",
+              "tensor(int32)": "int32", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
 
 
 class OrtRunner(OnnxRunner):
@@ -21,3 +25,11 @@ class OrtRunner(OnnxRunner):
     def open(self) -> None:
         super().open()
         self.description += ", ORT format"
+
+    def signature(self) -> Signature:
+        """Inputs and outputs as the loaded session reports them (a flatbuffer, not an ONNX
+        protobuf: onnx cannot read it)."""
+        def spec(arg) -> TensorSpec:
+            return TensorSpec(arg.name, tuple(arg.shape), ORT_DTYPES.get(arg.type, arg.type))
+
+        return Signature(tuple(map(spec, self.session.get_inputs())), tuple(map(spec, self.session.get_outputs())))
