@@ -51,3 +51,40 @@ def checkpoint_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def xs_checkpoint(checkpoint_factory) -> Path:
     return checkpoint_factory("xs")
+
+
+# What an mmdet/mmseg (mmcv) checkpoint holds besides its backbone: neck and heads.
+DETECTOR_EXTRA_KEYS = {"neck.lateral_convs.0.conv.weight": (256, 48, 1, 1), "neck.lateral_convs.0.conv.bias": (256,),
+                       "neck.fpn_convs.0.conv.weight": (256, 256, 3, 3), "rpn_head.rpn_conv.weight": (256, 256, 3, 3),
+                       "rpn_head.rpn_cls.weight": (3, 256, 1, 1), "roi_head.bbox_head.fc_cls.weight": (81, 1024),
+                       "roi_head.bbox_head.fc_cls.bias": (81,)}
+
+
+def mmdet_checkpoint(backbone: torch.nn.Module, wrapper: str = "") -> dict:
+    """The dict mmcv's `save_checkpoint` writes for a detector whose backbone is `backbone`."""
+    state = {f"{wrapper}backbone.{k}": v for k, v in backbone.state_dict().items()}
+    state |= {f"{wrapper}{k}": torch.zeros(shape) for k, shape in DETECTOR_EXTRA_KEYS.items()}
+    meta = {"mmcv_version": "1.7.1", "time": "Thu Jan  1 00:00:00 2026", "epoch": 12, "iter": 88_000,
+            "CLASSES": ("person", "bicycle", "car"), "config": "model = dict(type='MaskRCNN')", "env_info": "x"}
+    return {"meta": meta, "state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 2e-4}]}}
+
+
+@pytest.fixture(scope="session")
+def backbone_checkpoint_factory(tmp_path_factory):
+    """make(variant, seed, wrapper) -> path of a seeded backbone checkpoint in the mmdet layout."""
+    cache: dict = {}
+
+    def make(variant: str = "xs", seed: int = 1, wrapper: str = "") -> Path:
+        key = (variant, seed, wrapper)
+        if key not in cache:
+            path = tmp_path_factory.mktemp("mmdet") / f"casvit_{variant}_backbone_mmdet.pth"
+            torch.save(mmdet_checkpoint(random_model(variant, seed=seed, fork_feat=True), wrapper), path)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def xs_backbone_checkpoint(backbone_checkpoint_factory) -> Path:
+    return backbone_checkpoint_factory("xs")
