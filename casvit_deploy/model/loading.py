@@ -10,11 +10,11 @@ from casvit_deploy.model.casvit import CASViT
 from casvit_deploy.model.checkpoint import CheckpointInfo, load_checkpoint
 from casvit_deploy.model.factory import RANDOM_WEIGHTS_NOTE, random_model
 from casvit_deploy.model.variants import get_variant
+from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Resolution  # noqa: F401
 
 DEFAULT_VARIANT = "xs"
-DEFAULT_RESOLUTION = 224
+DEFAULT_RESOLUTION = Resolution(224, 224)
 DEFAULT_SEED = 0
-RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_STEP = 32, 2048, 32
 
 
 @dataclass
@@ -32,34 +32,49 @@ class LoadedModel:
         return f"checkpoint {self.checkpoint.path}" if self.checkpoint else RANDOM_WEIGHTS_NOTE
 
     @property
+    def notes(self) -> list[str]:
+        """How the checkpoint was read, where a user should know (e.g. keys ignored)."""
+        return self.checkpoint.notes if self.checkpoint else []
+
+    @property
     def checkpoint_sha256(self) -> str | None:
         return self.checkpoint.sha256 if self.checkpoint else None
 
     @property
     def num_classes(self) -> int:
+        """The classifier's classes; 0 for a dense-prediction backbone."""
         return getattr(self.model, "num_classes", 0)
 
     @property
-    def native_resolution(self) -> int:
-        """The checkpoint's training resolution when recorded, else 224."""
+    def is_backbone(self) -> bool:
+        """A dense-prediction backbone (the reference's `fork_feat`: four feature maps)."""
+        return bool(getattr(self.model, "fork_feat", False))
+
+    @property
+    def native_resolution(self) -> Resolution:
+        """The checkpoint's training resolution when recorded (square), else 224."""
         size = self.checkpoint.input_size if self.checkpoint else None
-        return size if isinstance(size, int) and size % RESOLUTION_STEP == 0 else DEFAULT_RESOLUTION
+        try:
+            return Resolution.parse(size) if size is not None else DEFAULT_RESOLUTION
+        except UsageError:
+            return DEFAULT_RESOLUTION
 
 
 def load_model(checkpoint: Path | str | None = None, variant: str | None = None,
-               ema: bool = False, seed: int = DEFAULT_SEED) -> LoadedModel:
-    """The checkpoint's model, or without one a seeded random-weights model of `variant`."""
+               ema: bool = False, seed: int = DEFAULT_SEED, backbone: bool = False) -> LoadedModel:
+    """The checkpoint's model, or without one a seeded random-weights model of `variant`:
+    a classifier, or with `backbone` the four-output dense-prediction backbone. A
+    checkpoint's kind is read from its tensors; `backbone` with a classifier's is an error."""
     if checkpoint is not None:
         model, info = load_checkpoint(checkpoint, variant, ema)
+        if backbone and not info.fork_feat:
+            raise UsageError(f"{checkpoint} holds a classifier, not a dense-prediction backbone; drop --backbone")
         return LoadedModel(model, info.variant, info)
     name = get_variant(variant or DEFAULT_VARIANT).name
-    return LoadedModel(random_model(name, seed=seed), name, None, seed)
+    return LoadedModel(random_model(name, seed=seed, fork_feat=backbone), name, None, seed)
 
 
-def check_resolution(resolution: int, source: str = "--resolution") -> int:
-    """`resolution` if it is a multiple of 32 in 32..2048; UsageError naming `source` otherwise."""
-    if (not isinstance(resolution, int) or isinstance(resolution, bool) or resolution % RESOLUTION_STEP
-            or not RESOLUTION_MIN <= resolution <= RESOLUTION_MAX):
-        raise UsageError(f"{source} {resolution!r} is not a multiple of {RESOLUTION_STEP} between {RESOLUTION_MIN} "
-                         f"and {RESOLUTION_MAX} (try 224, 256 or 384)")
-    return resolution
+def check_resolution(resolution: Resolution | int | str, source: str = "--resolution") -> Resolution:
+    """`resolution` (224, "224", "512x768" or a Resolution) as a Resolution; UsageError
+    naming `source` unless each side is a multiple of 32 from 32 to 2048."""
+    return Resolution.parse(resolution, source)
