@@ -50,6 +50,7 @@ class Format:
     bench_backend: str                     # `casvit bench` backend that times it
     options: type                          # its export options dataclass
     directory: bool = False                # the artifact is a folder
+    dynamic_shape: bool = False            # can leave the input's height and width free
 
     @property
     def default_precision(self) -> Precision:
@@ -80,7 +81,7 @@ _ONNX, _ORT = Package("onnx", "onnx"), Package("onnxruntime", "onnxruntime")
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", ".onnx", "casvit_deploy.export.onnx:OnnxExporter", "casvit_deploy.runtime.onnx:OnnxRunner",
            (_ONNX, Package("onnxscript", "onnxscript"), _ORT), (_ORT, _ONNX), "onnx",
-           (Precision.FP32,), Localization.INTERMEDIATES, "onnxruntime", OnnxOptions),
+           (Precision.FP32,), Localization.INTERMEDIATES, "onnxruntime", OnnxOptions, dynamic_shape=True),
     Format("coreml", ".mlpackage", "casvit_deploy.export.coreml:CoreMLExporter",
            "casvit_deploy.runtime.coreml:CoreMLRunner", (Package("coremltools", "coremltools"),),
            (Package("coremltools", "coremltools"),), "coreml", (Precision.FP16, Precision.FP32),

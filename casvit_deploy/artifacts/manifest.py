@@ -1,8 +1,9 @@
 """The manifest next to every artifact: one typed class owns load, validate, save, parity
 records and the rebuild of the reference model. Nothing else reads or writes its JSON.
 
-`<artifact>.manifest.json`, schema 2. A manifest with a missing, mistyped or out-of-range
-field is refused with a one-line ManifestError (exit 2) naming the field.
+`<artifact>.manifest.json`, schema 3 (schema 2 is still read: its square sizes were plain
+integers). A manifest with a missing, mistyped or out-of-range field is refused with a
+one-line ManifestError (exit 2) naming the field.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from casvit_deploy.artifacts.formats import FORMATS, get_format
 from casvit_deploy.artifacts.options import from_record, to_record
 from casvit_deploy.artifacts.preprocessing import RESIZE_MODES, Preprocessing
 from casvit_deploy.errors import UsageError
-from casvit_deploy.model.loading import (
-    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
-)
+from casvit_deploy.model.loading import LoadedModel, load_model
 from casvit_deploy.model.variants import VARIANTS
-from casvit_deploy.settings import Form, Precision
+from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Form, Precision, Resolution
 
-SCHEMA = 2
+SCHEMA = 3
+READABLE_SCHEMAS = (2, 3)  # schema 2: square sizes only, written as integers
 SUFFIX = ".manifest.json"
 MAX_BYTES = 16 << 20  # a manifest is a few kB; anything this large is not one
 MAX_BATCH = 4096
@@ -47,15 +47,18 @@ def manifest_path(artifact: Path) -> Path:
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """An artifact input or output: name, shape (ints, or names of free dimensions), dtype."""
+    """An artifact input or output: name, shape (ints, or names of free dimensions), dtype;
+    a feature map's `stride` (input size / its size; None for images and logits)."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str
     layout: str | None = None
+    stride: int | None = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout}
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout,
+                "stride": self.stride}
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Manifest:
     outputs: list[TensorSpec]
     preprocessing: Preprocessing
     variant: str
-    num_classes: int
+    num_classes: int  # 0: a dense-prediction backbone (feature maps, no classes)
     distillation: bool
     weights: str  # "random weights, not pretrained" or "checkpoint <path>"
     checkpoint: CheckpointRecord | None
@@ -100,7 +103,7 @@ class Manifest:
     form: Form
     passes: list[str]
     precision: Precision
-    resolution: int
+    resolution: Resolution
     batch: int
     dynamic_batch: bool
     options: object  # the format's options dataclass (artifacts/options.py)
@@ -109,6 +112,7 @@ class Manifest:
     export_seconds: float
     exported_at: str
     details: dict = field(default_factory=dict)  # format-specific facts, for people
+    dynamic_shape: bool = False  # height and width free (multiples of 32), `resolution` the one checked
     parity: list[ParityRecord] = field(default_factory=list)
     schema: int = SCHEMA
 
@@ -122,6 +126,11 @@ class Manifest:
     @property
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
+
+    @property
+    def is_backbone(self) -> bool:
+        """Exported from a dense-prediction backbone (recorded as num_classes 0)."""
+        return self.num_classes == 0
 
     @property
     def latest_parity(self) -> ParityRecord | None:
@@ -139,7 +148,7 @@ class Manifest:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         return data | {
             "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
-            "preprocessing": self.preprocessing.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(), "resolution": self.resolution.to_record(),
             "checkpoint": dict(self.checkpoint.__dict__) if self.checkpoint else None,
             "form": self.form.value, "precision": self.precision.value, "options": to_record(self.options),
             "parity": [p.to_dict() for p in self.parity],
@@ -150,8 +159,9 @@ class Manifest:
         """A validated manifest; FieldError naming the first bad field."""
         f = Fields(data)
         schema = f.int("schema", 0, 10**6) if "schema" in f.data else None
-        if schema != SCHEMA:
-            raise FieldError(f"field 'schema' is {schema}, this casvit-deploy reads schema {SCHEMA}")
+        if schema not in READABLE_SCHEMAS:
+            raise FieldError(f"field 'schema' is {schema}, this casvit-deploy reads schema "
+                             f"{' and '.join(map(str, READABLE_SCHEMAS))}")
         fmt = get_format(f.str("format", tuple(FORMATS)))
         return cls(
             format=fmt.name, file=f.str("file", max_len=255), size_bytes=f.int("size_bytes", 0, 2**53),
@@ -161,8 +171,9 @@ class Manifest:
             weights=f.str("weights"), checkpoint=_checkpoint(f.obj("checkpoint", optional=True)),
             seed=f.int("seed", 0, MAX_SEED, optional=True), form=Form(f.str("form", tuple(m.value for m in Form))),
             passes=_strings(f, "passes"), precision=Precision(f.str("precision", tuple(m.value for m in Precision))),
-            resolution=f.int("resolution", RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP),
+            resolution=_resolution(f, "resolution"),
             batch=f.int("batch", 1, MAX_BATCH), dynamic_batch=f.bool("dynamic_batch"),
+            dynamic_shape=f.bool("dynamic_shape") if "dynamic_shape" in f.data else False,
             options=from_record(fmt.options, f.obj("options").data, "options"),
             block_outputs=f.str_map("block_outputs"), tools=f.str_map("tools", optional_values=True),
             export_seconds=f.float("export_seconds", 0, 1e7), exported_at=f.str("exported_at", max_len=64),
@@ -229,7 +240,7 @@ class Manifest:
             if checkpoint is not None:
                 raise UsageError(f"{artifact} was exported with random weights, not from a checkpoint; "
                                  "drop --checkpoint")
-            return load_model(None, self.variant, seed=self.seed or 0)
+            return load_model(None, self.variant, seed=self.seed or 0, backbone=self.is_backbone)
         path = Path(checkpoint) if checkpoint is not None else self.checkpoint_path(artifact)
         if not path.is_file():
             raise UsageError(f"{artifact} was exported from checkpoint {path}, which is not there; "
@@ -251,6 +262,10 @@ class Manifest:
                              "pass the checkpoint it was exported from")
         if self.variant != loaded.variant:
             raise UsageError(f"{artifact} is CAS-ViT-{self.variant}, but the reference model is {loaded.variant}")
+        if self.is_backbone != loaded.is_backbone:
+            kinds = ("a classifier", "a dense-prediction backbone")
+            raise UsageError(f"{artifact} was exported from {kinds[self.is_backbone]}, but the reference model is "
+                             f"{kinds[loaded.is_backbone]}")
         if expected is None and (self.seed or 0) != loaded.seed:
             raise UsageError(f"{artifact} was exported with random-weights seed {self.seed}, "
                              f"the reference has seed {loaded.seed}")
@@ -294,13 +309,23 @@ def _specs(f: Fields, key: str) -> list[TensorSpec]:
                    or (isinstance(d, str) and len(d) <= 64) for d in shape):
             s.fail("shape", "a list of sizes (integers) or dimension names")
         specs.append(TensorSpec(s.str("name", max_len=256), tuple(shape), s.str("dtype", max_len=64),
-                                s.str("layout", optional=True, max_len=16)))
+                                s.str("layout", optional=True, max_len=16), s.int("stride", 1, 1024, optional=True)))
     return specs
 
 
+def _resolution(f: Fields, key: str) -> Resolution:
+    """{"height": H, "width": W}, or (schema 2) one integer for a square."""
+    if isinstance(f.data.get(key), int):
+        return Resolution.parse(f.int(key, RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP))
+    size = f.obj(key)
+    sides = [size.int(side, RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP) for side in ("height", "width")]
+    return Resolution(*sides)
+
+
 def _preprocessing(f: Fields) -> Preprocessing:
+    mode = f.str("resize_mode", RESIZE_MODES)
     return Preprocessing(
-        resize=f.int("resize", 1, 8192), resize_mode=f.str("resize_mode", RESIZE_MODES), crop=f.int("crop", 1, 8192),
+        resize=f.int("resize", 1, 8192, optional=mode == "cover"), resize_mode=mode, crop=_resolution(f, "crop"),
         interpolation=f.str("interpolation", max_len=32), scale=f.float("scale", 1e-6, 1.0),
         mean=f.floats("mean", 3, -1e3, 1e3), std=f.floats("std", 3, 1e-6, 1e3),
         color=f.str("color", ("RGB", "BGR")), layout=f.str("layout", ("NCHW", "NHWC")))

@@ -11,7 +11,7 @@ import numpy as np
 
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import InputKind, choice
+from casvit_deploy.settings import InputKind, Resolution, choice
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Photographs shipped inside scikit-image's wheel (no download needed).
@@ -21,7 +21,7 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
 
 @dataclass
 class InputSet:
-    """A named batch (N, 3, R, R) float32 and where each sample came from."""
+    """A named batch (N, 3, H, W) float32 and where each sample came from."""
 
     name: str
     images: np.ndarray
@@ -51,26 +51,35 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float64), 0, 1)
 
 
+def _covering(h: int, w: int, height: int, width: int) -> tuple[int, int]:
+    """The size of an h x w image scaled (aspect kept) by the smallest factor that covers
+    height x width; for a square target its shorter side becomes the target's side."""
+    if height * w >= width * h:  # the height is the tighter side
+        return height, max(width, round(w * height / h))
+    return max(height, round(h * width / w)), width
+
+
 def preprocess(image: np.ndarray, pre: Preprocessing) -> np.ndarray:
-    """One image -> (3, crop, crop) float32, transformed as `pre` records."""
+    """One image -> (3, crop height, crop width) float32, transformed as `pre` records."""
     rgb = as_rgb(image).astype(np.float32)
     h, w = rgb.shape[:2]
     if pre.resize_mode == "square":
         rgb = _resize(rgb, (pre.resize, pre.resize))
-    else:
-        short = pre.resize
-        rgb = _resize(rgb, (short, max(short, round(w * short / h))) if h <= w
-                      else (max(short, round(h * short / w)), short))
-    top, left = (rgb.shape[0] - pre.crop) // 2, (rgb.shape[1] - pre.crop) // 2
-    rgb = rgb[top:top + pre.crop, left:left + pre.crop]
+    elif pre.resize_mode == "shorter-side":
+        rgb = _resize(rgb, _covering(h, w, pre.resize, pre.resize))
+    else:  # "cover"
+        rgb = _resize(rgb, _covering(h, w, pre.crop.height, pre.crop.width))
+    crop_h, crop_w = pre.crop.height, pre.crop.width
+    top, left = (rgb.shape[0] - crop_h) // 2, (rgb.shape[1] - crop_w) // 2
+    rgb = rgb[top:top + crop_h, left:left + crop_w]
     out = (rgb - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
     return out.transpose(2, 0, 1).astype(np.float32)
 
 
-def random_set(resolution: int, samples: int, seed: int = 0) -> InputSet:
+def random_set(resolution: Resolution | int | str, samples: int, seed: int = 0) -> InputSet:
     """`samples` seeded standard-normal images (the scale of normalized photographs)."""
     rng = np.random.default_rng(seed)
-    images = rng.standard_normal((samples, 3, resolution, resolution)).astype(np.float32)
+    images = rng.standard_normal(Resolution.parse(resolution).shape(samples)).astype(np.float32)
     return InputSet("random", images, [f"normal(seed={seed})[{i}]" for i in range(samples)])
 
 
@@ -115,7 +124,7 @@ def image_set(pre: Preprocessing, directory: Path | None = None, samples: int | 
     return InputSet("images", images, [name for name, _ in photos])
 
 
-def build_input_sets(kind: InputKind | str, resolution: int, samples: int | None = None,
+def build_input_sets(kind: InputKind | str, resolution: Resolution | int | str, samples: int | None = None,
                      images_dir: Path | None = None, seed: int = 0,
                      preprocessing: Preprocessing | None = None) -> list[InputSet]:
     """The input sets for `kind`; photographs preprocessed by `preprocessing` (default: the
