@@ -11,7 +11,8 @@ from torch import nn
 
 from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.artifacts.preprocessing import Preprocessing
-from casvit_deploy.settings import Precision
+from casvit_deploy.model.blocks import ModelOutput
+from casvit_deploy.settings import Precision, Resolution
 
 Progress = Callable[[str], None]
 
@@ -27,11 +28,13 @@ class ExportJob:
     `options` is the format's options dataclass (artifacts/options.py). `check(path,
     program)` is the load check every exporter runs on what it wrote: the artifact opened
     through its runner and judged against `model` with parity's metrics (export/verify.py).
+    `outputs` are the model's outputs in order (logits, or a backbone's four feature maps);
+    with `dynamic_shape` the input's height and width are left free.
     """
 
     model: nn.Module
     artifact: Path
-    resolution: int
+    resolution: Resolution
     batch: int
     dynamic_batch: bool
     precision: Precision
@@ -41,6 +44,28 @@ class ExportJob:
     preprocessing: Preprocessing
     check: Callable[[Path, Any], "Any"]
     progress: Progress = no_progress
+    outputs: tuple[ModelOutput, ...] = ()
+    dynamic_shape: bool = False
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def input_spec(self, dtype: str = "float32") -> TensorSpec:
+        """The image input as every format names it: NCHW, free dimensions named."""
+        n = "batch" if self.dynamic_batch else self.batch
+        h, w = ("height", "width") if self.dynamic_shape else (self.resolution.height, self.resolution.width)
+        return TensorSpec("image", (n, 3, h, w), dtype, "NCHW")
+
+    def output_specs(self, dtypes: dict[str, str] | None = None) -> list[TensorSpec]:
+        """Each output's spec (float32 unless `dtypes` says otherwise), with its stride."""
+        specs = []
+        for out in self.outputs:
+            shape = out.shape("batch" if self.dynamic_batch else self.batch, self.resolution)
+            if self.dynamic_shape and out.stride:
+                shape = shape[:2] + (f"height/{out.stride}", f"width/{out.stride}")
+            specs.append(TensorSpec(out.name, shape, (dtypes or {}).get(out.name, "float32"), out.layout, out.stride))
+        return specs
 
 
 @dataclass

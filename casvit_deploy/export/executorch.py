@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.artifacts.options import ExecuTorchOptions
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
@@ -66,12 +65,6 @@ def _refuse_portable(report: dict, delegate: Delegate) -> None:
                       f"kernels ({ops}); pass --allow-portable to accept a partly delegated program")
 
 
-def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    n = "batch" if job.dynamic_batch else job.batch
-    return ([TensorSpec("image", (n, 3, job.resolution, job.resolution), "float32", "NCHW")],
-            [TensorSpec("logits", (n, job.num_classes), "float32", "NC")])
-
-
 def _check(job: ExportJob, program, delegate: Delegate):
     """The load check, except for the CoreML delegate off Apple platforms (no runtime here)."""
     if delegate is Delegate.COREML and sys.platform != "darwin":
@@ -95,6 +88,5 @@ class ExecuTorchExporter:
         check = _check(job, program, options.delegate)
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
-        inputs, outputs = _interface(job)
-        return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
-                                                       "load_check": check.to_dict()})
+        return FormatOutput(program, [job.input_spec()], job.output_specs(), {
+            "delegation": report, "keepdim_mean_rewrites": rewritten, "load_check": check.to_dict()})

@@ -1,6 +1,8 @@
 """The load check of a freshly written artifact: opened through its runner (`open_runner`,
 as parity and bench open it) and judged against the exported model with parity's metrics
-and the default thresholds of its precision, on a seeded input of the artifact's batch."""
+and the default thresholds of its precision, on a seeded input of the artifact's batch
+(every output by name). An artifact with a free height and width is also checked at a
+second, different size."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from casvit_deploy.numerics import defaults_for, judge
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_STEP, Resolution
 
 
 @dataclass
@@ -23,6 +26,7 @@ class LoadCheck:
     max_rel: float | None = None
     blocks_found: int | None = None   # block outputs the runner can read inside the artifact
     blocks_missing: list[str] = field(default_factory=list)
+    sizes: list[str] = field(default_factory=list)  # the input sizes checked
 
     @classmethod
     def not_run(cls, reason: str) -> "LoadCheck":
@@ -32,16 +36,34 @@ class LoadCheck:
         return asdict(self)
 
 
-def load_check(artifact: Path, job, program, output_names: tuple[str, ...] = ("logits",)) -> LoadCheck:
-    """Run the artifact at `artifact` and `job.model` on the same seeded batch and judge them."""
-    image = example_input(job.batch, job.resolution, job.dynamic_batch).numpy()
-    reference = EagerRunner(job.model, output_names=output_names).run(image)
+def _shifted(side: int, delta: int) -> int:
+    return side + delta if side + delta <= RESOLUTION_MAX else side - delta
+
+
+def other_size(size: Resolution) -> Resolution:
+    """A second size for checking a free height and width: height 32 and width 64 away
+    from the exported ones, so neither side keeps its value and a square becomes oblong."""
+    return Resolution(_shifted(size.height, RESOLUTION_STEP), _shifted(size.width, 2 * RESOLUTION_STEP))
+
+
+def load_check(artifact: Path, job, program, output_names: tuple[str, ...] | None = None) -> LoadCheck:
+    """Run the artifact at `artifact` and `job.model` on the same seeded batch and judge them
+    (outputs named `output_names`, default the job's)."""
+    names = tuple(output_names or job.output_names)
+    sizes = [job.resolution] + ([other_size(job.resolution)] if job.dynamic_shape else [])
     blocks = block_outputs(program, job.model)
-    with open_runner(artifact, RunnerOptions(preprocessing=job.preprocessing)) as runner:
-        metrics, failures = judge(runner.run(image), reference, defaults_for(job.precision))
+    reference = EagerRunner(job.model, output_names=names)
+    options = RunnerOptions(preprocessing=job.preprocessing, output_names=names)
+    with open_runner(artifact, options) as runner:
+        metrics, failures = [], []
+        for size in sizes:
+            image = example_input(job.batch, size, job.dynamic_batch).numpy()
+            found, missed = judge(runner.run(image), reference.run(image), defaults_for(job.precision))
+            metrics += found
+            failures += [f"{size}: {f}" if job.dynamic_shape else f for f in missed]
         check = LoadCheck(True, runner.description, failures,
                           max((m.max_abs for m in metrics), default=None),
-                          max((m.max_rel for m in metrics), default=None))
+                          max((m.max_rel for m in metrics), default=None), sizes=[str(s) for s in sizes])
         if runner.supports_intermediates:
             found = runner.block_tensors(blocks)
             check.blocks_found = sum(v is not None for v in found.values())

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from casvit_deploy.artifacts.manifest import Manifest
 from casvit_deploy.runtime.base import Runner
+
+UNNAMED = ("logits",)  # without names from the options or a manifest: logits, output_1, ...
 
 
 class ExecuTorchRunner(Runner):
-    """The `forward` method of a `.pte` file; outputs named "logits" (then output_1, ...).
+    """The `forward` method of a `.pte` file. A program stores no output names: they come
+    from the options, else the manifest, else "logits" (then output_1, ...).
 
     The program is handed C-contiguous float32 memory: ExecuTorch's Python runtime reads a
     non-contiguous tensor as if it were contiguous and silently returns wrong results."""
@@ -23,6 +27,8 @@ class ExecuTorchRunner(Runner):
         with native_stderr_silenced():  # the runtime logs CPU probing to stderr on first load
             self.program = Runtime.get().load_program(self.path)
             self.method = self.program.load_method("forward")
+        manifest = None if self.options.output_names else Manifest.find(self.path)
+        self.output_names = tuple(self.options.output_names or (manifest.output_names if manifest else UNNAMED))
         self.description = f"executorch {version('executorch')} runtime (CPU)"
 
     def close(self) -> None:
@@ -33,5 +39,5 @@ class ExecuTorchRunner(Runner):
 
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
         outputs = self.method.execute([tensor])
-        names = ["logits"] + [f"output_{i}" for i in range(1, len(outputs))]
+        names = list(self.output_names) + [f"output_{i}" for i in range(len(self.output_names), len(outputs))]
         return {name: out.detach().numpy().copy() for name, out in zip(names, outputs)}
