@@ -14,7 +14,7 @@ from casvit_deploy.bench.results import BenchReport, BenchResult
 
 CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last",
               "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
-              "speedup_vs_eager", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
+              "speedup_vs_eager", "gflop_per_image", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
               "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
 
 
@@ -27,7 +27,8 @@ def to_csv(report: BenchReport) -> str:
     writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for result in report.results:
-        writer.writerow({k: _csv_value(v) for k, v in result.to_dict().items()})
+        row = result.to_dict() | {"resolution": str(result.resolution)}
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
     return buf.getvalue()
 
 
@@ -45,14 +46,14 @@ def result_cells(r: BenchResult) -> list[str]:
     return [r.model, r.form, r.backend, r.device, r.precision + (" CL" if r.channels_last else ""),
             str(r.resolution), str(r.batch),
             f"{s.p50_ms:.2f}", f"{s.p90_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.std_ms:.2f}", f"{s.throughput:.1f}",
-            _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.achieved_gflops, ".0f"),
+            _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.gflop_per_image, ".3g"), _fmt(r.achieved_gflops, ".0f"),
             _fmt(r.gemm_fraction and 100 * r.gemm_fraction, ".0f", "%"),
             f"{r.load_s * 1e3:.0f}", f"{r.first_inference_ms:.0f}", f"{r.peak_rss_mb:.0f}",
             _fmt(r.cuda_peak_mb, ".0f"), _fmt(r.artifact_mb, ".1f")]
 
 
 RESULT_HEADERS = ["model", "form", "backend", "device", "precision", "res", "batch", "p50 ms", "p90 ms", "p99 ms",
-                  "std ms", "img/s", "vs eager", "GFLOP/s", "% GEMM", "load ms", "1st ms", "RSS MB",
+                  "std ms", "img/s", "vs eager", "GFLOP/img", "GFLOP/s", "% GEMM", "load ms", "1st ms", "RSS MB",
                   "CUDA MB", "artifact MB"]
 
 
@@ -65,7 +66,7 @@ def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
     weights = sorted({r.weights for r in report.results})
     lines += ["", f"Weights: {'; '.join(weights) or '–'}. Latency per batch; img/s = batch / p50; "
               "vs eager = eager fp32 p50 (same model, form, device, batch) / p50; "
-              "GFLOP/s = 2 x MACs x batch / p50.", ""]
+              "GFLOP/img = 2 x MACs of one image at its size; GFLOP/s = GFLOP/img x batch / p50.", ""]
     lines += _md_table(RESULT_HEADERS, [result_cells(r) for r in report.results])
     if report.results:
         lines += ["", "Engines: " + "; ".join(sorted({f"{r.backend} = {r.engine}" for r in report.results}))]
