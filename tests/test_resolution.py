@@ -82,14 +82,15 @@ def test_photographs_are_covered_then_centre_cropped(photo_hw, size):
 
 
 def test_cover_keeps_the_whole_tighter_side():
-    """A 300x400 photo into 64x96: width is the tighter side (96/400 > 64/300), so the whole
-    width is kept and the height is cropped to the centre."""
+    """A 300x400 photo into 64x96: the width is the tighter side (96/400 > 64/300), so the
+    photo is scaled to 72x96, which covers 64x96, and the centre 64 rows are kept (4 rows
+    cropped at the top and 4 at the bottom)."""
     h, w = 300, 400
-    rows = np.tile(np.linspace(0, 1, h)[:, None], (1, w))
+    rows = np.tile((np.arange(h)[:, None] + 0.5) / h, (1, w))  # each row holds its relative height
     photo = np.stack([rows] * 3, axis=-1)
     out = preprocess(photo, Preprocessing.for_resolution("64x96"))
     column = out[0, :, 48] * 0.229 + 0.485  # undo the normalization of the red channel
-    assert 0.3 < column[0] < 0.5 and 0.5 < column[-1] < 0.7  # the middle of the photo's height
+    assert column[0] == pytest.approx(4.5 / 72, abs=0.01) and column[-1] == pytest.approx(67.5 / 72, abs=0.01)
 
 
 def test_random_and_photo_sets_have_the_size():

@@ -43,6 +43,9 @@ class BenchResult:
     gemm_fraction: float | None = None
     speedup_vs_eager: float | None = None
 
+    def __post_init__(self):
+        self.resolution = Resolution.parse(self.resolution, "resolution")
+
     def key(self) -> tuple:
         return tuple(getattr(self, f) for f in KEY_FIELDS)
 
