@@ -70,21 +70,8 @@ def mmdet_checkpoint(backbone: torch.nn.Module, wrapper: str = "") -> dict:
 
 
 @pytest.fixture(scope="session")
-def backbone_checkpoint_factory(tmp_path_factory):
-    """make(variant, seed, wrapper) -> path of a seeded backbone checkpoint in the mmdet layout."""
-    cache: dict = {}
-
-    def make(variant: str = "xs", seed: int = 1, wrapper: str = "") -> Path:
-        key = (variant, seed, wrapper)
-        if key not in cache:
-            path = tmp_path_factory.mktemp("mmdet") / f"casvit_{variant}_backbone_mmdet.pth"
-            torch.save(mmdet_checkpoint(random_model(variant, seed=seed, fork_feat=True), wrapper), path)
-            cache[key] = path
-        return cache[key]
-
-    return make
-
-
-@pytest.fixture(scope="session")
-def xs_backbone_checkpoint(backbone_checkpoint_factory) -> Path:
-    return backbone_checkpoint_factory("xs")
+def xs_backbone_checkpoint(tmp_path_factory) -> Path:
+    """A seeded XS backbone checkpoint in the mmdet layout."""
+    path = tmp_path_factory.mktemp("mmdet") / "casvit_xs_backbone_mmdet.pth"
+    torch.save(mmdet_checkpoint(random_model("xs", seed=1, fork_feat=True)), path)
+    return path

@@ -53,7 +53,8 @@ def _set(path: str, value):
     ("checkpoint", {"path": "a.pth", "sha256": "z" * 64, "used_ema": False}, "checkpoint.sha256"),
     ("options", {"opset": 17}, "options.opset"), ("parity", [{"status": "maybe"}], "parity[0].status"),
     ("dynamic_batch", "yes", "dynamic_batch"), ("schema", 1, "schema"), ("form", "fast", "form"),
-    ("resolution", {"height": 64}, "resolution.width"), ("resolution", {"height": 64, "width": 100}, "resolution.width"),
+    ("resolution", {"height": 64}, "resolution.width"),
+    ("resolution", {"height": 64, "width": 100}, "resolution.width"),
     ("preprocessing.crop", {"height": 64, "width": 0}, "preprocessing.crop.width"),
     ("outputs.0.stride", 0, "outputs[0].stride"), ("dynamic_shape", "yes", "dynamic_shape"),
 ])

@@ -98,7 +98,8 @@ def test_backbone_output_norms_become_one_scale_and_shift_each():
     assert op_census(deployed)["batch_norm"] == 0 and op_census(model)["batch_norm"] > 4
 
 
-@pytest.mark.parametrize("variant, kind", [(v, "distilled") for v in VARIANTS] + [("xs", "backbone"), ("t", "backbone")])
+@pytest.mark.parametrize("variant, kind",
+                         [(v, "distilled") for v in VARIANTS] + [("xs", "backbone"), ("t", "backbone")])
 def test_whole_chain_float32_every_variant(variant, kind):
     model = random_model(variant, seed=5, **KINDS[kind])
     x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))

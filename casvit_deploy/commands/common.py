@@ -1,8 +1,8 @@
 """The CLI vocabulary shared by every command: one meaning per flag, one place for each.
 
 Short flags: -c --checkpoint, -v --variant, -r --resolution (224 or HEIGHTxWIDTH such as
-512x768), -f --format, -p --precision, -o --out, -b --backend (bench). `--json PATH` writes JSON to PATH, `--json -` prints it
-instead of the tables. Repeatable options repeat (`-f onnx -f coreml`) and also take
+512x768), -f --format, -p --precision, -o --out, -b --backend (bench). `--json PATH` writes
+JSON to PATH, `--json -` prints it instead of the tables. Repeatable options repeat (`-f onnx -f coreml`) and also take
 comma-separated values (`-f onnx,coreml`). Values are checked by the library, not here.
 """
 

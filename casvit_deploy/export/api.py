@@ -53,7 +53,8 @@ def artifact_stem(variant: str, resolution: Resolution | int | str, precision: P
 def default_out_dir(variant: str, resolution: Resolution | int | str, precision: Precision, form: Form = Form.DEPLOY,
                     backbone: bool = False) -> Path:
     """models/exports/<variant>_<resolution>_<precision>[_upstream][_backbone]/"""
-    return EXPORTS / f"{variant}_{Resolution.parse(resolution)}_{Precision(precision).value}{_kind_suffix(form, backbone)}"
+    size = Resolution.parse(resolution)
+    return EXPORTS / f"{variant}_{size}_{Precision(precision).value}{_kind_suffix(form, backbone)}"
 
 
 def check_settings(resolution: Resolution | int | str | None, batch: int) -> Resolution | None:

@@ -7,7 +7,9 @@ import operator
 import torch
 from torch import nn
 
-from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names, output_names  # noqa: F401  (exporters import them here)
+from casvit_deploy.model.blocks import (  # noqa: F401  (exporters import them here)
+    FINAL_OUTPUT, block_names, output_names,
+)
 from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Resolution
 
 MAX_DYNAMIC_BATCH = 1024

@@ -25,8 +25,7 @@ class ModelOutput:
         """(N, classes), or NCHW at 1/stride of the input size (exact: sizes are multiples of 32)."""
         if self.stride is None:
             return (batch, self.channels)
-        return resolution.shape(batch, self.channels)[:2] + (resolution.height // self.stride,
-                                                             resolution.width // self.stride)
+        return (batch, self.channels, resolution.height // self.stride, resolution.width // self.stride)
 
     @property
     def layout(self) -> str:

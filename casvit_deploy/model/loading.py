@@ -10,7 +10,9 @@ from casvit_deploy.model.casvit import CASViT
 from casvit_deploy.model.checkpoint import CheckpointInfo, load_checkpoint
 from casvit_deploy.model.factory import RANDOM_WEIGHTS_NOTE, random_model
 from casvit_deploy.model.variants import get_variant
-from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Resolution  # noqa: F401
+from casvit_deploy.settings import (  # noqa: F401  (the bounds are re-exported: they used to live here)
+    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Resolution,
+)
 
 DEFAULT_VARIANT = "xs"
 DEFAULT_RESOLUTION = Resolution(224, 224)
