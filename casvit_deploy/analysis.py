@@ -10,6 +10,7 @@ from torch import fx, nn
 
 from casvit_deploy.model.casvit import FlattenMean
 from casvit_deploy.rewrite.modules import SpatialMean
+from casvit_deploy.settings import Resolution
 
 _MODULE_OPS: dict[type, str] = {
     nn.Conv2d: "conv2d", nn.Linear: "linear", nn.BatchNorm2d: "batch_norm", nn.GELU: "gelu",
@@ -74,8 +75,9 @@ def _stage_of(name: str) -> str:
 
 
 @torch.no_grad()
-def macs_per_stage(model: nn.Module, resolution: int) -> dict[str, int]:
-    """Multiply-accumulates of conv and linear layers per stage, batch 1."""
+def macs_per_stage(model: nn.Module, resolution: Resolution | int | str) -> dict[str, int]:
+    """Multiply-accumulates of conv and linear layers per stage, batch 1, at `resolution`
+    (224, "512x768" or a Resolution)."""
     totals: Counter = Counter()
     hooks = [
         m.register_forward_hook(lambda mod, _, out, name=name: totals.update({_stage_of(name): _layer_macs(mod, out)}))
@@ -83,7 +85,7 @@ def macs_per_stage(model: nn.Module, resolution: int) -> dict[str, int]:
     ]
     try:
         param = next(model.parameters())
-        model(torch.zeros(1, 3, resolution, resolution, dtype=param.dtype, device=param.device))
+        model(torch.zeros(Resolution.parse(resolution).shape(1), dtype=param.dtype, device=param.device))
     finally:
         for h in hooks:
             h.remove()

@@ -3,6 +3,8 @@ by name (Typer rejects it with exit 2 before any work; the library with a UsageE
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
@@ -90,3 +92,70 @@ def choice(kind: type[E], value: E | str, option: str) -> E:
     except ValueError:
         choices = ", ".join(m.value for m in kind)
         raise UsageError(f"{option} {value!r}: choose one of {choices}") from None
+
+
+RESOLUTION_MIN, RESOLUTION_MAX, RESOLUTION_STEP = 32, 2048, 32
+_SIZE = re.compile(r"\s*(\d+)\s*(?:[xX\u00d7]\s*(\d+)\s*)?")
+
+
+def _valid_side(side: object) -> bool:
+    return (isinstance(side, int) and not isinstance(side, bool) and side % RESOLUTION_STEP == 0
+            and RESOLUTION_MIN <= side <= RESOLUTION_MAX)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """An input size, height x width in pixels, each a multiple of 32 from 32 to 2048.
+
+    Written "224" when square and "512x768" (height x width) otherwise, which is also what
+    `parse` reads; recorded in JSON as {"height": ..., "width": ...}.
+    """
+
+    height: int
+    width: int
+
+    def __post_init__(self):
+        if not (_valid_side(self.height) and _valid_side(self.width)):
+            raise UsageError(_invalid("resolution", f"{self.height}x{self.width}"))
+
+    @classmethod
+    def parse(cls, value: "Resolution | int | str", source: str = "--resolution") -> "Resolution":
+        """`value` (a Resolution, an int side, "224" or "512x768") as a Resolution;
+        UsageError naming `source` otherwise."""
+        if isinstance(value, Resolution):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            sides = (value, value)
+        elif isinstance(value, str) and (found := _SIZE.fullmatch(value)):
+            sides = (int(found.group(1)), int(found.group(2) or found.group(1)))
+        else:
+            sides = ()
+        if not sides or not all(map(_valid_side, sides)):
+            raise UsageError(_invalid(source, value.strip() if isinstance(value, str) else repr(value)))
+        return cls(*sides)
+
+    @property
+    def square(self) -> bool:
+        return self.height == self.width
+
+    def __str__(self) -> str:
+        return str(self.height) if self.square else f"{self.height}x{self.width}"
+
+    def shape(self, batch: int | str, channels: int = 3) -> tuple:
+        """The NCHW shape of a batch of this size."""
+        return (batch, channels, self.height, self.width)
+
+    def to_record(self) -> dict:
+        return {"height": self.height, "width": self.width}
+
+    @classmethod
+    def from_record(cls, value: object) -> "Resolution":
+        """From JSON: {"height": H, "width": W}, or (older records) one integer side."""
+        if isinstance(value, dict):
+            return cls(value.get("height"), value.get("width"))
+        return cls.parse(value, "resolution")
+
+
+def _invalid(source: str, shown: str) -> str:
+    return (f"{source} {shown} is not a multiple of {RESOLUTION_STEP} between {RESOLUTION_MIN} and "
+            f"{RESOLUTION_MAX}: give one side for a square (224) or HEIGHTxWIDTH (512x768)")

@@ -118,3 +118,27 @@ def small_artifact(tmp_path_factory, worker_id):
             return export_model(load_model(None, "xs"), fmt, folder, resolution=SMALL_RESOLUTION).artifact
 
     return get
+
+
+# What an mmdet/mmseg (mmcv) checkpoint holds besides its backbone: neck and heads.
+DETECTOR_EXTRA_KEYS = {"neck.lateral_convs.0.conv.weight": (256, 48, 1, 1), "neck.lateral_convs.0.conv.bias": (256,),
+                       "neck.fpn_convs.0.conv.weight": (256, 256, 3, 3), "rpn_head.rpn_conv.weight": (256, 256, 3, 3),
+                       "rpn_head.rpn_cls.weight": (3, 256, 1, 1), "roi_head.bbox_head.fc_cls.weight": (81, 1024),
+                       "roi_head.bbox_head.fc_cls.bias": (81,)}
+
+
+def mmdet_checkpoint(backbone: torch.nn.Module, wrapper: str = "") -> dict:
+    """The dict mmcv's `save_checkpoint` writes for a detector whose backbone is `backbone`."""
+    state = {f"{wrapper}backbone.{k}": v for k, v in backbone.state_dict().items()}
+    state |= {f"{wrapper}{k}": torch.zeros(shape) for k, shape in DETECTOR_EXTRA_KEYS.items()}
+    meta = {"mmcv_version": "1.7.1", "time": "Thu Jan  1 00:00:00 2026", "epoch": 12, "iter": 88_000,
+            "CLASSES": ("person", "bicycle", "car"), "config": "model = dict(type='MaskRCNN')", "env_info": "x"}
+    return {"meta": meta, "state_dict": state, "optimizer": {"state": {}, "param_groups": [{"lr": 2e-4}]}}
+
+
+@pytest.fixture(scope="session")
+def xs_backbone_checkpoint(tmp_path_factory) -> Path:
+    """A seeded XS backbone checkpoint in the mmdet layout."""
+    path = tmp_path_factory.mktemp("mmdet") / "casvit_xs_backbone_mmdet.pth"
+    torch.save(mmdet_checkpoint(random_model("xs", seed=1, fork_feat=True)), path)
+    return path

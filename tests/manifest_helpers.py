@@ -6,14 +6,15 @@ from casvit_deploy.artifacts.manifest import Manifest, TensorSpec
 from casvit_deploy.artifacts.options import OnnxOptions
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.model import RANDOM_WEIGHTS_NOTE
-from casvit_deploy.settings import Form, Precision
+from casvit_deploy.settings import Form, Precision, Resolution
 
 
-def minimal_manifest(resolution: int = 64) -> Manifest:
+def minimal_manifest(resolution: Resolution | int = 64) -> Manifest:
     """What an ONNX export of XS with random weights records (no block outputs)."""
+    resolution = Resolution.parse(resolution)
     return Manifest(
         format="onnx", file="a.onnx", size_bytes=0, sha256="0" * 64,
-        inputs=[TensorSpec("image", (1, 3, resolution, resolution), "float32", "NCHW")],
+        inputs=[TensorSpec("image", resolution.shape(1), "float32", "NCHW")],
         outputs=[TensorSpec("logits", (1, 1000), "float32", "NC")],
         preprocessing=Preprocessing.for_resolution(resolution), variant="xs", num_classes=1000,
         distillation=False, weights=RANDOM_WEIGHTS_NOTE, checkpoint=None, seed=0, form=Form.DEPLOY, passes=[],

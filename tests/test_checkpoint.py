@@ -73,14 +73,36 @@ def test_safetensors(tmp_path):
     assert info.variant == "xs" and _same_weights(model, sd)
 
 
-def test_detection_backbone_checkpoint(tmp_path):
+@pytest.mark.parametrize("wrapper", ["", "module."])
+def test_detection_backbone_checkpoint_in_the_mmdet_layout(tmp_path, wrapper):
+    """`state_dict` with `backbone.` keys (also under a DDP `module.`): the backbone loads
+    exactly; neck and head keys are ignored, counted, and said so in one note."""
+    from tests.conftest import DETECTOR_EXTRA_KEYS, mmdet_checkpoint
+
     backbone = random_model("xs", seed=1, fork_feat=True)
-    sd = {"backbone." + k: v for k, v in backbone.state_dict().items()}
-    sd["neck.lateral_convs.0.conv.weight"] = torch.zeros(256, 48, 1, 1)
-    model, info = load_checkpoint(_save(tmp_path, {"meta": {}, "state_dict": sd}))
-    assert info.fork_feat and info.num_classes == 0
-    feats = model(torch.randn(1, 3, 64, 64))
-    assert len(feats) == 4 and _same_weights(model, backbone.state_dict())
+    model, info = load_checkpoint(_save(tmp_path, mmdet_checkpoint(backbone, wrapper)))
+    assert info.fork_feat and info.num_classes == 0 and info.variant == "xs" and info.epoch == 12
+    assert _same_weights(model, backbone.state_dict())
+    assert info.ignored_keys == {"neck": 3, "rpn_head": 2, "roi_head": 2}
+    assert sum(info.ignored_keys.values()) == len(DETECTOR_EXTRA_KEYS)
+    assert info.notes == [f"ckpt.pth: loaded the backbone, ignored {len(DETECTOR_EXTRA_KEYS)} keys outside "
+                          "'backbone.': neck (3), rpn_head (2), roi_head (2)"]
+    feats = model(torch.randn(1, 3, 64, 96))
+    assert [f.shape[1:] for f in feats] == [(48, 16, 24), (56, 8, 12), (112, 4, 6), (220, 2, 3)]
+
+
+def test_classifier_checkpoint_has_no_notes(xs_checkpoint):
+    assert load_checkpoint(xs_checkpoint)[1].notes == []
+
+
+def test_backbone_flag_with_a_classifier_checkpoint_is_refused(xs_checkpoint, xs_backbone_checkpoint):
+    from casvit_deploy.errors import UsageError
+    from casvit_deploy.model import load_model
+
+    with pytest.raises(UsageError, match="holds a classifier.*drop --backbone"):
+        load_model(xs_checkpoint, backbone=True)
+    assert load_model(xs_backbone_checkpoint, backbone=True).is_backbone
+    assert load_model(xs_backbone_checkpoint).is_backbone and not load_model(xs_checkpoint).is_backbone
 
 
 def test_variant_mismatch_names_the_fitting_variant(xs_checkpoint):

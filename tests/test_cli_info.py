@@ -39,7 +39,8 @@ def test_info_random_weights_json():
     assert result.exit_code == 0, result.output
     facts = json.loads(result.output)
     assert facts["weights"] == "random weights, not pretrained"
-    assert facts["variant"] == "xs" and facts["resolution"] == 224
+    assert facts["variant"] == "xs" and facts["resolution"] == {"height": 224, "width": 224}
+    assert facts["outputs"] == [{"name": "logits", "stride": None, "shape": [1, 1000]}] and facts["notes"] == []
     assert facts["op_census"]["deploy"].get("batch_norm", 0) == 0
     # stem 2, embeddings 3, head 1, and per block: LI, norm1, norm2, two spatial gates
     assert facts["op_census"]["upstream"]["batch_norm"] == 2 + 3 + 1 + 10 * 5
@@ -59,7 +60,7 @@ def test_info_checkpoint_json_facts(checkpoint_factory):
     facts = json.loads(invoke("info", "-c", str(path), "--json", "-").output)
     ckpt = facts["checkpoint"]
     assert (ckpt["variant"], ckpt["num_classes"], ckpt["distillation"], ckpt["input_size"]) == ("s", 100, True, 384)
-    assert facts["resolution"] == 384 and facts["weights"].startswith("checkpoint ")
+    assert facts["resolution"] == {"height": 384, "width": 384} and facts["weights"].startswith("checkpoint ")
 
 
 @pytest.mark.parametrize("args, message", [

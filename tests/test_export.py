@@ -17,7 +17,7 @@ from casvit_deploy.model import load_model
 from casvit_deploy.model.blocks import block_names
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import Form, Precision
+from casvit_deploy.settings import Form, Precision, Resolution
 
 RES = 64
 FP32_RTOL = 1e-4  # max abs error relative to max |logit|, float32 vs float32 eager
@@ -66,10 +66,11 @@ def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     assert manifest.checkpoint_path(result.artifact).resolve() == xs_checkpoint.resolve()
     assert manifest.checkpoint.used_ema and manifest.checkpoint.sha256 == loaded.checkpoint.sha256
     assert manifest.seed is None and manifest.weights == loaded.weights
-    assert manifest.variant == "xs" and manifest.num_classes == 1000 and manifest.resolution == RES
+    assert manifest.variant == "xs" and manifest.num_classes == 1000 and manifest.resolution == Resolution(RES, RES)
     assert manifest.form is Form.DEPLOY and "fold_conv_bn" in manifest.passes
     assert [i.name for i in manifest.inputs] == ["image"] and manifest.inputs[0].shape == (1, 3, RES, RES)
     assert [o.name for o in manifest.outputs] == ["logits"] and manifest.outputs[0].shape == (1, 1000)
+    assert manifest.outputs[0].layout == "NC" and manifest.outputs[0].stride is None and not manifest.is_backbone
     assert manifest.preprocessing.mean == (0.485, 0.456, 0.406)
     assert manifest.tools["torch"] == torch.__version__ and manifest.parity == []
     assert list(manifest.block_outputs) == block_names(loaded.model)

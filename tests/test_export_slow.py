@@ -13,7 +13,7 @@ from casvit_deploy.export import export_model
 from casvit_deploy.model import load_model
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import Form
+from casvit_deploy.settings import Form, Resolution
 
 pytestmark = pytest.mark.slow
 RES = 160
@@ -27,10 +27,10 @@ def t_loaded(checkpoint_factory):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_t_exports_at_native_non_224_resolution(fmt, t_loaded, tmp_path):
-    assert t_loaded.native_resolution == RES and t_loaded.checkpoint.distillation
+    assert t_loaded.native_resolution == Resolution(RES, RES) and t_loaded.checkpoint.distillation
     result = export_model(t_loaded, fmt, tmp_path, resolution=RES, precision="fp16" if fmt == "coreml" else "fp32")
     manifest = result.manifest
-    assert manifest.variant == "t" and manifest.distillation and manifest.resolution == RES
+    assert manifest.variant == "t" and manifest.distillation and manifest.resolution == Resolution(RES, RES)
     assert "merge_heads" in manifest.passes and len(manifest.block_outputs) == 1 + 15 + 3 + 1
     if fmt == "coreml":
         assert "batch_norm" not in manifest.details["mil_ops"]

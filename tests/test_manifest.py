@@ -56,6 +56,10 @@ def _set(path: str, value):
     ("preprocessing.normalized_by", "nobody", "preprocessing.normalized_by"),
     ("parity", [{"status": "maybe"}], "parity[0].status"),
     ("dynamic_batch", "yes", "dynamic_batch"), ("schema", 1, "schema"), ("form", "fast", "form"),
+    ("resolution", {"height": 64}, "resolution.width"),
+    ("resolution", {"height": 64, "width": 100}, "resolution.width"),
+    ("preprocessing.crop", {"height": 64, "width": 0}, "preprocessing.crop.width"),
+    ("outputs.0.stride", 0, "outputs[0].stride"), ("dynamic_shape", "yes", "dynamic_shape"),
 ])
 def test_bad_fields_are_refused_naming_the_field(tmp_path, field, value, named):
     artifact = _saved(tmp_path, _set(field, value))

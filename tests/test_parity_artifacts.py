@@ -150,7 +150,9 @@ def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, messa
         Path(str(target) + ".manifest.json").write_text("[1, 2")
     elif case == "wrong-resolution":
         manifest = Path(str(target) + ".manifest.json")
-        manifest.write_text(manifest.read_text().replace(f'"resolution": {RESOLUTION}', '"resolution": 96'))
+        data = json.loads(manifest.read_text())
+        data["resolution"] = {"height": 96, "width": 96}
+        manifest.write_text(json.dumps(data))
     result = invoke("parity", target)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -51,6 +51,7 @@ class Format:
     options: type                          # its export options dataclass
     directory: bool = False                # the artifact is a folder
     calibration_methods: tuple[CalibrationMethod, ...] = ()  # int8 calibration it offers; the first is the default
+    dynamic_shape: bool = False            # can leave the input's height and width free
 
     @property
     def default_precision(self) -> Precision:
@@ -91,6 +92,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", ".onnx", "casvit_deploy.export.onnx:OnnxExporter", "casvit_deploy.runtime.onnx:OnnxRunner",
            (_ONNX, Package("onnxscript", "onnxscript"), _ORT), (_ORT, _ONNX), "onnx",
            (Precision.FP32, Precision.INT8), Localization.INTERMEDIATES, "onnxruntime", OnnxOptions,
+           dynamic_shape=True,
            calibration_methods=(CalibrationMethod.PERCENTILE, CalibrationMethod.MINMAX, CalibrationMethod.ENTROPY)),
     Format("ort", ".ort", "casvit_deploy.export.ort:OrtExporter", "casvit_deploy.runtime.ort:OrtRunner",
            (_ONNX, Package("onnxscript", "onnxscript"), _ORT), (_ORT,), "onnx",

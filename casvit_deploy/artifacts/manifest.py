@@ -1,8 +1,9 @@
 """The manifest next to every artifact: one typed class owns load, validate, save, parity
 records and the rebuild of the reference model. Nothing else reads or writes its JSON.
 
-`<artifact>.manifest.json`, schema 2. A manifest with a missing, mistyped or out-of-range
-field is refused with a one-line ManifestError (exit 2) naming the field.
+`<artifact>.manifest.json`, schema 3 (schema 2 is still read: its square sizes were plain
+integers). A manifest with a missing, mistyped or out-of-range field is refused with a
+one-line ManifestError (exit 2) naming the field.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from casvit_deploy.artifacts.options import from_record, to_record
 from casvit_deploy.artifacts.preprocessing import NORMALIZED_BY, RESIZE_MODES, Preprocessing
 from casvit_deploy.errors import UsageError
 from casvit_deploy.locks import folder_lock
-from casvit_deploy.model.loading import (
-    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, LoadedModel, load_model,
-)
+from casvit_deploy.model.loading import LoadedModel, load_model
 from casvit_deploy.model.variants import VARIANTS
-from casvit_deploy.settings import CalibrationMethod, Form, Head, Precision
+from casvit_deploy.settings import (
+    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, CalibrationMethod, Form, Head, Precision, Resolution,
+)
 
-SCHEMA = 2
+SCHEMA = 3
+READABLE_SCHEMAS = (2, 3)  # schema 2: square sizes only, written as integers
 SUFFIX = ".manifest.json"
 MAX_BYTES = 16 << 20  # a manifest is a few kB; anything this large is not one
 MAX_BATCH = 4096
@@ -56,17 +58,19 @@ def manifest_path(artifact: Path) -> Path:
 @dataclass(frozen=True)
 class TensorSpec:
     """An artifact input or output: name, shape (ints, or names of free dimensions), dtype,
-    and for people what to feed it or what it holds."""
+    for people what to feed it or what it holds, and a feature map's `stride` (input size /
+    its size; None for images and logits)."""
 
     name: str
     shape: tuple[int | str, ...]
     dtype: str
     layout: str | None = None
     description: str = ""
+    stride: int | None = None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "layout": self.layout,
-                "description": self.description}
+                "description": self.description, "stride": self.stride}
 
     def differences(self, found: "TensorSpec", what: str) -> list[str]:
         """How `found` (read from the artifact) differs from this spec (the manifest's) in
@@ -181,7 +185,7 @@ class Manifest:
     outputs: list[TensorSpec]
     preprocessing: Preprocessing
     variant: str
-    num_classes: int
+    num_classes: int  # 0: a dense-prediction backbone (feature maps, no classes)
     distillation: bool
     weights: str  # "random weights, not pretrained" or "checkpoint <path>"
     checkpoint: CheckpointRecord | None
@@ -189,7 +193,7 @@ class Manifest:
     form: Form
     passes: list[str]
     precision: Precision
-    resolution: int
+    resolution: Resolution
     batch: int
     dynamic_batch: bool
     options: object  # the format's options dataclass (artifacts/options.py)
@@ -199,6 +203,7 @@ class Manifest:
     exported_at: str
     details: dict = field(default_factory=dict)  # format-specific facts, for people
     head: Head = Head.LOGITS  # raw class scores, or a classifier's probabilities and label
+    dynamic_shape: bool = False  # height and width free (multiples of 32), `resolution` the one checked
     parity: list[ParityRecord] = field(default_factory=list)
     quantization: QuantizationRecord | None = None  # int8 artifacts only
     schema: int = SCHEMA
@@ -224,6 +229,11 @@ class Manifest:
         return Signature(tuple(self.inputs), tuple(self.outputs))
 
     @property
+    def is_backbone(self) -> bool:
+        """Exported from a dense-prediction backbone (recorded as num_classes 0)."""
+        return self.num_classes == 0
+
+    @property
     def latest_parity(self) -> ParityRecord | None:
         return self.parity[-1] if self.parity else None
 
@@ -239,7 +249,7 @@ class Manifest:
         data = {k: getattr(self, k) for k in self.__dataclass_fields__}
         return data | {
             "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
-            "preprocessing": self.preprocessing.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(), "resolution": self.resolution.to_record(),
             "checkpoint": dict(self.checkpoint.__dict__) if self.checkpoint else None,
             "form": self.form.value, "precision": self.precision.value, "options": to_record(self.options),
             "head": self.head.value,
@@ -252,8 +262,9 @@ class Manifest:
         """A validated manifest; FieldError naming the first bad field."""
         f = Fields(data)
         schema = f.int("schema", 0, 10**6) if "schema" in f.data else None
-        if schema != SCHEMA:
-            raise FieldError(f"field 'schema' is {schema}, this casvit-deploy reads schema {SCHEMA}")
+        if schema not in READABLE_SCHEMAS:
+            raise FieldError(f"field 'schema' is {schema}, this casvit-deploy reads schema "
+                             f"{' and '.join(map(str, READABLE_SCHEMAS))}")
         fmt = get_format(f.str("format", tuple(FORMATS)))
         return cls(
             format=fmt.name, file=f.str("file", max_len=255), size_bytes=f.int("size_bytes", 0, 2**53),
@@ -263,8 +274,9 @@ class Manifest:
             weights=f.str("weights"), checkpoint=_checkpoint(f.obj("checkpoint", optional=True)),
             seed=f.int("seed", 0, MAX_SEED, optional=True), form=Form(f.str("form", tuple(m.value for m in Form))),
             passes=_strings(f, "passes"), precision=Precision(f.str("precision", tuple(m.value for m in Precision))),
-            resolution=f.int("resolution", RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP),
+            resolution=_resolution(f, "resolution"),
             batch=f.int("batch", 1, MAX_BATCH), dynamic_batch=f.bool("dynamic_batch"),
+            dynamic_shape=f.bool("dynamic_shape") if "dynamic_shape" in f.data else False,
             options=from_record(fmt.options, f.obj("options").data, "options"),
             block_outputs=f.str_map("block_outputs"), tools=f.str_map("tools", optional_values=True),
             export_seconds=f.float("export_seconds", 0, 1e7), exported_at=f.str("exported_at", max_len=64),
@@ -275,11 +287,16 @@ class Manifest:
 
     def _consistent(self, f: Fields) -> "Manifest":
         """Fields that must agree with each other: the preprocessing crops to the resolution
-        and resizes to at most MAX_RESIZE_RATIO times it (no outsized images are made)."""
-        pre = Fields(f.data["preprocessing"], "preprocessing.")
-        if self.preprocessing.crop != self.resolution:
+        and (unless it scales to cover a non-square crop) resizes a square crop to at most
+        MAX_RESIZE_RATIO times its side (no outsized images are made)."""
+        pre, crop = Fields(f.data["preprocessing"], "preprocessing."), self.preprocessing.crop
+        if crop != self.resolution:
             pre.fail("crop", f"the resolution, {self.resolution}")
-        if not self.preprocessing.crop <= self.preprocessing.resize <= MAX_RESIZE_RATIO * self.preprocessing.crop:
+        if self.preprocessing.resize_mode == "cover":
+            return self
+        if not crop.square:
+            pre.fail("resize_mode", "'cover' for a non-square crop")
+        if not crop.height <= self.preprocessing.resize <= MAX_RESIZE_RATIO * crop.height:
             pre.fail("resize", f"from the crop to {MAX_RESIZE_RATIO} times it")
         return self
 
@@ -352,7 +369,7 @@ class Manifest:
             if checkpoint is not None:
                 raise UsageError(f"{artifact} was exported with random weights, not from a checkpoint; "
                                  "drop --checkpoint")
-            return load_model(None, self.variant, seed=self.seed or 0)
+            return load_model(None, self.variant, seed=self.seed or 0, backbone=self.is_backbone)
         path = Path(checkpoint) if checkpoint is not None else self.checkpoint_path(artifact)
         if not path.is_file():
             raise UsageError(f"{artifact} was exported from checkpoint {path}, which is not there; "
@@ -374,6 +391,10 @@ class Manifest:
                              "pass the checkpoint it was exported from")
         if self.variant != loaded.variant:
             raise UsageError(f"{artifact} is CAS-ViT-{self.variant}, but the reference model is {loaded.variant}")
+        if self.is_backbone != loaded.is_backbone:
+            kinds = ("a classifier", "a dense-prediction backbone")
+            raise UsageError(f"{artifact} was exported from {kinds[self.is_backbone]}, but the reference model is "
+                             f"{kinds[loaded.is_backbone]}")
         if expected is None and (self.seed or 0) != loaded.seed:
             raise UsageError(f"{artifact} was exported with random-weights seed {self.seed}, "
                              f"the reference has seed {loaded.seed}")
@@ -418,15 +439,25 @@ def _specs(f: Fields, key: str) -> list[TensorSpec]:
             s.fail("shape", "a list of sizes (integers) or dimension names")
         specs.append(TensorSpec(s.str("name", max_len=256), tuple(shape), s.str("dtype", max_len=64),
                                 s.str("layout", optional=True, max_len=16),
-                                s.str("description", optional=True) or ""))
+                                s.str("description", optional=True) or "", s.int("stride", 1, 1024, optional=True)))
     return specs
 
 
+def _resolution(f: Fields, key: str) -> Resolution:
+    """{"height": H, "width": W}, or (schema 2) one integer for a square."""
+    if isinstance(f.data.get(key), int):
+        return Resolution.parse(f.int(key, RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP))
+    size = f.obj(key)
+    sides = [size.int(side, RESOLUTION_MIN, RESOLUTION_MAX, step=RESOLUTION_STEP) for side in ("height", "width")]
+    return Resolution(*sides)
+
+
 def _preprocessing(f: Fields) -> Preprocessing:
+    mode = f.str("resize_mode", RESIZE_MODES)
     in_model = f.str("normalized_by", NORMALIZED_BY, optional=True) == "model"
     numbers = f.obj("in_model") if in_model else f
     return Preprocessing(
-        resize=f.int("resize", 1, 8192), resize_mode=f.str("resize_mode", RESIZE_MODES), crop=f.int("crop", 1, 8192),
+        resize=f.int("resize", 1, 8192, optional=mode == "cover"), resize_mode=mode, crop=_resolution(f, "crop"),
         interpolation=f.str("interpolation", max_len=32), scale=numbers.float("scale", 1e-6, 1.0),
         mean=numbers.floats("mean", 3, -1e3, 1e3), std=numbers.floats("std", 3, 1e-6, 1e3),
         color=f.str("color", ("RGB", "BGR")), layout=f.str("layout", ("NCHW", "NHWC")), in_model=in_model)

@@ -21,7 +21,7 @@ from casvit_deploy.artifacts.options import to_record
 from casvit_deploy.export import export_model
 from casvit_deploy.paths import CACHE
 from casvit_deploy.rewrite import PASS_NAMES
-from casvit_deploy.settings import Form
+from casvit_deploy.settings import Form, Resolution
 
 SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts", "quantize", "data")
 
@@ -43,7 +43,7 @@ def exporter_fingerprint() -> str:
 class ExportKey:
     weights: str  # "sha256:<hex>" or "seed:<n>"
     variant: str
-    resolution: int
+    resolution: Resolution
     precision: str
     batch: int
     fmt: str
@@ -53,7 +53,7 @@ class ExportKey:
     code: str = field(default_factory=exporter_fingerprint)
 
     def folder(self) -> str:
-        data = self.__dict__ | {"options": to_record(self.options)}
+        data = self.__dict__ | {"options": to_record(self.options), "resolution": str(self.resolution)}
         digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=list).encode()).hexdigest()
         return f"{self.variant}_{self.resolution}_{self.precision}_b{self.batch}_{self.form}_{self.fmt}-{digest[:12]}"
 
@@ -90,4 +90,7 @@ def _disabled(form: str, passes: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def weights_key(loaded) -> str:
-    return f"sha256:{loaded.checkpoint_sha256}" if loaded.checkpoint_sha256 else f"seed:{loaded.seed}"
+    """The checkpoint's sha256, or the random-weights seed (and form: classifier or backbone)."""
+    if loaded.checkpoint_sha256:
+        return f"sha256:{loaded.checkpoint_sha256}"
+    return f"seed:{loaded.seed}" + (":backbone" if loaded.is_backbone else "")

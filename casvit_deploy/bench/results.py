@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, field
 
 from casvit_deploy.bench.stats import LatencyStats
+from casvit_deploy.settings import Resolution
 
 SCHEMA = "casvit-bench/1"
 KEY_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last")
@@ -25,7 +26,7 @@ class BenchResult:
     device: str
     precision: str
     batch: int
-    resolution: int
+    resolution: Resolution
     channels_last: bool
     threads: int | None
     stats: LatencyStats
@@ -45,6 +46,9 @@ class BenchResult:
     size_vs_fp32: float | None = None      # artifact size / the same backend's fp32 artifact size
     agreement: dict | None = None          # int8: cosine, snr_db, top1, top5 vs fp32 eager (manifest)
 
+    def __post_init__(self):
+        self.resolution = Resolution.parse(self.resolution, "resolution")
+
     def key(self) -> tuple:
         return tuple(getattr(self, f) for f in KEY_FIELDS)
 
@@ -58,7 +62,7 @@ class BenchResult:
         stat_names = LatencyStats.__dataclass_fields__
         stats = LatencyStats(**{k: data[k] for k in stat_names})
         rest = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "stats"}
-        return cls(stats=stats, **rest)
+        return cls(stats=stats, **rest | {"resolution": Resolution.from_record(data["resolution"])})
 
 
 @dataclass

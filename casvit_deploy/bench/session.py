@@ -22,7 +22,7 @@ from casvit_deploy.bench.stats import summarize
 from casvit_deploy.bench.process import process_settings
 from casvit_deploy.bench.timing import Schedule, measure
 from casvit_deploy.paths import CACHE
-from casvit_deploy.settings import Device, Form, Precision, choice
+from casvit_deploy.settings import Device, Form, Precision, Resolution, choice
 
 
 @dataclass
@@ -31,7 +31,7 @@ class ModelSource:
 
     label: str
     loaded: object | None
-    resolution: int
+    resolution: Resolution
     artifact: Path | None = None
     artifact_backend: str | None = None
     form: Form = Form.DEPLOY  # an artifact's form, from its manifest
@@ -274,7 +274,8 @@ def _sync(device: Device):
     return lambda: None
 
 
-def _gflop_per_image(loaded, resolution: int) -> float | None:
+def _gflop_per_image(loaded, resolution: Resolution) -> float | None:
+    """2 x the conv and linear MACs of one image at `resolution` (non-square sizes too)."""
     if loaded is None:
         return None
     from casvit_deploy.analysis import macs_per_stage

@@ -11,20 +11,23 @@ from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model.loading import check_resolution, load_model
 from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import Delegate
+from casvit_deploy.settings import Delegate, Resolution
 
 
-def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resolution: int | None) -> list[ModelSource]:
-    """One source per variant (seeded random weights), or the checkpoint's model."""
+def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resolution: Resolution | int | str | None,
+                  backbone: bool = False) -> list[ModelSource]:
+    """One source per variant (seeded random weights; with `backbone` in the dense-prediction
+    form), or the checkpoint's model, at `resolution` (default: the model's native size)."""
     if checkpoint is not None:
         if len(variants) > 1:
             raise UsageError("give one --variant with --checkpoint (it names the checkpoint's architecture)")
-        loaded = load_model(checkpoint, variants[0] if variants else None, ema)
+        loaded = load_model(checkpoint, variants[0] if variants else None, ema, backbone=backbone)
         return [ModelSource(checkpoint.stem, loaded, loaded.input_resolution(resolution))]
     sources = []
     for name in dict.fromkeys(variants or ["xs"]):
-        loaded = load_model(variant=name)
-        sources.append(ModelSource(loaded.variant, loaded, loaded.input_resolution(resolution)))
+        loaded = load_model(variant=name, backbone=backbone)
+        label = loaded.variant + (" backbone" if backbone else "")
+        sources.append(ModelSource(label, loaded, loaded.input_resolution(resolution)))
     return sources
 
 
@@ -35,9 +38,21 @@ def _backend(fmt, manifest: Manifest | None) -> str:
     return fmt.bench_backend
 
 
-def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
+def _artifact_size(manifest: Manifest, artifact: Path, resolution) -> Resolution:
+    """The manifest's size; another (`resolution`) only for an artifact with a free height and width."""
+    if resolution is None:
+        return manifest.resolution
+    size = check_resolution(resolution)
+    if size != manifest.resolution and not manifest.dynamic_shape:
+        raise UsageError(f"{artifact.name} takes {manifest.resolution} inputs only (exported without "
+                         "--dynamic-shape); drop --resolution")
+    return size
+
+
+def artifact_source(artifact: Path, resolution: Resolution | int | str | None) -> ModelSource:
     """An artifact, its backend from the format table, and (from its manifest) the model it
-    was exported from, rebuilt for the eager baseline and FLOP counts when still possible."""
+    was exported from, rebuilt for the eager baseline and FLOP counts when still possible.
+    `resolution` is needed without a manifest, and chooses the size of a free-size artifact."""
     artifact = Path(artifact)
     fmt = format_for_path(artifact)
     manifest = Manifest.find(artifact)
@@ -49,8 +64,9 @@ def artifact_source(artifact: Path, resolution: int | None) -> ModelSource:
             raise UsageError(f"{artifact} has no manifest: give --resolution")
         return ModelSource(artifact.name, None, check_resolution(resolution), artifact, backend,
                            note="the artifact has no manifest, so no model to compare with")
+    size = _artifact_size(manifest, artifact, resolution)
     loaded, note = _reference(manifest, artifact)
-    return ModelSource(artifact.name, loaded, manifest.resolution, artifact, backend, manifest.form,
+    return ModelSource(artifact.name, loaded, size, artifact, backend, manifest.form,
                        batches=None if manifest.dynamic_batch else (manifest.batch,), note=note)
 
 

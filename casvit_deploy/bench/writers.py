@@ -14,7 +14,7 @@ from casvit_deploy.bench.results import BenchReport, BenchResult
 
 CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last",
               "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
-              "speedup_vs_eager", "speedup_vs_fp32", "size_vs_fp32", "cosine", "top1", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
+              "speedup_vs_eager", "speedup_vs_fp32", "size_vs_fp32", "cosine", "top1", "gflop_per_image", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
               "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
 
 
@@ -28,7 +28,8 @@ def to_csv(report: BenchReport) -> str:
     writer.writeheader()
     for result in report.results:
         agreement = result.agreement or {}
-        row = result.to_dict() | {"cosine": agreement.get("cosine"), "top1": agreement.get("top1")}
+        row = result.to_dict() | {"resolution": str(result.resolution), "cosine": agreement.get("cosine"),
+                                  "top1": agreement.get("top1")}
         writer.writerow({k: _csv_value(v) for k, v in row.items()})
     return buf.getvalue()
 
@@ -50,14 +51,14 @@ def result_cells(r: BenchResult) -> list[str]:
             _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.speedup_vs_fp32, ".2f", "x"),
             _fmt(r.size_vs_fp32 and 100 * r.size_vs_fp32, ".0f", "%"),
             _fmt((r.agreement or {}).get("cosine"), ".5f"), _fmt((r.agreement or {}).get("top1"), ".3f"),
-            _fmt(r.achieved_gflops, ".0f"),
+            _fmt(r.gflop_per_image, ".3g"), _fmt(r.achieved_gflops, ".0f"),
             _fmt(r.gemm_fraction and 100 * r.gemm_fraction, ".0f", "%"),
             f"{r.load_s * 1e3:.0f}", f"{r.first_inference_ms:.0f}", f"{r.peak_rss_mb:.0f}",
             _fmt(r.cuda_peak_mb, ".0f"), _fmt(r.artifact_mb, ".1f")]
 
 
 RESULT_HEADERS = ["model", "form", "backend", "device", "precision", "res", "batch", "p50 ms", "p90 ms", "p99 ms",
-                  "std ms", "img/s", "vs eager", "vs fp32", "size vs fp32", "cosine", "top-1", "GFLOP/s", "% GEMM",
+                  "std ms", "img/s", "vs eager", "vs fp32", "size vs fp32", "cosine", "top-1", "GFLOP/img", "GFLOP/s", "% GEMM",
                   "load ms", "1st ms", "RSS MB", "CUDA MB", "artifact MB"]
 
 
@@ -72,7 +73,7 @@ def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
               "vs eager = eager fp32 p50 (same model, form, device, batch) / p50; vs fp32 and size vs fp32: against the "
               "same backend's fp32 artifact; cosine, top-1: an int8 artifact's agreement with fp32 eager on "
               "photographs, from its manifest; "
-              "GFLOP/s = 2 x MACs x batch / p50.", ""]
+              "GFLOP/img = 2 x MACs of one image at its size; GFLOP/s = GFLOP/img x batch / p50.", ""]
     lines += _md_table(RESULT_HEADERS, [result_cells(r) for r in report.results])
     if report.results:
         lines += ["", "Engines: " + "; ".join(sorted({f"{r.backend} = {r.engine}" for r in report.results}))]

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, EmaOpt, JsonOpt, PrecisionsOpt, ResolutionOpt, ThreadsOpt, VariantsOpt, check_report_paths,
-    console, emit, guarded, report_option, split_values, to_stdout,
+    BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, PrecisionsOpt, ResolutionOpt, ThreadsOpt, VariantsOpt,
+    check_report_paths, console, emit, guarded, print_notes, report_option, split_values, to_stdout,
 )
 from casvit_deploy.settings import Device, Precision
 
@@ -97,7 +97,8 @@ def _write_outputs(report, json_file, csv_file, markdown_file, plot_file) -> Non
 
 @guarded
 def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant: VariantsOpt = None,
-          checkpoint: CheckpointOpt = None, ema: EmaOpt = False, device: DeviceOpt = Device.CPU,
+          checkpoint: CheckpointOpt = None, ema: EmaOpt = False, backbone: BackboneOpt = False,
+          device: DeviceOpt = Device.CPU,
           batch: BatchesOpt = [1], resolution: ResolutionOpt = None, precision: PrecisionsOpt = [Precision.FP32],
           threads: ThreadsOpt = None, warmup: WarmupOpt = 10, iters: ItersOpt = None,
           min_time: MinTimeOpt = None, rounds: RoundsOpt = 1, no_rewrite: NoRewriteOpt = False,
@@ -109,7 +110,10 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
           plot: report_option("--plot", "Write a PNG chart of throughput (needs matplotlib).") = None,
           compare: report_option("--compare", "A saved --json report: print the change, exit 1 on regression.") = None,
           threshold: ThresholdOpt = 10.0) -> None:
-    """Time CAS-ViT on each backend: latency percentiles, throughput, cold start, memory, speed-up."""
+    """Time CAS-ViT on each backend: latency percentiles, throughput, cold start, memory, speed-up.
+
+    Also the GFLOP per image at the given size (classifiers and dense-prediction backbones).
+    """
     from dataclasses import replace
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
@@ -133,7 +137,8 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
             check_loads(source.artifact)
     else:
         chosen, skipped = select_backends(split_values(backend), device)
-        sources = model_sources(split_values(variant), checkpoint, ema, resolution)
+        sources = model_sources(split_values(variant), checkpoint, ema, resolution, backbone)
+        print_notes([note for s in sources for note in s.loaded.notes])
     report = _run(sources, replace(config, backends=chosen), skipped)
     _write_outputs(report, json, csv, markdown, plot)
     machine_output = any(to_stdout(p) for p in (json, csv, markdown))

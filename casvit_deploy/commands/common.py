@@ -1,8 +1,8 @@
 """The CLI vocabulary shared by every command: one meaning per flag, one place for each.
 
-Short flags: -c --checkpoint, -v --variant, -r --resolution, -f --format, -p --precision,
--o --out, -b --backend (bench). `--json PATH` writes JSON to PATH, `--json -` prints it
-instead of the tables. Repeatable options repeat (`-f onnx -f coreml`) and also take
+Short flags: -c --checkpoint, -v --variant, -r --resolution (224 or HEIGHTxWIDTH such as
+512x768), -f --format, -p --precision, -o --out, -b --backend (bench). `--json PATH` writes
+JSON to PATH, `--json -` prints it instead of the tables. Repeatable options repeat (`-f onnx -f coreml`) and also take
 comma-separated values (`-f onnx,coreml`). Values are checked by the library, not here.
 """
 
@@ -27,9 +27,12 @@ VariantOpt = Annotated[Optional[str], typer.Option(
 VariantsOpt = Annotated[Optional[list[str]], typer.Option(
     "--variant", "-v", help="xs, s, m or t (repeatable); default xs.", show_default=False)]
 EmaOpt = Annotated[bool, typer.Option("--ema", help="Use the checkpoint's EMA weights.")]
-ResolutionOpt = Annotated[Optional[int], typer.Option(
-    "--resolution", "-r", help="Square input size, a multiple of 32 from 32 to 2048 (default: the checkpoint's, "
-    "else 224).", show_default=False)]
+ResolutionOpt = Annotated[Optional[str], typer.Option(
+    "--resolution", "-r", help="Input size: one side for a square (224) or HEIGHTxWIDTH (512x768), each a multiple "
+    "of 32 from 32 to 2048 (default: the checkpoint's, else 224).", metavar="SIZE", show_default=False)]
+BackboneOpt = Annotated[bool, typer.Option(
+    "--backbone", help="Without --checkpoint: random weights in the dense-prediction backbone form (four feature "
+    "maps, strides 4-32) instead of the classifier. A checkpoint's form is read from the file.")]
 PrecisionsOpt = Annotated[list[Precision], typer.Option(
     "--precision", "-p", help="Numeric precision (repeatable).", case_sensitive=False)]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
@@ -72,6 +75,12 @@ def emit(path: Path | None, render: Callable[[], str]) -> None:
 
 def json_text(payload: dict) -> str:
     return json.dumps(payload, indent=2, default=str) + "\n"
+
+
+def print_notes(notes: list[str]) -> None:
+    """Things the user should know that are not errors (e.g. checkpoint keys ignored), on stderr."""
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 def check_report_paths(**paths: Path | None) -> None:

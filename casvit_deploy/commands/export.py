@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
-    json_text, split_values, to_stdout,
+    BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit,
+    guarded, json_text, print_notes, split_values, to_stdout,
 )
-from casvit_deploy.settings import CalibrationMethod, Delegate, Form, Precision
+from casvit_deploy.settings import CalibrationMethod, Delegate, Form, Precision, Resolution
 
 FormatsOpt = Annotated[list[str], typer.Option(
     "--format", "-f", help="onnx, ort, coreml, executorch or all; repeat or comma-separate for several.")]
@@ -36,7 +36,7 @@ KeepFloatOpt = Annotated[Optional[list[str]], typer.Option(
     "names them) or op kinds (gates, spatial-gates, channel-gates, mixers, mlps, local, residual-adds) in float. "
     "Repeatable, comma-separated.", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream]).",
+    "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
     show_default=False)]
 
 
@@ -58,9 +58,10 @@ class Row:
 class Request:
     """The export settings common to every format, and each format's options."""
 
-    resolution: int
+    resolution: Resolution
     batch: int
     dynamic_batch: bool
+    dynamic_shape: bool
     precision: Precision | None
     form: Form
     force: bool
@@ -112,10 +113,11 @@ def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool,
     from casvit_deploy.export import default_out_dir, export_model
 
     precision = request.precision or fmt.default_precision
-    folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form)
+    folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form, loaded.is_backbone)
     try:
         result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
-                              dynamic_batch=request.dynamic_batch, precision=precision, form=request.form,
+                              dynamic_batch=request.dynamic_batch, dynamic_shape=request.dynamic_shape,
+                              precision=precision, form=request.form,
                               force=request.force, options=request.options[fmt.name],
                               progress=_progress(status, fmt.name), gate=parity_gate(loaded, check))
     except ParityFailure as err:
@@ -215,9 +217,10 @@ def _int8_options(precision, calibration, samples, method, keep_float, auto, min
 def export(
     format: FormatsOpt,
     checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
-    resolution: ResolutionOpt = None,
+    backbone: BackboneOpt = False, resolution: ResolutionOpt = None,
     batch: Annotated[int, typer.Option("--batch", help="Fixed batch size of the artifact.")] = 1,
     dynamic_batch: Annotated[bool, typer.Option("--dynamic-batch", help="Leave the batch dimension free (ONNX, ExecuTorch).")] = False,
+    dynamic_shape: Annotated[bool, typer.Option("--dynamic-shape", help="ONNX: leave height and width free (the caller feeds multiples of 32); --resolution is the size it is checked at.")] = False,
     precision: PrecisionOpt = None,
     no_rewrite: Annotated[bool, typer.Option("--no-rewrite", help="Export the upstream form, not the deploy form.")] = False,
     out: OutOpt = None,
@@ -244,15 +247,21 @@ def export(
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
     json: JsonOpt = None,
 ) -> None:
-    """Export to ONNX, ORT format, CoreML and/or ExecuTorch: parity-checked artifacts with JSON manifests."""
+    """Export to ONNX, ORT format, CoreML and/or ExecuTorch: parity-checked artifacts with JSON manifests.
+
+    A classifier gives one output, "logits"; a dense-prediction backbone four feature maps,
+    "feat_s4", "feat_s8", "feat_s16", "feat_s32" (strides and channels in the manifest).
+    """
     from casvit_deploy.artifacts.formats import parse_formats
     from casvit_deploy.artifacts.options import from_flags
-    from casvit_deploy.export import check_settings
+    from casvit_deploy.export import check_dynamic_shape, check_settings
     from casvit_deploy.model import load_model
 
     formats = parse_formats(format)
     check_report_paths(json=json)
-    check_settings(resolution, batch)
+    size = check_settings(resolution, batch)
+    for fmt in formats if dynamic_shape else ():
+        check_dynamic_shape(fmt)
     flags = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
              "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
              "description": description, "allow_portable": allow_portable, "delegate": delegate,
@@ -261,8 +270,9 @@ def export(
     check_format_flags(formats, flags)
     options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
     with Console(stderr=True).status("load"):
-        loaded = load_model(checkpoint, variant, ema)
-    request = Request(loaded.input_resolution(resolution), batch, dynamic_batch, precision,
+        loaded = load_model(checkpoint, variant, ema, backbone=backbone)
+    print_notes(loaded.notes)
+    request = Request(loaded.input_resolution(size), batch, dynamic_batch, dynamic_shape, precision,
                       Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
     rows = _run_all(loaded, formats, request, out, check)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))

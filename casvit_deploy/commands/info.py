@@ -11,18 +11,19 @@ import typer
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded, json_text,
-    to_stdout,
+    BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
+    json_text, to_stdout,
 )
 
 
-def describe(checkpoint=None, variant=None, ema=False, resolution=None) -> dict:
+def describe(checkpoint=None, variant=None, ema=False, resolution=None, backbone=False) -> dict:
     """Everything `info` reports, as plain data."""
     from casvit_deploy.analysis import count_params, macs_per_stage, op_census
     from casvit_deploy.model import get_variant, load_model
+    from casvit_deploy.model.blocks import model_outputs
     from casvit_deploy.rewrite import PASSES, to_deploy
 
-    loaded = load_model(checkpoint, variant, ema)
+    loaded = load_model(checkpoint, variant, ema, backbone=backbone)
     resolution = loaded.input_resolution(resolution)
     deployed, applied = to_deploy(loaded.model)
     spec = get_variant(loaded.variant)
@@ -33,11 +34,14 @@ def describe(checkpoint=None, variant=None, ema=False, resolution=None) -> dict:
         "weights": loaded.weights,
         "params": count_params(loaded.model),
         "params_deploy": count_params(deployed),
-        "resolution": resolution,
+        "resolution": resolution.to_record(),
+        "outputs": [{"name": o.name, "stride": o.stride, "shape": list(o.shape(1, resolution))}
+                    for o in model_outputs(loaded.model)],
         "gmacs_per_stage": {k: v / 1e9 for k, v in macs_per_stage(loaded.model, resolution).items()},
         "published": {"params_m_with_dist_head": spec.params_m, "gmacs_224": spec.gmacs_224,
                       "top1_paper": spec.top1_paper, "top1_zoo": spec.top1_zoo},
         "checkpoint": asdict(loaded.checkpoint) if loaded.checkpoint else None,
+        "notes": loaded.notes,
         "passes": [{"name": p.name, "applied": p.name in applied, "identity": p.summary} for p in PASSES],
         "op_census": {"upstream": dict(upstream_ops), "deploy": dict(deploy_ops)},
     }
@@ -51,6 +55,8 @@ def _overview_table(facts: dict) -> Table:
     table.add_row("weights", facts["weights"])
     table.add_row("layers / dims", f"{arch['layers']} / {arch['dims']}")
     table.add_row("parameters", f"{facts['params'] / 1e6:.3f} M (deploy form {facts['params_deploy'] / 1e6:.3f} M)")
+    table.add_row("outputs", ", ".join(f"{o['name']} {'x'.join(map(str, o['shape']))}"
+                                       + (f" (stride {o['stride']})" if o["stride"] else "") for o in facts["outputs"]))
     ckpt = facts["checkpoint"]
     if ckpt:
         table.add_row("classes", str(ckpt["num_classes"]) if not ckpt["fork_feat"] else "backbone (4 feature maps)")
@@ -59,11 +65,14 @@ def _overview_table(facts: dict) -> Table:
         table.add_row("epoch", str(ckpt["epoch"]))
         table.add_row("native resolution", str(ckpt["input_size"] or "not recorded"))
         table.add_row("sha256", ckpt["sha256"])
+    for note in facts["notes"]:
+        table.add_row("note", note)
     return table
 
 
 def _macs_table(facts: dict) -> Table:
-    table = Table(title=f"GMACs per stage at {facts['resolution']}x{facts['resolution']}")
+    size = facts["resolution"]
+    table = Table(title=f"GMACs per stage at {size['height']}x{size['width']}")
     table.add_column("stage")
     table.add_column("GMACs", justify="right")
     for stage, gmacs in facts["gmacs_per_stage"].items():
@@ -149,14 +158,18 @@ def info(artifact: Annotated[Optional[Path], typer.Argument(
              help="An exported artifact (.onnx, .ort, .mlpackage, .pte) to describe from its manifest.",
              metavar="ARTIFACT", show_default=False)] = None,
          checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
-         resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:
-    """Describe a variant or checkpoint (parameters, GMACs per stage, checkpoint facts, passes, op census),
-    or an exported ARTIFACT (interface and what to feed it, preprocessing, target, size, parity, integrity)."""
+         backbone: BackboneOpt = False, resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:
+    """Describe a model (variant or checkpoint) or an exported ARTIFACT.
+
+    A model: parameters, outputs, GMACs per stage, checkpoint facts, passes, op census. An
+    artifact: interface and what to feed it, preprocessing, target, size, parity, integrity.
+    """
     check_report_paths(json=json)
     if artifact is not None:
-        flags = {"--checkpoint": checkpoint, "--variant": variant, "--ema": ema, "--resolution": resolution}
+        flags = {"--checkpoint": checkpoint, "--variant": variant, "--ema": ema, "--resolution": resolution,
+                 "--backbone": backbone}
         return _describe_artifact(artifact, json, flags)
-    facts = describe(checkpoint, variant, ema, resolution)
+    facts = describe(checkpoint, variant, ema, resolution, backbone)
     emit(json, lambda: json_text(facts))
     if to_stdout(json):
         return

@@ -1,7 +1,7 @@
 """Reading photographs and applying the reference evaluation transform.
 
 `preprocess` takes anything with the fields of `artifacts.preprocessing.Preprocessing`
-(resize, resize_mode, crop, mean, std): the transform a manifest records.
+(resize, resize_mode, crop as a Resolution, mean, std): the transform a manifest records.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Resolution
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Photographs shipped inside scikit-image's wheel (no download needed).
@@ -42,18 +43,27 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float64), 0, 1)
 
 
+def _covering(h: int, w: int, height: int, width: int) -> tuple[int, int]:
+    """The size of an h x w image scaled (aspect kept) by the smallest factor that covers
+    height x width; for a square target its shorter side becomes the target's side."""
+    if height * w >= width * h:  # the height is the tighter side
+        return height, max(width, round(w * height / h))
+    return max(height, round(h * width / w)), width
+
+
 def preprocess(image: np.ndarray, pre) -> np.ndarray:
-    """One image -> (3, crop, crop) float32, transformed as `pre` records."""
+    """One image -> (3, crop height, crop width) float32, transformed as `pre` records."""
     rgb = as_rgb(image).astype(np.float32)
     h, w = rgb.shape[:2]
     if pre.resize_mode == "square":
         rgb = _resize(rgb, (pre.resize, pre.resize))
-    else:
-        short = pre.resize
-        rgb = _resize(rgb, (short, max(short, round(w * short / h))) if h <= w
-                      else (max(short, round(h * short / w)), short))
-    top, left = (rgb.shape[0] - pre.crop) // 2, (rgb.shape[1] - pre.crop) // 2
-    rgb = rgb[top:top + pre.crop, left:left + pre.crop]
+    elif pre.resize_mode == "shorter-side":
+        rgb = _resize(rgb, _covering(h, w, pre.resize, pre.resize))
+    else:  # "cover"
+        rgb = _resize(rgb, _covering(h, w, pre.crop.height, pre.crop.width))
+    crop_h, crop_w = pre.crop.height, pre.crop.width
+    top, left = (rgb.shape[0] - crop_h) // 2, (rgb.shape[1] - crop_w) // 2
+    rgb = rgb[top:top + crop_h, left:left + crop_w]
     out = (rgb - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
     return out.transpose(2, 0, 1).astype(np.float32)
 
@@ -102,7 +112,7 @@ def photo_batch(pre, directory: Path | None = None, samples: int | None = None,
     return np.stack([preprocess(img, pre) for _, img in photos]), [name for name, _ in photos]
 
 
-def seeded_noise(resolution: int, samples: int, seed: int = 0) -> np.ndarray:
-    """`samples` seeded standard-normal images (N, 3, R, R) float32: the scale of normalized photographs."""
+def seeded_noise(resolution: Resolution | int | str, samples: int, seed: int = 0) -> np.ndarray:
+    """`samples` seeded standard-normal images (N, 3, H, W) float32: the scale of normalized photographs."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((samples, 3, resolution, resolution)).astype(np.float32)
+    return rng.standard_normal(Resolution.parse(resolution).shape(samples)).astype(np.float32)

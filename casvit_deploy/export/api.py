@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from casvit_deploy.artifacts.formats import Format, get_format
+from casvit_deploy.artifacts.formats import FORMATS, Format, get_format
 from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.errors import CasvitError, ExportError, ParityFailure, UsageError
@@ -17,10 +17,11 @@ from casvit_deploy.export.record import build_manifest, embedded_metadata
 from casvit_deploy.export.registry import exporter_for
 from casvit_deploy.export.staging import output_folder, publish, refuse_overwrite, staging_dir
 from casvit_deploy.export.verify import load_check
+from casvit_deploy.model.blocks import model_outputs
 from casvit_deploy.model.loading import LoadedModel, check_resolution
 from casvit_deploy.paths import EXPORTS
 from casvit_deploy.rewrite import deploy_form
-from casvit_deploy.settings import Delegate, Form, Head, Precision, choice
+from casvit_deploy.settings import Delegate, Form, Head, Precision, Resolution, choice
 
 MAX_BATCH = 4096
 # A check of the staged artifact before it is published: (staged artifact, final path) ->
@@ -38,31 +39,47 @@ class ExportResult:
     gate: tuple[str, str] | None = None                 # the gate's (status, reason), if one ran
 
 
-def artifact_stem(variant: str, resolution: int, precision: Precision, form: Form = Form.DEPLOY,
-                  batch: int = 1, dynamic_batch: bool = False) -> str:
-    """e.g. casvit_xs_224_fp32; suffixes mark upstream form, fixed batch > 1, dynamic batch."""
-    stem = f"casvit_{variant}_{resolution}_{Precision(precision).value}"
-    stem += "" if form is Form.DEPLOY else "_upstream"
-    stem += "_dynamic" if dynamic_batch else (f"_b{batch}" if batch > 1 else "")
-    return stem
+def _kind_suffix(form: Form, backbone: bool) -> str:
+    return ("" if form is Form.DEPLOY else "_upstream") + ("_backbone" if backbone else "")
 
 
-def default_out_dir(variant: str, resolution: int, precision: Precision, form: Form = Form.DEPLOY) -> Path:
-    """models/exports/<variant>_<resolution>_<precision>[_upstream]/"""
-    suffix = "" if form is Form.DEPLOY else "_upstream"
-    return EXPORTS / f"{variant}_{resolution}_{Precision(precision).value}{suffix}"
+def artifact_stem(variant: str, resolution: Resolution | int | str, precision: Precision, form: Form = Form.DEPLOY,
+                  batch: int = 1, dynamic_batch: bool = False, *, dynamic_shape: bool = False,
+                  backbone: bool = False) -> str:
+    """e.g. casvit_xs_224_fp32, casvit_xs_512x768_fp32_backbone; suffixes mark upstream form,
+    a backbone, fixed batch > 1, dynamic batch ("_dynamic") and dynamic height and width
+    ("_dynamic_hw", both: "_dynamic_bhw")."""
+    stem = f"casvit_{variant}_{Resolution.parse(resolution)}_{Precision(precision).value}"
+    stem += _kind_suffix(form, backbone)
+    if dynamic_shape:
+        return stem + ("_dynamic_bhw" if dynamic_batch else "_dynamic_hw") + (f"_b{batch}" if batch > 1 else "")
+    return stem + ("_dynamic" if dynamic_batch else (f"_b{batch}" if batch > 1 else ""))
 
 
-def check_settings(resolution: int | None, batch: int) -> None:
-    """UsageError for a resolution (None: not given) or batch no artifact can have."""
-    if resolution is not None:
-        check_resolution(resolution)
+def default_out_dir(variant: str, resolution: Resolution | int | str, precision: Precision, form: Form = Form.DEPLOY,
+                    backbone: bool = False) -> Path:
+    """models/exports/<variant>_<resolution>_<precision>[_upstream][_backbone]/"""
+    size = Resolution.parse(resolution)
+    return EXPORTS / f"{variant}_{size}_{Precision(precision).value}{_kind_suffix(form, backbone)}"
+
+
+def check_settings(resolution: Resolution | int | str | None, batch: int) -> Resolution | None:
+    """The resolution (None: not given) as a Resolution; UsageError for a resolution or
+    batch no artifact can have."""
     if not isinstance(batch, int) or isinstance(batch, bool) or not 1 <= batch <= MAX_BATCH:
         raise UsageError(f"--batch {batch} must be from 1 to {MAX_BATCH}")
+    return None if resolution is None else check_resolution(resolution)
 
 
-def _validate(loaded: LoadedModel, fmt: Format, resolution: int, batch: int, precision: Precision, options):
-    check_settings(resolution, batch)
+def check_dynamic_shape(fmt: Format) -> None:
+    """UsageError unless `fmt` can leave the input's height and width free."""
+    if not fmt.dynamic_shape:
+        offered = ", ".join(f.name for f in FORMATS.values() if f.dynamic_shape)
+        raise UsageError(f"{fmt.name} artifacts take a fixed input size here; --dynamic-shape is for {offered} only")
+
+
+def _validate(loaded: LoadedModel, fmt: Format, batch: int, precision: Precision, options, dynamic_shape: bool):
+    check_settings(None, batch)
     fmt.check_precision(precision)
     if not isinstance(options, fmt.options):
         raise UsageError(f"{fmt.name} export takes {fmt.options.__name__}, not {type(options).__name__}")
@@ -70,9 +87,8 @@ def _validate(loaded: LoadedModel, fmt: Format, resolution: int, batch: int, pre
         raise UsageError("the calibration and keep-float settings apply to --precision int8 only")
     if precision is Precision.INT8:
         _validate_int8(loaded, fmt, options)
-    if getattr(loaded.model, "fork_feat", False):
-        raise UsageError("this checkpoint is a detection/segmentation backbone (4 feature maps); "
-                         "export supports classifiers only")
+    if dynamic_shape:
+        check_dynamic_shape(fmt)
     return exporter_for(fmt)
 
 
@@ -82,6 +98,9 @@ def _validate_int8(loaded: LoadedModel, fmt: Format, options) -> None:
     from casvit_deploy.quantize.targets import check_targets
 
     int8 = getattr(options, "int8", None)
+    if loaded.is_backbone:
+        raise UsageError("int8 export is for classifiers (judged by agreement of their logits); "
+                         "export a backbone in fp32")
     if getattr(options, "delegate", Delegate.XNNPACK) is not Delegate.XNNPACK:
         raise UsageError("int8 ExecuTorch programs are quantized for XNNPACK: use --delegate xnnpack")
     if int8 is None:
@@ -113,27 +132,31 @@ def _run_gate(gate: Gate | None, staged: Path, final: Path, fmt: Format) -> tupl
     return status, reason
 
 
-def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resolution: int, batch: int = 1,
-                 dynamic_batch: bool = False, precision: Precision | str | None = None, form: Form = Form.DEPLOY,
-                 disable: tuple[str, ...] = (), force: bool = False, options=None,
-                 progress: Progress | None = None, gate: Gate | None = None) -> ExportResult:
-    """Export `loaded` as `fmt` into `out_dir`: a load-checked artifact + manifest, or nothing.
+def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resolution: Resolution | int | str,
+                 batch: int = 1, dynamic_batch: bool = False, dynamic_shape: bool = False,
+                 precision: Precision | str | None = None, form: Form = Form.DEPLOY, disable: tuple[str, ...] = (),
+                 force: bool = False, options=None, progress: Progress | None = None,
+                 gate: Gate | None = None) -> ExportResult:
+    """Export `loaded` (a classifier or a backbone) as `fmt` into `out_dir`: a load-checked
+    artifact + manifest, or nothing. `resolution` is the input size (with `dynamic_shape`,
+    ONNX only: the size the artifact is checked at; height and width are then free).
 
-    `verify(staged, final)` runs on the finished artifact before it is published (the
-    post-export parity check), so an interrupted check leaves the previous artifact in
-    place. Raises UsageError/BackendMissingError for bad requests (before any work) and
-    ExportError when the backend fails; an existing artifact is replaced only with `force`.
     With `gate` (the parity check), the staged artifact is published only if it does not
-    fail (ParityFailure otherwise); the gate records its result in the manifest.
-    One export at a time writes to `out_dir` (FolderBusy, a UsageError, for a second).
+    fail (ParityFailure otherwise), so an interrupted or failed check leaves the previous
+    artifact in place; the gate records its result in the manifest. One export at a time
+    writes to `out_dir` (FolderBusy, a UsageError, for a second). Raises
+    UsageError/BackendMissingError for bad requests (before any work) and ExportError when
+    the backend fails; an existing artifact is replaced only with `force`.
     """
     progress = progress or no_progress
     started = time.perf_counter()
+    resolution = check_resolution(resolution)
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     precision = choice(Precision, precision, "--precision") if precision is not None else fmt.default_precision
     options = fmt.options() if options is None else options
-    exporter = _validate(loaded, fmt, resolution, batch, precision, options)
-    name = artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch) + fmt.suffix
+    exporter = _validate(loaded, fmt, batch, precision, options, dynamic_shape)
+    name = artifact_stem(loaded.variant, resolution, precision, form, batch, dynamic_batch,
+                         dynamic_shape=dynamic_shape, backbone=loaded.is_backbone) + fmt.suffix
     with output_folder(Path(out_dir)) as out_dir:
         final = out_dir / name
         refuse_overwrite(final, force)
@@ -145,7 +168,8 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
                             loaded.num_classes, embedded_metadata(loaded, resolution, preprocessing, passes),
                             options, preprocessing, progress=progress,
                             check=lambda path, program, head=Head.LOGITS, **how: load_check(path, job, program,
-                                                                                            head, **how))
+                                                                                            head, **how),
+                            outputs=model_outputs(model), dynamic_shape=dynamic_shape)
             output = _run_exporter(fmt, exporter, job)
             progress("save")
             manifest = build_manifest(loaded, fmt.name, job, output, job.artifact, final, form, passes,

@@ -35,7 +35,7 @@ from casvit_deploy.settings import Head, Precision
 
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
 FORBIDDEN_OPS = ("batch_norm",)
-BN_FOLDS = ("fold_conv_bn", "fold_prenorm_bn", "fold_head_norm")
+BN_FOLDS = ("fold_conv_bn", "fold_prenorm_bn", "fold_head_norm", "fold_output_norms")
 CLASSIFIER_OUTPUTS = ("classLabel", "classLabel_probs")  # coremltools' names: top label, probabilities
 
 
@@ -62,7 +62,7 @@ def fold_input_std(model: torch.nn.Module) -> torch.nn.Module:
 def _input_type(job: ExportJob, image_input: bool):
     import coremltools as ct
 
-    shape = (job.batch, 3, job.resolution, job.resolution)
+    shape = job.resolution.shape(job.batch)
     if image_input:
         return ct.ImageType(name="image", shape=shape, scale=1 / 255.0, bias=[-m for m in IMAGENET_MEAN],
                             color_layout=ct.colorlayout.RGB)
@@ -75,12 +75,13 @@ def _logits_dtype(job: ExportJob) -> str:
 
 
 def _output_types(job: ExportJob, classifier: bool):
-    """None for a classifier (coremltools names its outputs); else "logits" of `_logits_dtype`."""
+    """None for a classifier (coremltools names its outputs); else the model's outputs
+    ("logits", or a backbone's feature maps) of `_logits_dtype`."""
     import coremltools as ct
 
     if classifier:
         return None
-    return [ct.TensorType(name="logits", dtype=np.dtype(_logits_dtype(job)).type)]
+    return [ct.TensorType(name=name, dtype=np.dtype(_logits_dtype(job)).type) for name in job.output_names]
 
 
 def _convert(job: ExportJob, model, labels: list[str] | None):
@@ -113,7 +114,7 @@ def _classifier_tail(function) -> list[str]:
 
 def _check_interface(inputs, outputs, function, job: ExportJob, classifier: bool) -> None:
     names = [o.name for o in outputs]
-    expected = list(CLASSIFIER_OUTPUTS) if classifier else ["logits"]
+    expected = list(CLASSIFIER_OUTPUTS) if classifier else list(job.output_names)
     if [i.name for i in inputs] != ["image"] or names != expected:
         raise ExportError(f"CoreML interface is {[i.name for i in inputs]} -> {names}, "
                           f"expected image -> {', '.join(expected)}")
@@ -121,8 +122,22 @@ def _check_interface(inputs, outputs, function, job: ExportJob, classifier: bool
     if classifier and not (tail[:1] == ["softmax"] and tail[-1:] == ["classify"] and set(tail) <= {
             "softmax", "cast", "classify"}):
         raise ExportError(f"the classifier program ends in {tail or 'no softmax'}, not softmax then classify")
-    if not classifier and outputs[0].dtype != _logits_dtype(job):
-        raise ExportError(f"CoreML output is {outputs[0].dtype}, expected {_logits_dtype(job)}")
+    wrong = [o for o in outputs if o.dtype != _logits_dtype(job)] if not classifier else []
+    if wrong:
+        raise ExportError(f"CoreML output {wrong[0].name} is {wrong[0].dtype}, expected {_logits_dtype(job)}")
+
+
+def _left_over(program, op_types: tuple[str, ...]) -> Counter:
+    """Ops of `op_types` other than those producing a program output: coremltools fuses a
+    backbone's output scale-and-shift (mul then add by per-channel constants, the deploy
+    form of its output norms) into one batch_norm op, which is that same affine map."""
+    counts: Counter = Counter()
+    for fn in program.functions.values():
+        outputs = {var.name for var in fn.outputs}
+        for op in fn.operations:
+            if op.op_type in op_types and not all(var.name in outputs for var in op.outputs):
+                counts[op.op_type] += 1
+    return counts
 
 
 def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: bool = True) -> tuple[list, list, dict]:
@@ -132,7 +147,8 @@ def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: b
     package = load_mlpackage(path)
     spec, function = package.spec, package.program.functions["main"]
     ops = Counter(op.op_type for fn in package.program.functions.values() for op in fn.operations)
-    bad = [op for op in FORBIDDEN_OPS if ops.get(op)] if deploy_form else []
+    left = _left_over(package.program, FORBIDDEN_OPS)
+    bad = [op for op in FORBIDDEN_OPS if left.get(op)] if deploy_form else []
     if bad:
         raise ExportError(f"CoreML program still contains {', '.join(bad)}; the deploy rewrite did not apply")
     inputs = [tensor_spec(d, "NCHW", job.num_classes) for d in spec.description.input]
@@ -151,6 +167,8 @@ def _check_request(job: ExportJob) -> list[str] | None:
         raise UsageError("CoreML export takes a fixed batch; drop --dynamic-batch for coreml")
     if options.fp16_output and job.precision is not Precision.FP16:
         raise UsageError("--fp16-output applies to fp16 CoreML programs only; drop it or use --precision fp16")
+    if options.classifier and not job.num_classes:
+        raise UsageError("--labels makes a classifier; a dense-prediction backbone has no classes")
     if options.classifier and job.batch != 1:
         raise UsageError("a CoreML classifier classifies one image per prediction; drop --batch for --labels")
     deployment_target(options.deployment_target)
@@ -168,6 +186,13 @@ def _output_record(job: ExportJob, labels: list[str] | None) -> dict:
     return {}
 
 
+def _with_layouts(outputs: list[TensorSpec], job: ExportJob) -> list[TensorSpec]:
+    """The package's output specs with each model output's layout and stride."""
+    known = {o.name: o for o in job.outputs}
+    return [dataclasses.replace(s, layout=known[s.name].layout, stride=known[s.name].stride)
+            if s.name in known else s for s in outputs]
+
+
 class CoreMLExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         options: CoreMLOptions = job.options
@@ -182,6 +207,7 @@ class CoreMLExporter:
         job.progress("verify")
         passes = job.metadata.get("passes", "").split(",")
         inputs, outputs, facts = inspect_package(job.artifact, job, bool(labels), all(p in passes for p in BN_FOLDS))
+        outputs = _with_layouts(outputs, job)
         check = job.check(job.artifact, program, head)
         if check.failures:
             raise ExportError(f"CoreML output differs from eager PyTorch: {check.failures[0]}")

@@ -18,16 +18,18 @@ CLASSES_KEY = "classes"  # user metadata: the class labels as a JSON list, in cl
 
 
 def _summary(job: ExportJob, classifier: bool) -> str:
-    what = "image classifier (probabilities and top label)" if classifier else "image model (class logits)"
-    return (f"CAS-ViT-{job.metadata.get('variant', '').upper()} {what}, {job.resolution}x{job.resolution}, "
-            f"{job.precision.value}, {job.metadata.get('weights', '')}")
+    what = ("image classifier (probabilities and top label)" if classifier else "image model (class logits)"
+            if job.num_classes else f"dense-prediction backbone ({', '.join(job.output_names)})")
+    return (f"CAS-ViT-{job.metadata.get('variant', '').upper()} {what}, "
+            f"{job.resolution.height}x{job.resolution.width}, {job.precision.value}, {job.metadata.get('weights', '')}")
 
 
 def _output_kinds(names: list[str], classifier: bool) -> dict[str, str]:
-    """Output name -> "logits", "label" or "probabilities" (a classifier's label comes first)."""
+    """Output name -> "logits", "label", "probabilities" (a classifier's label comes first) or
+    the feature map's own name."""
     if classifier:
         return dict(zip(names, ("label", "probabilities")))
-    return {name: "logits" for name in names}
+    return {name: name for name in names}
 
 
 def describe(mlmodel, job: ExportJob, preprocessing: Preprocessing, labels: list[str] | None) -> None:
@@ -43,7 +45,8 @@ def describe(mlmodel, job: ExportJob, preprocessing: Preprocessing, labels: list
         mlmodel.input_description[desc.name] = input_text(preprocessing)
     names = [desc.name for desc in spec.description.output]
     for name, kind in _output_kinds(names, labels is not None).items():
-        mlmodel.output_description[name] = output_text(kind, job.num_classes)
+        stride = next((o.stride for o in job.outputs if o.name == name), None)
+        mlmodel.output_description[name] = output_text(kind, job.num_classes, stride)
     metadata = {k: v for k, v in job.metadata.items() if v}
     if preprocessing.in_model:  # no bare mean/std that invite normalizing twice
         metadata = {k: v for k, v in metadata.items() if k not in ("mean", "std")} | {

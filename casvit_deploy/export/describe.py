@@ -17,6 +17,9 @@ def input_text(preprocessing: Preprocessing) -> str:
     return preprocessing.app_feeds
 
 
-def output_text(kind: str, num_classes: int) -> str:
-    """What an output of `kind` ("logits", "probabilities" or "label") holds."""
-    return OUTPUTS[kind].format(n=num_classes)
+def output_text(kind: str, num_classes: int, stride: int | None = None) -> str:
+    """What an output of `kind` ("logits", "probabilities", "label", or a backbone's feature
+    map at `stride`) holds."""
+    if kind in OUTPUTS:
+        return OUTPUTS[kind].format(n=num_classes)
+    return f"feature map at 1/{stride} of the input's height and width (NCHW), for a detection or segmentation neck"

@@ -14,16 +14,13 @@ from __future__ import annotations
 import sys
 
 from casvit_deploy.artifacts.formats import FORMATS
-from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.artifacts.options import ExecuTorchOptions
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export import int8
 from casvit_deploy.export.delegable import keepdim_spatial_means
-from casvit_deploy.export.describe import input_text, output_text
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.verify import LoadCheck
-from casvit_deploy.runtime.executorch import INPUT_NAME, output_names
 from casvit_deploy.settings import Delegate, Precision
 
 BOOKKEEPING = ("getitem", "alloc", "sym_size")  # not compute: never counted as undelegated
@@ -69,14 +66,6 @@ def _refuse_portable(report: dict, delegate: Delegate) -> None:
     ops = ", ".join(f"{op} x{n}" for op, n in sorted(report["portable_ops"].items()))
     raise ExportError(f"{report['portable_nodes']} op(s) not delegated to {delegate.value} and left on portable "
                       f"kernels ({ops}); pass --allow-portable to accept a partly delegated program")
-
-
-def _interface(job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    n = "batch" if job.dynamic_batch else job.batch
-    return ([TensorSpec(INPUT_NAME, (n, 3, job.resolution, job.resolution), "float32", "NCHW",
-                        input_text(job.preprocessing))],
-            [TensorSpec(output_names(1)[0], (n, job.num_classes), "float32", "NC",
-                        output_text("logits", job.num_classes))])
 
 
 def _check(job: ExportJob, program, delegate: Delegate, images=None):
@@ -128,7 +117,6 @@ class ExecuTorchExporter:
         check = _check(job, program, options.delegate, plan.photographs if plan else None)
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
-        inputs, outputs = _interface(job)
-        return FormatOutput(program, inputs, outputs, {"delegation": report, "keepdim_mean_rewrites": rewritten,
-                                                       "load_check": check.to_dict()},
-                            quantization=plan and _record(plan, check))
+        return FormatOutput(program, [job.input_spec()], job.output_specs(), {
+            "delegation": report, "keepdim_mean_rewrites": rewritten, "load_check": check.to_dict()},
+            quantization=plan and _record(plan, check))

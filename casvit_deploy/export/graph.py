@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import operator
 
+import torch
 from torch import nn
 
-from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (exporters import them here)
+from casvit_deploy.model.blocks import (  # noqa: F401  (exporters import them here)
+    FINAL_OUTPUT, block_names, output_names,
+)
 from casvit_deploy.model.program import MAX_DYNAMIC_BATCH, example_input, export_program  # noqa: F401  (likewise)
 
 
@@ -40,8 +43,10 @@ def _value_name(node) -> str:
 
 def block_outputs(program, model: nn.Module) -> dict[str, str]:
     """Block name -> FX node producing its output: the last node inside that module;
-    "head" is the node that produces the program's output (after any head averaging)."""
-    last: dict[str, str] = {}
+    "head" is the node that produces the program's output (after any head averaging). A
+    block whose output is a program output (a backbone's output norm) maps to that
+    output's name, which is what the artifact calls it."""
+    last: dict[str, object] = {}
     wanted = set(block_names(model)) - {FINAL_OUTPUT}
     output = None
     for node in program.graph.nodes:
@@ -49,9 +54,11 @@ def block_outputs(program, model: nn.Module) -> dict[str, str]:
             output = node
         elif node.op == "call_function":
             for path in _module_paths(node) & wanted:
-                last[path] = _value_name(node)
-    result = {name: last[name] for name in block_names(model) if name in last}
-    args = output.args[0] if output is not None else ()
+                last[path] = node
+    args = list(output.args[0]) if output is not None else []
+    named = dict(zip(map(id, args), output_names(model))) if len(args) == len(output_names(model)) else {}
+    result = {name: named.get(id(last[name])) or _value_name(last[name]) for name in block_names(model)
+              if name in last}
     if len(args) == 1 and hasattr(args[0], "name"):
         result[FINAL_OUTPUT] = args[0].name
     return result

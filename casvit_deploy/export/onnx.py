@@ -14,6 +14,9 @@ Runtime release that loads it and what ONNX Runtime's mobile usability checker s
 An int8 graph is that checked fp32 graph quantized by ONNX Runtime (quantize/ort.py) and
 checked again, by agreement; its manifest records its CPU speed ratio to the fp32 graph,
 measured here.
+
+Output names are the model's ("logits", or a backbone's "feat_s4" ... "feat_s32"); free
+dimensions are named "batch", "height" and "width" (a feature map's "height/4" etc.).
 """
 
 from __future__ import annotations
@@ -27,15 +30,14 @@ from casvit_deploy.artifacts.manifest import TensorSpec
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
-from casvit_deploy.export.describe import input_text, output_text
 from casvit_deploy.export.gelu_fusion import GELU_OPSET, choose_form, fuse_exact_gelu, order_exact_gelu
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.export.mobile_usability import check_mobile_usability
 from casvit_deploy.export.onnx_opset import EXPORTER_MIN_OPSET, convert_down, ir_version_for, min_onnxruntime
-from casvit_deploy.settings import Precision
 from casvit_deploy.runtime.onnx import onnx_signature
+from casvit_deploy.settings import RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Precision
 
-INPUT, OUTPUT = "image", "logits"
+INPUT = "image"
 ATTEMPTS = ((True, True), (False, True), (False, False))  # (exporter optimizer, GELU rewrite), best first
 ERF_FORM = "erf form: x * 0.5 * (1 + erf(x / sqrt(2))) as Div, Erf, Add, Mul, Mul"
 ORDERED = ", multiplied by x before halving so that ONNX Runtime fuses it into one Gelu kernel"
@@ -43,10 +45,10 @@ NO_REWRITES = {"onnx_graph_rewrites": [], "gelu_fused": 0, "gelu_op": ERF_FORM}
 GELU_OPS = {"onnx": "Gelu (ONNX opset 20, approximate=none)", "com.microsoft": "com.microsoft.Gelu"}
 
 
-def _to_onnx(program, optimize: bool):
+def _to_onnx(program, output_names: tuple[str, ...], optimize: bool):
     import torch
 
-    return torch.onnx.export(program, dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+    return torch.onnx.export(program, dynamo=True, input_names=[INPUT], output_names=list(output_names),
                              opset_version=EXPORTER_MIN_OPSET, optimize=optimize, verbose=False, report=False)
 
 
@@ -79,19 +81,26 @@ def _rewrite_gelus(model, opset: int) -> dict:
     return {"onnx_graph_rewrites": ["gelu_fusion"], "gelu_fused": count, "gelu_op": GELU_OPS[form]}
 
 
+def _name_free_dims(graph, specs: list[TensorSpec]) -> None:
+    """Give the free dimensions the names in `specs` (the exporter names them after symbols,
+    e.g. "s77" or "32*s25"); fixed dimensions stay as they are."""
+    for value, spec in zip(list(graph.input) + list(graph.output), specs):
+        for dim, name in zip(value.type.tensor_type.shape.dim, spec.shape):
+            if dim.dim_param and isinstance(name, str):
+                dim.dim_param = name
+
+
 def _finish(path: Path, job: ExportJob, rewrite_gelus: bool) -> dict:
-    """Write the opset asked for, name the dynamic batch "batch", rewrite GELUs, describe the
-    input and output, add metadata properties, run the full checker, and write the file in
-    one piece; return the rewrite fields for the manifest."""
+    """Write the opset asked for, name the free dimensions, rewrite GELUs, describe the
+    inputs and outputs, add metadata properties, run the full checker, and write the file
+    in one piece; return the rewrite fields for the manifest."""
     import onnx
 
     model = _at_opset(onnx.load(str(path)), job.options.opset)
-    for value in list(model.graph.input) + list(model.graph.output):
-        batch = value.type.tensor_type.shape.dim[0]
-        if batch.dim_param:  # the exporter names it after a symbol such as "s77"
-            batch.dim_param = "batch"
-    model.graph.input[0].doc_string = input_text(job.preprocessing)
-    model.graph.output[0].doc_string = output_text(OUTPUT, job.num_classes)
+    specs = [job.input_spec()] + job.output_specs()
+    _name_free_dims(model.graph, specs)
+    for value, spec in zip(list(model.graph.input) + list(model.graph.output), specs):
+        value.doc_string = spec.description
     rewrites = _rewrite_gelus(model, job.options.opset) if rewrite_gelus else NO_REWRITES
     for key, value in {**job.metadata, "onnx_graph_rewrites": ",".join(rewrites["onnx_graph_rewrites"])}.items():
         model.metadata_props.add(key=key, value=value)
@@ -101,10 +110,17 @@ def _finish(path: Path, job: ExportJob, rewrite_gelus: bool) -> dict:
     return rewrites
 
 
-def _specs(path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
-    """Input and output specs read back from the saved graph (as parity reads them), with layouts."""
+def _specs(path: Path, job: ExportJob) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Input and output specs read back from the saved graph (as parity reads them); layout
+    and stride: the job's."""
     found = onnx_signature(path)
-    return ([replace(s, layout="NCHW") for s in found.inputs], [replace(s, layout="NC") for s in found.outputs])
+    expected = {s.name: s for s in [job.input_spec()] + job.output_specs()}
+
+    def with_job(spec: TensorSpec) -> TensorSpec:
+        known = expected.get(spec.name)
+        return replace(spec, layout=known and known.layout, stride=known and known.stride)
+
+    return [with_job(s) for s in found.inputs], [with_job(s) for s in found.outputs]
 
 
 def versions(path: Path) -> dict:
@@ -122,7 +138,7 @@ def _write_fp32(job: ExportJob, program, path: Path) -> tuple[bool, dict, object
     (exporter optimizer used, rewrite fields, load check)."""
     for optimize, rewrite_gelus in ATTEMPTS:
         job.progress("lower")
-        _to_onnx(program, optimize).save(str(path), external_data=False)
+        _to_onnx(program, job.output_names, optimize).save(str(path), external_data=False)
         rewrites = _finish(path, job, rewrite_gelus)
         job.progress("verify")
         check = job.check(path, program, precision=Precision.FP32)
@@ -185,7 +201,7 @@ def _int8(job: ExportJob, program, fp32: Path):
 class OnnxExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         job.progress("export")
-        program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
+        program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch, job.dynamic_shape)
         quantized = job.precision is Precision.INT8
         fp32 = job.artifact.with_name(job.artifact.stem + ".fp32.onnx") if quantized else job.artifact
         optimize, rewrites, check = _write_fp32(job, program, fp32)
@@ -194,11 +210,20 @@ class OnnxExporter:
             details = {"fp32_load_check": check.to_dict()}  # of the graph that was quantized
             check, record = _int8(job, program, fp32)
             fp32.unlink()
-        inputs, outputs = _specs(job.artifact)
+        inputs, outputs = _specs(job.artifact, job)
         facts = versions(job.artifact)
         usability = check_mobile_usability(job.artifact)
         notes = [f"opset {facts['opset']}, IR {facts['ir_version']}: loads in ONNX Runtime "
                  f">= {facts['min_onnxruntime']}", usability["summary"]]
         return FormatOutput(program, inputs, outputs, {
-            **facts, "optimized": optimize, **rewrites, **details, "mobile_usability": usability,
+            **facts, "optimized": optimize, **rewrites, **details, **_dynamic_shape_facts(job),
+            "mobile_usability": usability,
             "load_check": check.to_dict()}, notes=notes, quantization=record)
+
+
+def _dynamic_shape_facts(job: ExportJob) -> dict:
+    """What a caller of a free-size artifact must check (ONNX Runtime accepts any size)."""
+    if not job.dynamic_shape:
+        return {}
+    return {"dynamic_shape": {"height_width_multiple_of": RESOLUTION_STEP, "min": RESOLUTION_MIN,
+                              "max": RESOLUTION_MAX, "checked_by": "the caller (not enforced by the graph)"}}

@@ -10,8 +10,9 @@ from pathlib import Path
 from casvit_deploy.artifacts.files import artifact_sha256, artifact_size
 from casvit_deploy.artifacts.manifest import Manifest, checkpoint_record
 from casvit_deploy.export.base import ExportJob, FormatOutput
+from casvit_deploy.model.blocks import model_outputs
 from casvit_deploy.model.loading import LoadedModel
-from casvit_deploy.settings import Form
+from casvit_deploy.settings import Form, Resolution
 
 TOOLS = ("torch", "onnx", "onnxruntime", "onnxscript", "coremltools", "executorch", "casvit-deploy")
 
@@ -27,11 +28,15 @@ def tool_versions() -> dict[str, str | None]:
     return found
 
 
-def embedded_metadata(loaded: LoadedModel, job_resolution: int, preprocessing, passes: list[str]) -> dict[str, str]:
-    """String metadata embedded inside the artifact itself."""
+def embedded_metadata(loaded: LoadedModel, job_resolution: Resolution, preprocessing,
+                      passes: list[str]) -> dict[str, str]:
+    """String metadata embedded inside the artifact itself ("resolution": "224" or "512x768",
+    height x width; a backbone's outputs with their strides)."""
     tools = {f"version_{k}": str(v) for k, v in tool_versions().items() if v}
+    outputs = {"outputs": ",".join(f"{o.name}:stride{o.stride}" for o in model_outputs(loaded.model))
+               } if loaded.is_backbone else {}
     return {"variant": loaded.variant, "resolution": str(job_resolution), "weights": loaded.weights,
-            "checkpoint_sha256": loaded.checkpoint_sha256 or "", "num_classes": str(loaded.num_classes),
+            "checkpoint_sha256": loaded.checkpoint_sha256 or "", "num_classes": str(loaded.num_classes), **outputs,
             "mean": ",".join(map(str, preprocessing.mean)), "std": ",".join(map(str, preprocessing.std)),
             "passes": ",".join(passes), **tools}
 
@@ -48,5 +53,11 @@ def build_manifest(loaded: LoadedModel, fmt_name: str, job: ExportJob, output: F
         seed=None if loaded.checkpoint else loaded.seed, form=form, passes=passes, precision=job.precision,
         resolution=job.resolution, batch=job.batch, dynamic_batch=job.dynamic_batch, options=job.options,
         block_outputs=blocks, tools=tool_versions(), export_seconds=round(seconds, 3),
-        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details, head=output.head,
-        quantization=output.quantization)
+        exported_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), details=output.details | _checkpoint_facts(loaded),
+        head=output.head, quantization=output.quantization, dynamic_shape=job.dynamic_shape)
+
+
+def _checkpoint_facts(loaded: LoadedModel) -> dict:
+    """How the checkpoint was read, where it matters (keys left out of a detection checkpoint)."""
+    info = loaded.checkpoint
+    return {"checkpoint_ignored_keys": info.ignored_keys} if info and info.ignored_keys else {}

@@ -2,8 +2,9 @@
 
 Accepted: official training checkpoints (`model`, optional `model_ema`, `optimizer`,
 `epoch`, `scaler`, `args` as an `argparse.Namespace`), bare state dicts, `state_dict`-keyed
-files (mmcv detection/segmentation), keys prefixed `module.`/`_orig_mod.`/`backbone.`,
-and `.safetensors`. The only class allowed through the unpickler is `argparse.Namespace`.
+files (mmcv/mmdet/mmseg detection and segmentation: the `backbone.` keys are loaded, the
+others counted and reported as ignored), keys prefixed `module.`/`_orig_mod.`, and
+`.safetensors`. The only class allowed through the unpickler is `argparse.Namespace`.
 
 Everything read is untrusted: any failure of the unpickler is a CheckpointError, and the
 state dict is checked before a model sees it (string keys; dense, real, finite floating-point
@@ -16,6 +17,7 @@ import argparse
 import hashlib
 import pickle
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from casvit_deploy.model.factory import build_model
 from casvit_deploy.model.variants import VARIANTS
 
 SAFE_GLOBALS = [argparse.Namespace]
-KEY_PREFIXES = ("module.", "_orig_mod.", "backbone.")
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+BACKBONE_PREFIX = "backbone."
 STATE_DICT_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
 WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 COUNTERS = ("num_batches_tracked",)  # integer buffers that carry no weights
@@ -50,6 +53,17 @@ class CheckpointInfo:
     epoch: int | None = None
     input_size: int | None = None
     extra: dict = field(default_factory=dict)
+    ignored_keys: dict[str, int] = field(default_factory=dict)  # outside `backbone.`, by first name
+
+    @property
+    def notes(self) -> list[str]:
+        """What a user should know about how the file was read (e.g. the keys left out)."""
+        if not self.ignored_keys:
+            return []
+        parts = ", ".join(f"{name} ({n})" for name, n in sorted(self.ignored_keys.items(), key=lambda i: -i[1]))
+        total = sum(self.ignored_keys.values())
+        return [f"{Path(self.path).name}: loaded the backbone, ignored {total} key{'s' * (total != 1)} "
+                f"outside 'backbone.': {parts}"]
 
 
 def sha256_of(path: Path) -> str:
@@ -193,20 +207,29 @@ def _tensor_problem(key: str, tensor: torch.Tensor) -> str | None:
     return None
 
 
-def normalize_keys(state_dict: dict) -> dict:
-    """Strip wrapper prefixes; for `backbone.`-prefixed files keep only the backbone."""
-    if any(k.startswith("backbone.") for k in state_dict):
-        state_dict = {k: v for k, v in state_dict.items() if k.startswith("backbone.")}
-    out = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in KEY_PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out
+def _strip_wrappers(key: str) -> str:
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def normalize_keys(state_dict: dict) -> tuple[dict, dict[str, int]]:
+    """(the model's state dict, ignored keys counted by their first name component).
+
+    Wrapper prefixes (`module.`, `_orig_mod.`) are stripped. A detection/segmentation
+    checkpoint (mmdet/mmseg: keys under `backbone.`) keeps only the backbone; every other
+    key (neck, heads, EMA copies, ...) is ignored and counted.
+    """
+    keys = {_strip_wrappers(k): v for k, v in state_dict.items()}
+    if not any(k.startswith(BACKBONE_PREFIX) for k in keys):
+        return keys, {}
+    kept, ignored = {}, Counter()
+    for key, value in keys.items():
+        if key.startswith(BACKBONE_PREFIX):
+            kept[_strip_wrappers(key[len(BACKBONE_PREFIX):])] = value
+        else:
+            ignored[key.split(".", 1)[0]] += 1
+    return kept, dict(ignored)
 
 
 def _weight(sd: dict, key: str, ndim: int, path: Path) -> torch.Tensor:
@@ -289,6 +312,15 @@ def _input_size(raw: object, path: Path) -> int | None:
                           "re-save the checkpoint without it")
 
 
+def _epoch(raw: object) -> int | None:
+    """The training epoch: top level (official checkpoints) or under `meta` (mmcv)."""
+    if not isinstance(raw, dict):
+        return None
+    meta = raw.get("meta")
+    epoch = raw.get("epoch", meta.get("epoch") if isinstance(meta, dict) else None)
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
 def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = False) -> tuple[CASViT, CheckpointInfo]:
     """An eval-mode model with the checkpoint's weights, and what was learnt about it.
 
@@ -300,7 +332,8 @@ def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = Fa
     sd, has_ema, used_ema = select_state_dict(raw, path, ema)
     check_tensors(sd, path)
     input_size = _input_size(raw, path)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in normalize_keys(sd).items()}
+    sd, ignored = normalize_keys(sd)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     found = infer_variant(sd, path)
     if variant is not None and variant.lower() != found:
         raise CheckpointError(
@@ -311,10 +344,9 @@ def load_checkpoint(path: str | Path, variant: str | None = None, ema: bool = Fa
     distillation = "dist_head.weight" in sd
     model = build_model(found, num_classes=num_classes or 1000, distillation=distillation, fork_feat=fork_feat)
     _load_strict(model, sd, path)
-    epoch = raw.get("epoch") if isinstance(raw, dict) else None
     info = CheckpointInfo(
         path=str(path), sha256=sha256_of(path), variant=found, num_classes=num_classes,
         distillation=distillation, fork_feat=fork_feat, has_ema=has_ema, used_ema=used_ema,
-        epoch=epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None, input_size=input_size,
+        epoch=_epoch(raw), input_size=input_size, ignored_keys=ignored,
     )
     return model.eval(), info

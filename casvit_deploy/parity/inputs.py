@@ -11,21 +11,21 @@ import numpy as np
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.data.images import photo_batch, preprocess, seeded_noise  # noqa: F401  (preprocess: re-exported)
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import InputKind, choice
+from casvit_deploy.settings import InputKind, Resolution, choice
 
 MAX_SAMPLES = 1024
 
 
 @dataclass
 class InputSet:
-    """A named batch (N, 3, R, R) float32 and where each sample came from."""
+    """A named batch (N, 3, H, W) float32 and where each sample came from."""
 
     name: str
     images: np.ndarray
     sources: list[str] = field(default_factory=list)
 
 
-def random_set(resolution: int, samples: int, seed: int = 0) -> InputSet:
+def random_set(resolution: Resolution | int | str, samples: int, seed: int = 0) -> InputSet:
     """`samples` seeded standard-normal images (the scale of normalized photographs)."""
     images = seeded_noise(resolution, samples, seed)
     return InputSet("random", images, [f"normal(seed={seed})[{i}]" for i in range(samples)])
@@ -43,7 +43,7 @@ def check_samples(samples: int | None) -> None:
         raise UsageError(f"--samples {samples}: must be from 1 to {MAX_SAMPLES}")
 
 
-def build_input_sets(kind: InputKind | str, resolution: int, samples: int | None = None,
+def build_input_sets(kind: InputKind | str, resolution: Resolution | int | str, samples: int | None = None,
                      images_dir: Path | None = None, seed: int = 0,
                      preprocessing: Preprocessing | None = None) -> list[InputSet]:
     """The input sets for `kind`; photographs preprocessed by `preprocessing` (default: the

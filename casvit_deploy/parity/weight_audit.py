@@ -8,7 +8,10 @@ What is checkable: the XNNPACK serializer stores every constant in the program's
 data under the sha256 of its bytes. So (1) a constant whose bytes no longer hash to its
 key was altered after export, and (2) each key can be traced to the reference weight
 (same deploy-form rewrite, in one of the layouts XNNPACK stores) that hashes to it,
-which names its block. A reference weight found nowhere in the file is reported too.
+which names its block. Constants the delegate takes as inputs (a backbone's output
+scale-and-shift) stay in the program's constant buffers; they are keyed here by the
+sha256 of their bytes, so an altered one shows as not stored. A reference weight found
+nowhere in the file is reported too.
 This locates wrong or corrupted weights, not arithmetic differences inside kernels.
 """
 
@@ -27,7 +30,7 @@ from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names
 from casvit_deploy.parity.report import BlockResult, Localization
 from casvit_deploy.rewrite import PASS_NAMES, check_pass_names, deploy_form
 
-METHOD = "weight audit: sha256-keyed XNNPACK constants traced to reference weights"
+METHOD = "weight audit: stored constants (sha256-keyed XNNPACK data, program constants) traced to reference weights"
 # XNNPACK keeps most tensors as they are; convolutions as OHWI, depthwise as IHWO.
 LAYOUTS = {
     "as-is": lambda t: t,
@@ -37,13 +40,17 @@ LAYOUTS = {
 
 
 def stored_constants(artifact: Path) -> dict[str, bytes]:
-    """The program's named data: key -> stored bytes."""
+    """sha256 key -> stored bytes: the program's named data under its own keys, and its
+    constant buffers under the sha256 of their bytes."""
     from executorch.exir._serialize._program import deserialize_pte_binary
 
-    named = deserialize_pte_binary(Path(artifact).read_bytes()).named_data
-    if named is None:
-        return {}
-    return {key: bytes(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
+    pte = deserialize_pte_binary(Path(artifact).read_bytes())
+    stored = {hashlib.sha256(data).hexdigest(): data
+              for data in (bytes(b.storage) for b in pte.program.constant_buffer) if data}
+    if pte.named_data is not None:
+        named = pte.named_data
+        stored |= {key: bytes(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
+    return stored
 
 
 def deployed_model(loaded, manifest: Manifest) -> nn.Module:
@@ -93,7 +100,7 @@ def audit_weights(artifact: Path, loaded, manifest: Manifest, engine: str, input
     loc = Localization(engine, input_set, sample, METHOD)
     if not stored:
         loc.blocks = [BlockResult(b, None, "unmapped") for b in blocks]
-        loc.note = "the program has no sha256-keyed named data (not XNNPACK-delegated); nothing to audit"
+        loc.note = "the program stores no constants; nothing to audit"
         return loc
     results: dict[str, list[tuple[str, float | None, str]]] = {b: [] for b in blocks}
     model = deployed_model(loaded, manifest)

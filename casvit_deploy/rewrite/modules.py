@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -29,3 +30,16 @@ class QKVConvs(nn.Module):
 
     def forward(self, x):
         return self.q(x), self.k(x), self.v(x)
+
+
+class ChannelAffine(nn.Module):
+    """x * scale + shift per channel: an eval-mode BatchNorm as one scale-and-shift, with
+    `scale` and `shift` stored in the (1, C, 1, 1) shape they broadcast in, so no reshape runs."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor):
+        super().__init__()
+        self.scale = nn.Parameter(scale.detach().reshape(1, -1, 1, 1).clone(), requires_grad=False)
+        self.shift = nn.Parameter(shift.detach().reshape(1, -1, 1, 1).clone(), requires_grad=False)
+
+    def forward(self, x):
+        return x * self.scale + self.shift

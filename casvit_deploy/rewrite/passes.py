@@ -17,9 +17,9 @@ from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import Form
 from casvit_deploy.model.casvit import AdditiveBlock, AdditiveTokenMixer, CASViT, Embedding, FlattenMean
 from casvit_deploy.rewrite.fusion import (
-    average_linears, fold_bn_into_linear, fold_bn_into_pointwise, fuse_conv_bn, split_conv_outputs,
+    average_linears, bn_affine, fold_bn_into_linear, fold_bn_into_pointwise, fuse_conv_bn, split_conv_outputs,
 )
-from casvit_deploy.rewrite.modules import QKVConvs, SpatialMean
+from casvit_deploy.rewrite.modules import ChannelAffine, QKVConvs, SpatialMean
 
 
 def _pure(fn: Callable[[nn.Module], None]) -> Callable[[nn.Module], nn.Module]:
@@ -88,6 +88,19 @@ def fold_head_norm(model: nn.Module) -> None:
 
 
 @_pure
+def fold_output_norms(model: nn.Module) -> None:
+    """norm_i(x) = x·s + t per channel, (s, t) the BN's affine form, for a backbone's four
+    output norms (norm0/2/4/6): nothing inside the backbone consumes a normed output (the
+    next stage takes the un-normed x), so no linear op follows to fold them into; each
+    becomes one scale-and-shift. Preconditions: eval mode; backbone form."""
+    if isinstance(model, CASViT) and model.fork_feat:
+        for index in model.out_indices:
+            norm = getattr(model, f"norm{index}")
+            if isinstance(norm, nn.BatchNorm2d):
+                setattr(model, f"norm{index}", ChannelAffine(*bn_affine(norm)))
+
+
+@_pure
 def merge_heads(model: nn.Module) -> None:
     """(head(x) + dist_head(x)) / 2 = head'(x) with averaged weights and biases.
     Precondition: eval mode (training mode returns both heads)."""
@@ -149,7 +162,7 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = tuple(
     Pass(fn.__name__, fn)
-    for fn in (fold_conv_bn, fold_prenorm_bn, fold_head_norm, merge_heads,
+    for fn in (fold_conv_bn, fold_prenorm_bn, fold_head_norm, fold_output_norms, merge_heads,
                split_qkv, pool_to_mean, drop_noops, no_inplace)
 )
 PASS_NAMES = tuple(p.name for p in PASSES)

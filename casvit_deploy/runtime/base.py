@@ -27,6 +27,7 @@ class RunnerOptions:
     device: Device = Device.CPU
     coreml_engine: CoreMLEngine = CoreMLEngine.AUTO
     preprocessing: Preprocessing | None = None      # image inputs: default from the manifest
+    output_names: tuple[str, ...] | None = None     # formats that store none (ExecuTorch): default from the manifest
 
 
 class Runner:
@@ -51,7 +52,8 @@ class Runner:
         self.close()
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs by name (the classifier's is "logits") for one float32 NCHW batch."""
+        """Outputs by name (a classifier's "logits"; a backbone's "feat_s4" ... "feat_s32") for
+        one float32 NCHW batch."""
         raise NotImplementedError
 
     def signature(self) -> Signature:

@@ -51,7 +51,7 @@ class CoreMLRunner(Runner):
         self.engines = resolve_engines(self.options.coreml_engine)
         self.package = load_mlpackage(self.path)
         if len(self.package.inputs) != 1:
-            raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; an image classifier has one")
+            raise UsageError(f"{self.path} has {len(self.package.inputs)} inputs; a CAS-ViT model has one image input")
         self.input = self.package.inputs[0]
         self.threads = self.options.threads or INTERPRETER_THREADS
         self._interpreter = None

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401  (re-exported)
+from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names, output_names as model_output_names  # noqa: F401
 from casvit_deploy.settings import Head
 
 
@@ -29,18 +29,20 @@ def _outputs_by_name(result, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 class EagerRunner:
-    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names` (by the
-    head's names for a classifier). The parity reference: it has the Runner's `run`,
-    `run_intermediates` and `description`."""
+    """`model` (not mutated) run on CPU in `dtype`; outputs named by `output_names` (default:
+    the model's own, "logits" or "feat_s4" ... "feat_s32"; a classifier `head` names its
+    own). The parity reference: it has the Runner's `run`, `run_intermediates` and
+    `description`."""
 
     supports_intermediates = True
 
     def __init__(self, model: nn.Module, dtype: torch.dtype = torch.float32,
-                 output_names: Sequence[str] = ("logits",), head: Head = Head.LOGITS):
+                 output_names: Sequence[str] | None = None, head: Head = Head.LOGITS):
         self.model = copy.deepcopy(model).to(dtype).eval()
         self.dtype = dtype
         self.head = head
-        self.output_names = head.outputs if head is Head.CLASSIFIER else tuple(output_names)
+        self.output_names = (head.outputs if head is Head.CLASSIFIER
+                             else tuple(output_names or model_output_names(model)))
         precision = str(dtype).removeprefix("torch.")
         self.description = f"PyTorch {torch.__version__} eager (CPU, {precision}, upstream form)"
 

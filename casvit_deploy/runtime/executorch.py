@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from casvit_deploy.artifacts.manifest import Signature, TensorSpec
+from casvit_deploy.artifacts.manifest import Manifest, Signature, TensorSpec
 from casvit_deploy.runtime.base import Runner
 
 INPUT_NAME = "image"
+UNNAMED = ("logits",)  # without names from the options or a manifest: logits, output_1, ...
 # ExecuTorch ScalarType codes -> numpy dtype names (the types a program's interface can have)
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool", 15: "bfloat16"}
 
 
-def output_names(count: int) -> list[str]:
-    """A program's outputs are unnamed: "logits", then output_1, output_2, ..."""
-    return ["logits"] + [f"output_{i}" for i in range(1, count)]
+def output_names(count: int, known: tuple[str, ...] = UNNAMED) -> list[str]:
+    """A program's outputs are unnamed: the `known` names, then output_k, output_k+1, ..."""
+    return list(known[:count]) + [f"output_{i}" for i in range(len(known), count)]
 
 
 class ExecuTorchRunner(Runner):
-    """The `forward` method of a `.pte` file; outputs named "logits" (then output_1, ...).
+    """The `forward` method of a `.pte` file. A program stores no output names: they come
+    from the options, else the manifest, else "logits" (then output_1, ...).
 
     The program is handed C-contiguous float32 memory: ExecuTorch's Python runtime reads a
     non-contiguous tensor as if it were contiguous and silently returns wrong results."""
@@ -34,6 +36,8 @@ class ExecuTorchRunner(Runner):
         with native_stderr_silenced():  # the runtime logs CPU probing to stderr on first load
             self.program = Runtime.get().load_program(self.path)
             self.method = self.program.load_method("forward")
+        manifest = None if self.options.output_names else Manifest.find(self.path)
+        self.output_names = tuple(self.options.output_names or (manifest.output_names if manifest else UNNAMED))
         self.description = f"executorch {version('executorch')} runtime (CPU)"
 
     def close(self) -> None:
@@ -51,11 +55,12 @@ class ExecuTorchRunner(Runner):
         outputs = [meta.output_tensor_meta(i) for i in range(meta.num_outputs())]
         inputs = [meta.input_tensor_meta(i) for i in range(meta.num_inputs())]
         names = [INPUT_NAME] + [f"input_{i}" for i in range(1, len(inputs))]
-        return Signature(tuple(map(spec, names, inputs)), tuple(map(spec, output_names(len(outputs)), outputs)))
+        return Signature(tuple(map(spec, names, inputs)), tuple(map(spec, output_names(len(outputs), self.output_names), outputs)))
 
     def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
         import torch
 
         tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
         outputs = self.method.execute([tensor])
-        return {name: out.detach().numpy().copy() for name, out in zip(output_names(len(outputs)), outputs)}
+        return {name: out.detach().numpy().copy()
+                for name, out in zip(output_names(len(outputs), self.output_names), outputs)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from casvit_deploy.model.blocks import FINAL_OUTPUT
 from casvit_deploy.runtime.base import Runner, RunnerOptions
 from casvit_deploy.settings import Device
 
+SCOPES = "pkg.torch.onnx.name_scopes"  # the exporter's module path of each node, then its own name
 
 def _session(model: bytes | str, providers: Sequence[str], threads: int | None):
     import onnxruntime as ort
@@ -56,12 +58,34 @@ def onnx_signature(path: Path) -> Signature:
                      tuple(spec(v) for v in graph.output))
 
 
+def _scope_outputs(graph) -> dict[str, str]:
+    """Module path -> the output of the last node inside that module, from the exporter's
+    node metadata."""
+    last = {}
+    for node in graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == SCOPES), None)
+        if scopes is None or not node.output:
+            continue
+        try:
+            paths = ast.literal_eval(scopes)[:-1]
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        for path in paths if isinstance(paths, list) else ():
+            last[path] = node.output[0]
+    return last
+
+
 def graph_block_tensors(graph, block_outputs: dict[str, str]) -> dict[str, str | None]:
     """Which FX node names survive as ONNX value names (in a quantized graph, their
-    dequantized values); the final block's output is the graph's (renamed) output."""
+    dequantized values); a name that does not (the exporter renames values when it retraces
+    a program with free height and width) is found as the last node inside the block's
+    module; the final block's output is the graph's (renamed) output."""
     values = {o for node in graph.node for o in node.output}
     dequantized = _dequantized(graph)
     names = {block: dequantized.get(fx, fx) if fx in values else None for block, fx in block_outputs.items()}
+    if any(v is None for v in names.values()):
+        scoped = _scope_outputs(graph)
+        names = {block: value or scoped.get(block) for block, value in names.items()}
     if names.get(FINAL_OUTPUT, "") is None and graph.output:
         names[FINAL_OUTPUT] = graph.output[0].name
     return names

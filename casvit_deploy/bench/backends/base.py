@@ -13,7 +13,7 @@ import numpy as np
 from casvit_deploy.artifacts.files import artifact_size
 from casvit_deploy.bench.timing import WallClock
 from casvit_deploy.paths import CACHE
-from casvit_deploy.settings import Device, Form, Precision
+from casvit_deploy.settings import Device, Form, Precision, Resolution
 
 INPUT_SEED = 0
 
@@ -29,7 +29,7 @@ class Case:
     device: Device
     precision: Precision
     batch: int
-    resolution: int
+    resolution: Resolution
     threads: int
     channels_last: bool = False
     compile_mode: str = "default"
@@ -75,11 +75,11 @@ class Backend(Protocol):
 
 
 @functools.lru_cache(maxsize=2)
-def input_batch(batch: int, resolution: int) -> np.ndarray:
+def input_batch(batch: int, resolution: Resolution) -> np.ndarray:
     """A seeded standard-normal float32 NCHW batch (timing does not depend on values).
     Cached, so large batches are generated once per run; no runner writes to its input."""
     rng = np.random.default_rng(INPUT_SEED)
-    return rng.standard_normal((batch, 3, resolution, resolution), dtype=np.float32)
+    return rng.standard_normal(resolution.shape(batch), dtype=np.float32)
 
 
 def size_mb(path: Path) -> float:
