@@ -138,7 +138,7 @@ def test_parity_passes_then_locates_a_stage_3_fault(fmt, exports, loaded, xs_bac
     bad = _corrupted(artifact, loaded, tmp_path / "bad")
     junit, report = tmp_path / "parity.xml", tmp_path / "parity.json"
     result = invoke("parity", bad, "-c", xs_backbone_checkpoint, "--samples", "3", "--junit", junit,
-                    "--json", report)
+                    "--json", report, "--allow-modified")  # corrupted on purpose: checked as it is
     assert result.exit_code == 1, result.output
     assert f"first divergent block {STAGE3_BLOCK}" in result.stderr
     data = json.loads(report.read_text())["reports"][0]

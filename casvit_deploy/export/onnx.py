@@ -56,12 +56,24 @@ def _at_opset(model, opset: int):
     """`model` (written at the exporter's opset) at `opset`, with the IR version it needs."""
     import onnx
 
+    original = model
     if opset < EXPORTER_MIN_OPSET:
         model = convert_down(model, opset)
     elif opset > EXPORTER_MIN_OPSET:
         model = onnx.version_converter.convert_version(model, opset)
     model.ir_version = ir_version_for(opset)
+    _keep_node_metadata(original.graph, model.graph)
     return model
+
+
+def _keep_node_metadata(source, target) -> None:
+    """Copy each node's metadata (the exporter's module scopes, which parity uses to find a
+    block's output when value names change) to the node of `target` that writes the same
+    value: onnx's version converter drops it."""
+    by_output = {node.output[0]: node.metadata_props for node in source.node if node.output}
+    for node in target.node:
+        if node.output and not node.metadata_props and node.output[0] in by_output:
+            node.metadata_props.extend(by_output[node.output[0]])
 
 
 def _rewrite_gelus(model, opset: int) -> dict:

@@ -6,6 +6,7 @@ An artifact with a free height and width is also checked at a second, different 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,9 @@ class LoadCheck:
 def _agreement(metrics) -> dict:
     if not metrics:
         return {}
-    m = metrics[0]
-    return {"cosine": m.cosine, "snr_db": m.snr_db, "top1": m.top1_agreement, "top5": m.top5_overlap}
+    m = metrics[0]  # an exact match has an infinite SNR, which JSON cannot hold: recorded as None
+    snr = m.snr_db if m.snr_db is not None and math.isfinite(m.snr_db) else None
+    return {"cosine": m.cosine, "snr_db": snr, "top1": m.top1_agreement, "top5": m.top5_overlap}
 
 
 def _shifted(side: int, delta: int) -> int:
