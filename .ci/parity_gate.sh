@@ -11,7 +11,7 @@ gate() {  # gate VARIANT RESOLUTION
   local variant=$1 res=$2 dir="$OUT/${1}_${2}"
   "$CASVIT" export --variant "$variant" --resolution "$res" --format all --no-check --out "$dir"
   "$CASVIT" export --variant "$variant" --resolution "$res" --format coreml --precision fp32 --no-check --out "$dir"
-  "$CASVIT" parity "$dir"/*.onnx "$dir"/*.pte "$dir"/*.mlpackage \
+  "$CASVIT" parity "$dir"/*.onnx "$dir"/*.ort "$dir"/*.pte "$dir"/*.mlpackage \
     --junit "$OUT/${variant}_${res}.xml" --json "$OUT/${variant}_${res}.json"
 }
 
