@@ -12,6 +12,7 @@ from casvit_deploy.commands.common import (
     BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, PrecisionsOpt, ResolutionOpt, ThreadsOpt, VariantsOpt,
     check_report_paths, console, emit, guarded, print_notes, report_option, split_values, to_stdout,
 )
+from casvit_deploy.commands.render import Status, show
 from casvit_deploy.settings import Device, Precision
 
 ArtifactsArg = Annotated[Optional[list[Path]], typer.Argument(
@@ -72,14 +73,36 @@ class _RichProgress:
         self._progress.advance(self._task)
 
 
+class _LogProgress:
+    """Session progress for logs: one line per case (k of n) and per preparation stage."""
+
+    def __init__(self, status: Status):
+        self._status, self._total, self._done = status, 0, 0
+
+    def begin(self, total_runs: int) -> None:
+        self._total = total_runs
+
+    def case(self, text: str) -> None:
+        self._status.update(f"case {self._done + 1} of {self._total}: {text}")
+
+    def note(self, text: str) -> None:
+        self._status.update(f"  {text}")
+
+    def tick(self) -> None:
+        self._done += 1
+
+
 def _run(sources, config, skipped):
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from casvit_deploy import bench
 
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        with Status() as status:
+            return bench.run(sources, config, _LogProgress(status), skipped)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=stderr, transient=True) as progress:
         return bench.run(sources, config, _RichProgress(progress), skipped)
 
 
@@ -147,7 +170,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     failed = bool(report.failed)
     if baseline is not None:
         changes = compare_runs(report.results, baseline.results, threshold)
-        (Console(stderr=True) if machine_output else console()).print(compare_table(changes, threshold))
+        show(Console(stderr=True) if machine_output else console(), compare_table(changes, threshold))
         if worse := regressions(changes):
             typer.echo(f"{len(worse)} result(s) regressed beyond +{threshold:g}% p50 vs {compare}", err=True)
             failed = True
@@ -158,9 +181,4 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
 def _print_report(report) -> None:
     from casvit_deploy.bench.tables import results_table, skipped_table
 
-    out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)  # files and pipes get the whole table
-    out.print(results_table(report))
-    if table := skipped_table(report):
-        out.print(table)
+    show(console(), results_table(report), skipped_table(report))
