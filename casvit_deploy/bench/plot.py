@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from casvit_deploy.atomic import atomic_path
@@ -9,15 +10,20 @@ from casvit_deploy.bench.results import BenchReport
 from casvit_deploy.errors import BackendMissingError
 
 
+def require_matplotlib() -> None:
+    """BackendMissingError naming the extra when matplotlib is absent (checked before any work)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BackendMissingError("--plot needs matplotlib, which is not installed: "
+                                  "pip install 'casvit-deploy[plot]' (or pip install matplotlib)")
+
+
 def write_plot(report: BenchReport, path: Path) -> None:
     """Horizontal bars of images/s, one per result, labelled model/form/backend/precision/batch."""
-    try:
-        import matplotlib
+    require_matplotlib()
+    import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ModuleNotFoundError:
-        raise BackendMissingError("--plot needs matplotlib: pip install matplotlib") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     results = report.results
     labels = [f"{r.model} {r.form} {r.backend} {r.precision}{' CL' if r.channels_last else ''} b{r.batch}"
               for r in results]

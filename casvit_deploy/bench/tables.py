@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from casvit_deploy.bench.compare import Change
@@ -48,7 +49,7 @@ def skipped_table(report: BenchReport) -> Table | None:
     for name in ("backend", "model", "device", "status", "reason"):
         table.add_column(name)
     for status, s in rows:
-        table.add_row(s.backend, s.model or "all", s.device, status, s.reason,
+        table.add_row(s.backend, s.model or "all", s.device, status, escape(s.reason),
                       style="red" if status == "failed" else "dim")
     return table
 

@@ -149,6 +149,10 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     schedule = Schedule.from_options(warmup, iters, min_time)
     check_report_paths(json=json, csv=csv, markdown=markdown, plot=plot)
     check_threshold(threshold)
+    if plot:
+        from casvit_deploy.bench.plot import require_matplotlib
+
+        require_matplotlib()
     baseline = load_baseline(compare) if compare else None
     config = BenchConfig((), device, tuple(batch), tuple(precision), _forms(no_rewrite, both_forms),
                          _default_threads() if threads is None else threads, schedule, rounds, channels_last,

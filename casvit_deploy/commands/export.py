@@ -248,6 +248,8 @@ def export(
     from casvit_deploy.model import load_model
 
     formats = parse_formats(format)
+    for fmt in formats:
+        fmt.require("export")  # a missing backend is named, with its pip extra, before any work
     check_report_paths(json=json)
     size = check_settings(resolution, batch)
     for fmt in formats if dynamic_shape else ():

@@ -157,8 +157,8 @@ def _print_reports(reports) -> None:
     out = console()
     for report in reports:
         show(out, _metrics_table(report), *_margin_lines(report),
-             *(f"[red]  {failure}[/]" for failure in report.failures),
-             *(f"[yellow]  note: {note}[/]" for note in report.notes))
+             *(f"[red]  {escape(failure)}[/]" for failure in report.failures),
+             *(f"[yellow]  note: {escape(note)}[/]" for note in report.notes))
         if report.localization and not report.passed:
-            show(out, f"[red]  where: {report.divergence()}[/]")
+            show(out, f"[red]  where: {escape(report.divergence())}[/]")
     show(out, _localization_table(reports))
