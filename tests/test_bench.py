@@ -42,6 +42,54 @@ def test_summarize_known_samples():
     assert stats.throughput == pytest.approx(4 / 0.003)
 
 
+def test_summarize_spread_and_noise_on_synthetic_timings():
+    from casvit_deploy.bench.stats import noise
+
+    stats = summarize([t / 1e3 for t in (8, 9, 10, 11, 12, 40)], batch=1)
+    assert (stats.min_ms, stats.max_ms) == (8.0, 40.0)
+    assert stats.p25_ms == pytest.approx(9.25) and stats.p75_ms == pytest.approx(11.75)
+    quiet = noise(stats, [10.4, 10.6])
+    assert quiet.iqr_pct == pytest.approx(100 * 2.5 / 10.5) and quiet.round_spread_pct == pytest.approx(100 * 0.2 / 10.5)
+    assert quiet.reasons() == ["IQR 24% of the median (limit 10%)"]
+    steady = summarize([t / 1e3 for t in (10.0, 10.1, 10.2, 10.3)], batch=1)
+    assert noise(steady, [10.1]).reasons() == []  # one round: no round spread to judge
+    assert noise(steady, [9.0, 10.5]).reasons() == ["round medians differ by 15% (limit 10%)"]
+
+
+def test_noisy_results_are_flagged_in_every_output():
+    from casvit_deploy.bench.tables import results_table
+
+    noisy = _result("eager", runs_ms=[5, 10, 10, 20, 30], rounds_ms=[10, 10])
+    report = _report([noisy, _result("onnxruntime", 5.0)])
+    fill_derived(report.results, {"cpu": 400.0})
+    assert "noisy: xs deploy eager fp32 b1: IQR 100% of the median" in results_table(report).caption
+    assert "- noisy: xs deploy eager fp32 b1" in to_markdown(report)
+    rows = json.loads(to_json(report))["results"]
+    assert [r["noisy"] for r in rows] == [True, False] and rows[0]["iqr_pct"] == pytest.approx(100.0)
+
+
+def test_compare_calls_a_change_within_the_noise_inconclusive():
+    from casvit_deploy.bench.compare import INCONCLUSIVE, inconclusive
+
+    base = [_result("eager", runs_ms=[8, 9, 10, 11, 12]), _result("onnxruntime", 5.0)]
+    now = [_result("eager", runs_ms=[9, 10, 11.5, 20, 30]), _result("onnxruntime", 6.0)]
+    changes = {c.key[2]: c for c in compare(now, base, threshold_pct=10.0)}
+    assert changes["eager"].change_pct == pytest.approx(15.0) and changes["eager"].noise_pct > 15.0
+    assert changes["eager"].status == INCONCLUSIVE and inconclusive(list(changes.values())) == [changes["eager"]]
+    assert changes["onnxruntime"].status == "regressed" and changes["onnxruntime"].noise_pct == 0.0
+    assert [c.key[2] for c in regressions(list(changes.values()))] == ["onnxruntime"]
+    # beyond both the threshold and the noise: a regression, however noisy
+    assert compare([_result("eager", runs_ms=[18, 20, 23, 40, 60])], base[:1], 10.0)[0].status == "regressed"
+
+
+def test_a_baseline_saved_before_the_spread_fields_still_loads():
+    row = _result("eager", 10.0).to_dict()
+    for name in ("p10_ms", "p25_ms", "p75_ms", "max_ms", "iqr_ms", "iqr_pct", "round_spread_pct", "noisy"):
+        row.pop(name)
+    old = BenchResult.from_dict(row)
+    assert old.stats.iqr_ms is None and old.noise.pct == 0.0
+
+
 def test_summarize_single_run_and_bad_input():
     assert summarize([0.5], 1).std_ms == 0.0
     with pytest.raises(ValueError):
@@ -70,11 +118,12 @@ def test_fitted_schedule_cuts_slow_cases_to_the_budget():
     assert Schedule(warmup=0, iters=None, min_time=60).fitted(2.0, 20).iters == 10
 
 
-def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False):
-    stats = summarize([p50 / 1e3] * 3, batch)
+def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False,
+            runs_ms=None, rounds_ms=None):
+    stats = summarize([ms / 1e3 for ms in runs_ms or [p50] * 3], batch)
     return BenchResult(model=model, variant="xs", weights="random weights, not pretrained", form=form, passes=[],
                        backend=backend, engine="e", device="cpu", precision=precision, batch=batch, resolution=64,
-                       channels_last=cl, threads=2, stats=stats, round_p50_ms=[p50], load_s=0.1,
+                       channels_last=cl, threads=2, stats=stats, round_p50_ms=rounds_ms or [p50], load_s=0.1,
                        first_inference_ms=p50, peak_rss_mb=100.0, gflop_per_image=2.0)
 
 
@@ -215,7 +264,9 @@ def test_cli_eager_run_writes_every_output_and_gates_on_compare(tmp_path):
     assert files["csv"].read_text().count("\n") == 3 and "| xs | deploy | eager |" in files["md"].read_text()
     # a baseline 1000x faster than anything real: the comparison must report a regression, exit 1
     for row in data["results"]:
-        row["p50_ms"] /= 1000
+        for name in [k for k, v in row.items() if k.endswith("_ms") and isinstance(v, float)]:
+            row[name] /= 1000
+        row["round_p50_ms"] = [ms / 1000 for ms in row["round_p50_ms"]]
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(data))
     gated = runner.invoke(app, ["bench", "-b", "eager", "--resolution", "64", "--iters", "3", "--warmup", "1",

@@ -2,9 +2,12 @@
 
 A result regresses when its median latency (p50) grew by more than `threshold` percent
 over the baseline's for the same model, form, backend, device, precision, batch,
-resolution and layout. The default threshold, 10 %, sits above the run-to-run spread of
-medians seen on a quiet machine (a few percent) and below the changes worth catching;
-raise it on shared or throttling machines.
+resolution and layout, AND by more than the measured noise: the larger IQR or spread of
+per-round medians (percent of the median) of the two runs. A change beyond the threshold
+but within the noise is "inconclusive: noisy", not a regression (exit 0): rerun with more
+--rounds on a quieter machine. The default threshold, 10 %, sits above the run-to-run
+spread of medians seen on a quiet machine (a few percent) and below the changes worth
+catching.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ DEFAULT_THRESHOLD_PCT = 10.0
 MAX_LATENCY_MS = 1e9  # no timed call takes longer (11 days); larger p50 values are not latencies
 
 
+INCONCLUSIVE = "inconclusive: noisy"
+
+
 @dataclass(frozen=True)
 class Change:
     key: tuple
     baseline_ms: float | None
     current_ms: float | None
-    status: str  # "regressed", "improved", "same", "new", "missing"
+    status: str  # "regressed", "improved", "same", INCONCLUSIVE, "new", "missing"
+    noise_pct: float | None = None  # the larger measured noise of the two runs
 
     @property
     def change_pct(self) -> float | None:
@@ -72,27 +79,37 @@ def check_threshold(threshold_pct: float) -> float:
     return threshold_pct
 
 
-def classify(baseline_ms: float, current_ms: float, threshold_pct: float) -> str:
+def classify(baseline_ms: float, current_ms: float, threshold_pct: float, noise_pct: float = 0.0) -> str:
+    """"regressed"/"improved" beyond both the threshold and the noise, "same" within the
+    threshold, INCONCLUSIVE beyond the threshold but within the noise."""
     change = 100.0 * (current_ms - baseline_ms) / baseline_ms
-    if change > threshold_pct:
-        return "regressed"
-    if change < -threshold_pct:
-        return "improved"
-    return "same"
+    if abs(change) <= threshold_pct:
+        return "same"
+    if abs(change) <= noise_pct:
+        return INCONCLUSIVE
+    return "regressed" if change > 0 else "improved"
 
 
 def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float) -> list[Change]:
     """One Change per key in either run, current results first in their order."""
     check_threshold(threshold_pct)
-    base = {r.key(): r.stats.p50_ms for r in baseline}
+    base = {r.key(): r for r in baseline}
     changes = []
     for r in current:
         before = base.pop(r.key(), None)
-        status = "new" if before is None else classify(before, r.stats.p50_ms, threshold_pct)
-        changes.append(Change(r.key(), before, r.stats.p50_ms, status))
-    changes += [Change(key, ms, None, "missing") for key, ms in base.items()]
+        if before is None:
+            changes.append(Change(r.key(), None, r.stats.p50_ms, "new"))
+            continue
+        noise_pct = max(r.noise.pct, before.noise.pct)
+        status = classify(before.stats.p50_ms, r.stats.p50_ms, threshold_pct, noise_pct)
+        changes.append(Change(r.key(), before.stats.p50_ms, r.stats.p50_ms, status, noise_pct))
+    changes += [Change(key, b.stats.p50_ms, None, "missing") for key, b in base.items()]
     return changes
 
 
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.status == "regressed"]
+
+
+def inconclusive(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.status == INCONCLUSIVE]

@@ -38,7 +38,8 @@ NoBaselineOpt = Annotated[bool, typer.Option(
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Where exports are cached between runs "
                                                   "(default models/cache).", show_default=False)]
 ThresholdOpt = Annotated[float, typer.Option(
-    "--threshold", help="With --compare: percent p50 increase that counts as a regression (exit 1).")]
+    "--threshold", help="With --compare: percent p50 increase that counts as a regression (exit 1) when it also "
+    "exceeds the measured noise (IQR, spread of round medians); else it is reported inconclusive.")]
 
 
 def _default_threads() -> int:
@@ -140,7 +141,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     from dataclasses import replace
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
-    from casvit_deploy.bench.compare import check_threshold, load_baseline, regressions
+    from casvit_deploy.bench.compare import check_threshold, inconclusive, load_baseline, regressions
     from casvit_deploy.bench.compare import compare as compare_runs
     from casvit_deploy.bench.sources import artifact_source, check_loads, model_sources
     from casvit_deploy.bench.tables import compare_table
@@ -175,8 +176,12 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     if baseline is not None:
         changes = compare_runs(report.results, baseline.results, threshold)
         show(Console(stderr=True) if machine_output else console(), compare_table(changes, threshold))
+        if unsure := inconclusive(changes):
+            typer.echo(f"{len(unsure)} result(s) inconclusive: changed beyond {threshold:g}% but within the measured "
+                       "noise (not a regression); rerun with more --rounds on a quieter machine", err=True)
         if worse := regressions(changes):
-            typer.echo(f"{len(worse)} result(s) regressed beyond +{threshold:g}% p50 vs {compare}", err=True)
+            typer.echo(f"{len(worse)} result(s) regressed beyond +{threshold:g}% p50 and the measured noise vs "
+                       f"{compare}", err=True)
             failed = True
     if failed:
         raise typer.Exit(1)
