@@ -362,3 +362,32 @@ def test_pytorch_backends_refuse_int8_with_a_reason():
     assert BACKENDS["onnxruntime"].unsupported(Precision.INT8) is None
     assert BACKENDS["executorch"].unsupported(Precision.INT8) is None
     assert "coreml exporter supports" in BACKENDS["coreml"].unsupported(Precision.INT8)
+
+
+def test_a_matching_export_under_models_exports_is_reused(tmp_path, monkeypatch):
+    """`casvit export` output is timed as it is, not exported again into the cache; an
+    artifact whose manifest differs from the case (or whose bytes changed) is not used."""
+    monkeypatch.chdir(tmp_path)
+    exported = runner.invoke(app, ["export", "-f", "onnx", "-r", "64", "--no-check"])
+    assert exported.exit_code == 0, exported.output
+    artifact = tmp_path / "models/exports/xs_64_fp32/casvit_xs_64_fp32.onnx"
+    args = ["bench", "-b", "onnxruntime", "-r", "64", "--iters", "2", "--warmup", "0", "--threads", "1",
+            "--no-baseline", "--json", "-"]
+    row = json.loads(runner.invoke(app, args).stdout)["results"][0]
+    assert Path(row["artifact"]).resolve() == artifact.resolve() and row["export_s"] is None
+    assert not (tmp_path / "models/cache").exists()
+    # another case (batch 2) does not match the batch-1 export: exported into the cache
+    row = json.loads(runner.invoke(app, [*args, "--batch", "2"]).stdout)["results"][0]
+    assert "models/cache" in row["artifact"] and row["export_s"] > 0
+    from casvit_deploy.bench.cache import ExportKey, exported_match, weights_key
+    from casvit_deploy.model import load_model
+    from casvit_deploy.rewrite import deploy_form
+
+    loaded = load_model(None, "xs")
+    passes = tuple(deploy_form(loaded.model, Form.DEPLOY, ())[1])
+    key = ExportKey(weights_key(loaded), "xs", 64, "fp32", 1, "onnx", "deploy", passes, OnnxOptions())
+    assert exported_match(loaded, key, Path("models/exports")) == Path("models/exports") / artifact.relative_to(
+        tmp_path / "models/exports")
+    with open(artifact, "ab") as fh:
+        fh.write(b"\0")  # modified after export: its manifest no longer vouches for it
+    assert exported_match(loaded, key, Path("models/exports")) is None
