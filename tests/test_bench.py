@@ -391,3 +391,15 @@ def test_a_matching_export_under_models_exports_is_reused(tmp_path, monkeypatch)
     with open(artifact, "ab") as fh:
         fh.write(b"\0")  # modified after export: its manifest no longer vouches for it
     assert exported_match(loaded, key, Path("models/exports")) is None
+
+
+def test_plot_has_spread_values_weights_note_and_machine(tmp_path):
+    from casvit_deploy.bench.plot import footer, iqr_images_per_s, write_plot
+
+    report = _report([_result("eager", runs_ms=[8, 10, 10, 12, 14]), _result("onnxruntime", 5.0)])
+    low, high = iqr_images_per_s(report.results[0])
+    assert (low, high) == (pytest.approx(1e3 / 12), pytest.approx(1e3 / 10))
+    assert "test cpu" in footer(report) and "random weights, not pretrained" in footer(report)
+    assert "GEMM fp32 cpu: 400 GFLOP/s" in footer(report)
+    write_plot(report, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
