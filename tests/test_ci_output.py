@@ -106,3 +106,15 @@ def test_torchvision_warnings_of_onnx_export_stay_hidden(capfd, monkeypatch):
         _get_overload("torchvision::nms")
     assert "torchvision is not installed" in capfd.readouterr().err
     assert logging.root.manager.disable == logging.NOTSET
+
+
+def test_executorch_threadpool_probe_writes_nothing_to_stderr():
+    """ExecuTorch's CPU probing prints to file descriptor 2 when its threadpool starts (bench)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("executorch")
+    code = ("from casvit_deploy.bench.process import process_settings\n"
+            "with process_settings(2, executorch=True):\n    pass\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr

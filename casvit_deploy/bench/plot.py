@@ -59,7 +59,8 @@ def write_plot(report: BenchReport, path: Path) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, max((hi for _, hi in spans), default=1) * 1.35)
     ax.set_xlabel("images / s: bar = batch / p50 latency, whiskers = interquartile range of latency")
-    ax.set_title("casvit bench", fontsize=10)
+    weights = "; ".join(sorted({r.weights for r in results}))
+    ax.set_title(f"casvit bench: {weights}", fontsize=10)
     fig.text(0.01, 0.01, footer(report), fontsize=7, va="bottom")
     fig.tight_layout(rect=(0, 0.08 + 0.02 * footer(report).count("\n"), 1, 1))
     try:
