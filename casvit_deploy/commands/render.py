@@ -18,10 +18,15 @@ SEPARATOR = " | "
 EMPTY = ("", "-", "–")
 
 
+def plain_lines(text) -> list[str]:
+    """The non-blank lines of a rich Text or markup string, without the markup."""
+    value = text.plain if isinstance(text, Text) else Text.from_markup(str(text)).plain
+    return [line for line in value.splitlines() if line.strip()]
+
+
 def plain(cell) -> str:
-    """A cell's text without markup or line breaks."""
-    text = cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
-    return " / ".join(part for part in text.splitlines() if part.strip())
+    """A cell's text without markup, its lines joined by " / "."""
+    return " / ".join(plain_lines(cell))
 
 
 def records(table: Table) -> list[str]:
@@ -38,11 +43,6 @@ def records(table: Table) -> list[str]:
     if table.caption:
         lines += [f"  {line}" for line in plain_lines(table.caption)]
     return lines
-
-
-def plain_lines(text) -> list[str]:
-    value = text.plain if isinstance(text, Text) else Text.from_markup(str(text)).plain
-    return [line for line in value.splitlines() if line.strip()]
 
 
 def show(out: Console, *items) -> None:
