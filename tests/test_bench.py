@@ -82,6 +82,17 @@ def test_compare_calls_a_change_within_the_noise_inconclusive():
     assert compare([_result("eager", runs_ms=[18, 20, 23, 40, 60])], base[:1], 10.0)[0].status == "regressed"
 
 
+def test_a_change_in_the_machines_gemm_rate_counts_as_noise():
+    from casvit_deploy.bench.compare import INCONCLUSIVE, machine_change_pct
+
+    before, now = _report([_result("onnxruntime", 5.0)]), _report([_result("onnxruntime", 8.0)])
+    now.gemm["cpu"]["fp32_gflops"] = 200.0  # the machine runs GEMM at half the baseline's rate
+    machine = machine_change_pct(now, before)
+    assert machine == {"cpu": pytest.approx(100.0)}
+    assert compare(now.results, before.results, 10.0, machine)[0].status == INCONCLUSIVE  # +60% < 100%
+    assert compare(now.results, before.results, 10.0)[0].status == "regressed"
+
+
 def test_a_baseline_saved_before_the_spread_fields_still_loads():
     row = _result("eager", 10.0).to_dict()
     for name in ("p10_ms", "p25_ms", "p75_ms", "max_ms", "iqr_ms", "iqr_pct", "round_spread_pct", "noisy"):

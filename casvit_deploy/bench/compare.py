@@ -3,7 +3,9 @@
 A result regresses when its median latency (p50) grew by more than `threshold` percent
 over the baseline's for the same model, form, backend, device, precision, batch,
 resolution and layout, AND by more than the measured noise: the larger IQR or spread of
-per-round medians (percent of the median) of the two runs. A change beyond the threshold
+per-round medians (percent of the median) of the two runs, and the change in the machine's
+speed between them (the GEMM rate each run measures on the device, as a latency change). A
+change beyond the threshold
 but within the noise is "inconclusive: noisy", not a regression (exit 0): rerun with more
 --rounds on a quieter machine. The default threshold, 10 %, sits above the run-to-run
 spread of medians seen on a quiet machine (a few percent) and below the changes worth
@@ -90,8 +92,21 @@ def classify(baseline_ms: float, current_ms: float, threshold_pct: float, noise_
     return "regressed" if change > 0 else "improved"
 
 
-def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float) -> list[Change]:
-    """One Change per key in either run, current results first in their order."""
+def machine_change_pct(current: BenchReport, baseline: BenchReport) -> dict[str, float]:
+    """Per device in both runs: how much the same-run fp32 GEMM rate changed, as the latency
+    change it alone would cause, 100 * |GEMM before / GEMM now - 1|."""
+    out = {}
+    for device, now in current.gemm.items():
+        before = baseline.gemm.get(device, {}).get("fp32_gflops")
+        if before and now.get("fp32_gflops"):
+            out[device] = abs(100.0 * (before / now["fp32_gflops"] - 1))
+    return out
+
+
+def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float,
+            machine_pct: dict[str, float] | None = None) -> list[Change]:
+    """One Change per key in either run, current results first in their order; `machine_pct`
+    (per device, see machine_change_pct) counts as noise."""
     check_threshold(threshold_pct)
     base = {r.key(): r for r in baseline}
     changes = []
@@ -100,7 +115,7 @@ def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_p
         if before is None:
             changes.append(Change(r.key(), None, r.stats.p50_ms, "new"))
             continue
-        noise_pct = max(r.noise.pct, before.noise.pct)
+        noise_pct = max(r.noise.pct, before.noise.pct, (machine_pct or {}).get(r.device, 0.0))
         status = classify(before.stats.p50_ms, r.stats.p50_ms, threshold_pct, noise_pct)
         changes.append(Change(r.key(), before.stats.p50_ms, r.stats.p50_ms, status, noise_pct))
     changes += [Change(key, b.stats.p50_ms, None, "missing") for key, b in base.items()]

@@ -141,7 +141,9 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     from dataclasses import replace
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
-    from casvit_deploy.bench.compare import check_threshold, inconclusive, load_baseline, regressions
+    from casvit_deploy.bench.compare import (
+        check_threshold, inconclusive, load_baseline, machine_change_pct, regressions,
+    )
     from casvit_deploy.bench.compare import compare as compare_runs
     from casvit_deploy.bench.sources import artifact_source, check_loads, model_sources
     from casvit_deploy.bench.tables import compare_table
@@ -174,8 +176,14 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
         _print_report(report)
     failed = bool(report.failed)
     if baseline is not None:
-        changes = compare_runs(report.results, baseline.results, threshold)
+        machine = machine_change_pct(report, baseline)
+        changes = compare_runs(report.results, baseline.results, threshold, machine)
         show(Console(stderr=True) if machine_output else console(), compare_table(changes, threshold))
+        for device, pct in machine.items():
+            if pct > threshold:
+                typer.echo(f"the machine's speed changed between the runs: same-run GEMM on {device} "
+                           f"{baseline.gemm[device]['fp32_gflops']:.0f} -> {report.gemm[device]['fp32_gflops']:.0f} "
+                           f"GFLOP/s ({pct:.0f}% in latency terms, counted as noise)", err=True)
         if unsure := inconclusive(changes):
             typer.echo(f"{len(unsure)} result(s) inconclusive: changed beyond {threshold:g}% but within the measured "
                        "noise (not a regression); rerun with more --rounds on a quieter machine", err=True)
