@@ -64,8 +64,16 @@ def test_python_version_and_extras_are_what_pyproject_declares():
         assert extra in project["optional-dependencies"], extra
 
 
-def test_threshold_table_is_the_defaults():
+def test_threshold_table_and_int8_agreement_limits_are_the_defaults():
     for precision, thresholds in DEFAULTS.items():
+        if not thresholds.judges_max_error:  # int8: judged by agreement, stated in prose
+            found = stated(r"min cosine ([\d.]+), min SNR ([\d.]+) dB,\s+min top-1 agreement ([\d.]+), "
+                           r"min top-5 overlap ([\d.]+), and in the per-block table a block SQNR of at\s+least "
+                           r"([\d.]+) dB")
+            assert [float(v) for v in found.groups()] == [thresholds.min_cosine, thresholds.min_snr_db,
+                                                          thresholds.min_top1, thresholds.min_top5,
+                                                          thresholds.block_min_sqnr_db]
+            continue
         row = stated(rf"\| {precision.value} \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \| ([^|]+) \|")
         values = [float(v.strip()) for v in row.groups()]
         assert values == [thresholds.atol, thresholds.rtol, thresholds.min_cosine, thresholds.min_top1,
