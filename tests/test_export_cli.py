@@ -232,7 +232,7 @@ def test_failing_parity_publishes_nothing(cli, fakes, tmp_path, monkeypatch):
 
     checked = []
     monkeypatch.setattr(casvit_deploy.parity, "check_artifact",
-                        lambda staged, loaded, report_as: checked.append((staged, report_as)) or FailingReport())
+                        lambda staged, loaded, report_as, **_: checked.append((staged, report_as)) or FailingReport())
     result = invoke(cli, "--format", "onnx,executorch", "-r", "32", "--out", str(tmp_path), "--json", "-")
     assert result.exit_code == 1
     rows = {r["format"]: r for r in __import__("json").loads(result.stdout)["results"]}
