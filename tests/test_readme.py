@@ -78,3 +78,8 @@ def test_threshold_table_and_int8_agreement_limits_are_the_defaults():
         values = [float(v.strip()) for v in row.groups()]
         assert values == [thresholds.atol, thresholds.rtol, thresholds.min_cosine, thresholds.min_top1,
                           thresholds.block_rtol]
+
+
+def test_every_file_the_readme_shows_or_names_in_benchmarks_exists():
+    for name in set(re.findall(r"benchmarks/[\w./-]+\.(?:png|json|md)", README)):
+        assert (ROOT / name).is_file(), name
