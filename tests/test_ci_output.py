@@ -77,6 +77,20 @@ def test_info_in_a_log_is_whole():
         assert p["identity"] in result.stdout
 
 
+def test_info_on_an_artifact_in_a_log_is_whole(tmp_path):
+    from casvit_deploy.export import export_model
+    from casvit_deploy.model import load_model
+
+    artifact = export_model(load_model(None, "xs"), "onnx", tmp_path / "a_long_folder_name_for_eighty_columns",
+                            resolution=32).artifact
+    result = invoke("info", artifact)
+    assert result.exit_code == 0, result.output
+    assert_whole(result.stdout)
+    facts = json.loads(invoke("info", artifact, "--json", "-").stdout)
+    assert f"matches manifest: yes (sha256 {facts['sha256'][:16]}...)" in result.stdout
+    assert f"tools: {', '.join(f'{k} {v}' for k, v in facts['tools'].items())}" in result.stdout
+
+
 def test_bench_in_a_log_is_whole_with_case_progress(tmp_path):
     report = tmp_path / "bench.json"
     result = invoke("bench", "-b", "eager", "-r", "64", "--iters", "2", "--warmup", "0", "--threads", "1",

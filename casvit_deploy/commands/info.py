@@ -151,7 +151,7 @@ def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
     facts = describe_artifact(artifact)
     emit(json, lambda: json_text(facts))
     if not to_stdout(json):
-        console().print(_artifact_table(facts))
+        show(console(), _artifact_table(facts))
 
 
 @guarded
