@@ -414,3 +414,14 @@ def test_plot_has_spread_values_weights_note_and_machine(tmp_path):
     assert "GEMM fp32 cpu: 400 GFLOP/s" in footer(report)
     write_plot(report, tmp_path / "chart.png")
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("field, value", [("p25_ms", "fast"), ("round_p50_ms", ["x"]), ("p75_ms", -1.0)])
+def test_a_baseline_with_unusable_spread_fields_is_refused_in_one_line(tmp_path, field, value):
+    data = json.loads(to_json(_report([_result("eager", 10.0)])))
+    data["results"][0][field] = value
+    data["gemm"] = {"cpu": {"fp32_gflops": "many"}}  # ignored, not a crash: no machine change is computed
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=field.split("[")[0]):
+        load_baseline(path)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from casvit_deploy.bench.results import KEY_FIELDS, SCHEMA, BenchReport, BenchResult
 from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Resolution
 
 DEFAULT_THRESHOLD_PCT = 10.0
 MAX_LATENCY_MS = 1e9  # no timed call takes longer (11 days); larger p50 values are not latencies
@@ -67,11 +68,18 @@ def _check_result(result: BenchResult, where: str) -> None:
     """UsageError unless `result` can be compared: scalar key fields, a p50 above zero."""
     for name in KEY_FIELDS:
         value = getattr(result, name)
-        if not (value is None or isinstance(value, (str, int, float))):
+        if not (value is None or isinstance(value, (str, int, float, Resolution))):
             raise UsageError(f"{where}.{name} is a {type(value).__name__}, not a value")
     p50 = result.stats.p50_ms
     if isinstance(p50, bool) or not isinstance(p50, (int, float)) or not 0 < p50 <= MAX_LATENCY_MS:
         raise UsageError(f"{where}.p50_ms is {p50!r:.40}; a latency must be a number above 0 (ms)")
+    spread = {"p25_ms": result.stats.p25_ms, "p75_ms": result.stats.p75_ms}  # what the noise is computed from
+    spread |= {f"round_p50_ms[{i}]": v for i, v in enumerate(result.round_p50_ms if isinstance(
+        result.round_p50_ms, list) else [result.round_p50_ms])}
+    for name, value in spread.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= MAX_LATENCY_MS):
+            raise UsageError(f"{where}.{name} is {value!r:.40}; a latency must be a number from 0 (ms)")
 
 
 def check_threshold(threshold_pct: float) -> float:
@@ -92,13 +100,17 @@ def classify(baseline_ms: float, current_ms: float, threshold_pct: float, noise_
     return "regressed" if change > 0 else "improved"
 
 
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
 def machine_change_pct(current: BenchReport, baseline: BenchReport) -> dict[str, float]:
     """Per device in both runs: how much the same-run fp32 GEMM rate changed, as the latency
     change it alone would cause, 100 * |GEMM before / GEMM now - 1|."""
     out = {}
     for device, now in current.gemm.items():
-        before = baseline.gemm.get(device, {}).get("fp32_gflops")
-        if before and now.get("fp32_gflops"):
+        before = (baseline.gemm.get(device) or {}).get("fp32_gflops") if isinstance(baseline.gemm, dict) else None
+        if _positive(before) and _positive(now.get("fp32_gflops")):
             out[device] = abs(100.0 * (before / now["fp32_gflops"] - 1))
     return out
 
