@@ -396,7 +396,9 @@ def test_a_matching_export_under_models_exports_is_reused(tmp_path, monkeypatch)
 
     loaded = load_model(None, "xs")
     passes = tuple(deploy_form(loaded.model, Form.DEPLOY, ())[1])
-    key = ExportKey(weights_key(loaded), "xs", 64, "fp32", 1, "onnx", "deploy", passes, OnnxOptions())
+    from casvit_deploy.settings import Resolution
+
+    key = ExportKey(weights_key(loaded), "xs", Resolution(64, 64), "fp32", 1, "onnx", "deploy", passes, OnnxOptions())
     assert exported_match(loaded, key, Path("models/exports")) == Path("models/exports") / artifact.relative_to(
         tmp_path / "models/exports")
     with open(artifact, "ab") as fh:
