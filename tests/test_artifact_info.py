@@ -29,7 +29,7 @@ def test_info_describes_each_artifact_kind(fmt, small_export):
     assert shown.exit_code == 0, shown.output
     facts = json.loads(shown.output)
     assert facts["format"] == fmt and facts["matches_manifest"] and facts["sha256"] == result.manifest.sha256
-    assert facts["size_bytes"] == result.manifest.size_bytes and facts["batch"] == 1 and facts["resolution"] == 32
+    assert facts["size_bytes"] == result.manifest.size_bytes and facts["batch"] == 1 and facts["resolution"] == "32"
     assert facts["precision"] == ("fp16" if fmt == "coreml" else "fp32")
     assert set(facts["target"]) == TARGET_KEYS[fmt]
     assert facts["inputs"][0]["name"] == "image" and "std" in facts["inputs"][0]["description"]
