@@ -13,35 +13,33 @@ import os
 import sys
 import warnings
 
-NOISY_LOGGERS = ("coremltools", "torch", "torch.utils._pytree", "torch.onnx", "torchao", "onnxscript", "executorch",
-                 "ort_format_model")
-
-
 def debugging() -> bool:
     return os.environ.get("CASVIT_DEBUG", "") not in ("", "0")
 
 
 @contextlib.contextmanager
 def quiet_third_party():
-    """Silence progress bars, warnings and INFO/WARNING logs of the backend packages for
-    the block; the warning filters, log levels and environment are restored after."""
+    """Silence progress bars, warnings and INFO/WARNING logs for the block; the warning
+    filters, logging threshold and environment are restored after.
+
+    Log records below ERROR are dropped with `logging.disable`, a process-wide threshold:
+    per-logger levels are not enough, as torch resets its loggers' levels while exporting
+    (the "torchvision is not installed. Skipping torchvision::..." warnings of torch.onnx).
+    """
     if debugging():
         yield
         return
-    loggers = {name: logging.getLogger(name) for name in NOISY_LOGGERS}
-    levels = {name: logger.level for name, logger in loggers.items()}
+    threshold = logging.root.manager.disable
     tqdm = os.environ.get("TQDM_DISABLE")
     os.environ.setdefault("TQDM_DISABLE", "1")
     with warnings.catch_warnings():
         for category in (FutureWarning, DeprecationWarning, UserWarning):
             warnings.filterwarnings("ignore", category=category)
-        for logger in loggers.values():
-            logger.setLevel(logging.ERROR)
+        logging.disable(logging.WARNING)
         try:
             yield
         finally:
-            for name, logger in loggers.items():
-                logger.setLevel(levels[name])
+            logging.disable(threshold)
             if tqdm is None:
                 os.environ.pop("TQDM_DISABLE", None)
 

@@ -42,6 +42,65 @@ def test_summarize_known_samples():
     assert stats.throughput == pytest.approx(4 / 0.003)
 
 
+def test_summarize_spread_and_noise_on_synthetic_timings():
+    from casvit_deploy.bench.stats import noise
+
+    stats = summarize([t / 1e3 for t in (8, 9, 10, 11, 12, 40)], batch=1)
+    assert (stats.min_ms, stats.max_ms) == (8.0, 40.0)
+    assert stats.p25_ms == pytest.approx(9.25) and stats.p75_ms == pytest.approx(11.75)
+    quiet = noise(stats, [10.4, 10.6])
+    assert quiet.iqr_pct == pytest.approx(100 * 2.5 / 10.5) and quiet.round_spread_pct == pytest.approx(100 * 0.2 / 10.5)
+    assert quiet.reasons() == ["IQR 24% of the median (limit 10%)"]
+    steady = summarize([t / 1e3 for t in (10.0, 10.1, 10.2, 10.3)], batch=1)
+    assert noise(steady, [10.1]).reasons() == []  # one round: no round spread to judge
+    assert noise(steady, [9.0, 10.5]).reasons() == ["round medians differ by 15% (limit 10%)"]
+
+
+def test_noisy_results_are_flagged_in_every_output():
+    from casvit_deploy.bench.tables import results_table
+
+    noisy = _result("eager", runs_ms=[5, 10, 10, 20, 30], rounds_ms=[10, 10])
+    report = _report([noisy, _result("onnxruntime", 5.0)])
+    fill_derived(report.results, {"cpu": 400.0})
+    assert "noisy: xs deploy eager fp32 b1: IQR 100% of the median" in results_table(report).caption
+    assert "- noisy: xs deploy eager fp32 b1" in to_markdown(report)
+    rows = json.loads(to_json(report))["results"]
+    assert [r["noisy"] for r in rows] == [True, False] and rows[0]["iqr_pct"] == pytest.approx(100.0)
+
+
+def test_compare_calls_a_change_within_the_noise_inconclusive():
+    from casvit_deploy.bench.compare import INCONCLUSIVE, inconclusive
+
+    base = [_result("eager", runs_ms=[8, 9, 10, 11, 12]), _result("onnxruntime", 5.0)]
+    now = [_result("eager", runs_ms=[9, 10, 11.5, 20, 30]), _result("onnxruntime", 6.0)]
+    changes = {c.key[2]: c for c in compare(now, base, threshold_pct=10.0)}
+    assert changes["eager"].change_pct == pytest.approx(15.0) and changes["eager"].noise_pct > 15.0
+    assert changes["eager"].status == INCONCLUSIVE and inconclusive(list(changes.values())) == [changes["eager"]]
+    assert changes["onnxruntime"].status == "regressed" and changes["onnxruntime"].noise_pct == 0.0
+    assert [c.key[2] for c in regressions(list(changes.values()))] == ["onnxruntime"]
+    # beyond both the threshold and the noise: a regression, however noisy
+    assert compare([_result("eager", runs_ms=[18, 20, 23, 40, 60])], base[:1], 10.0)[0].status == "regressed"
+
+
+def test_a_change_in_the_machines_gemm_rate_counts_as_noise():
+    from casvit_deploy.bench.compare import INCONCLUSIVE, machine_change_pct
+
+    before, now = _report([_result("onnxruntime", 5.0)]), _report([_result("onnxruntime", 8.0)])
+    now.gemm["cpu"]["fp32_gflops"] = 200.0  # the machine runs GEMM at half the baseline's rate
+    machine = machine_change_pct(now, before)
+    assert machine == {"cpu": pytest.approx(100.0)}
+    assert compare(now.results, before.results, 10.0, machine)[0].status == INCONCLUSIVE  # +60% < 100%
+    assert compare(now.results, before.results, 10.0)[0].status == "regressed"
+
+
+def test_a_baseline_saved_before_the_spread_fields_still_loads():
+    row = _result("eager", 10.0).to_dict()
+    for name in ("p10_ms", "p25_ms", "p75_ms", "max_ms", "iqr_ms", "iqr_pct", "round_spread_pct", "noisy"):
+        row.pop(name)
+    old = BenchResult.from_dict(row)
+    assert old.stats.iqr_ms is None and old.noise.pct == 0.0
+
+
 def test_summarize_single_run_and_bad_input():
     assert summarize([0.5], 1).std_ms == 0.0
     with pytest.raises(ValueError):
@@ -70,11 +129,12 @@ def test_fitted_schedule_cuts_slow_cases_to_the_budget():
     assert Schedule(warmup=0, iters=None, min_time=60).fitted(2.0, 20).iters == 10
 
 
-def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False):
-    stats = summarize([p50 / 1e3] * 3, batch)
+def _result(backend="eager", p50=10.0, precision="fp32", batch=1, form="deploy", model="xs", cl=False,
+            runs_ms=None, rounds_ms=None):
+    stats = summarize([ms / 1e3 for ms in runs_ms or [p50] * 3], batch)
     return BenchResult(model=model, variant="xs", weights="random weights, not pretrained", form=form, passes=[],
                        backend=backend, engine="e", device="cpu", precision=precision, batch=batch, resolution=64,
-                       channels_last=cl, threads=2, stats=stats, round_p50_ms=[p50], load_s=0.1,
+                       channels_last=cl, threads=2, stats=stats, round_p50_ms=rounds_ms or [p50], load_s=0.1,
                        first_inference_ms=p50, peak_rss_mb=100.0, gflop_per_image=2.0)
 
 
@@ -215,7 +275,9 @@ def test_cli_eager_run_writes_every_output_and_gates_on_compare(tmp_path):
     assert files["csv"].read_text().count("\n") == 3 and "| xs | deploy | eager |" in files["md"].read_text()
     # a baseline 1000x faster than anything real: the comparison must report a regression, exit 1
     for row in data["results"]:
-        row["p50_ms"] /= 1000
+        for name in [k for k, v in row.items() if k.endswith("_ms") and isinstance(v, float)]:
+            row[name] /= 1000
+        row["round_p50_ms"] = [ms / 1000 for ms in row["round_p50_ms"]]
     fast = tmp_path / "fast.json"
     fast.write_text(json.dumps(data))
     gated = runner.invoke(app, ["bench", "-b", "eager", "--resolution", "64", "--iters", "3", "--warmup", "1",
@@ -311,3 +373,57 @@ def test_pytorch_backends_refuse_int8_with_a_reason():
     assert BACKENDS["onnxruntime"].unsupported(Precision.INT8) is None
     assert BACKENDS["executorch"].unsupported(Precision.INT8) is None
     assert "coreml exporter supports" in BACKENDS["coreml"].unsupported(Precision.INT8)
+
+
+def test_a_matching_export_under_models_exports_is_reused(tmp_path, monkeypatch):
+    """`casvit export` output is timed as it is, not exported again into the cache; an
+    artifact whose manifest differs from the case (or whose bytes changed) is not used."""
+    monkeypatch.chdir(tmp_path)
+    exported = runner.invoke(app, ["export", "-f", "onnx", "-r", "64", "--no-check"])
+    assert exported.exit_code == 0, exported.output
+    artifact = tmp_path / "models/exports/xs_64_fp32/casvit_xs_64_fp32.onnx"
+    args = ["bench", "-b", "onnxruntime", "-r", "64", "--iters", "2", "--warmup", "0", "--threads", "1",
+            "--no-baseline", "--json", "-"]
+    row = json.loads(runner.invoke(app, args).stdout)["results"][0]
+    assert Path(row["artifact"]).resolve() == artifact.resolve() and row["export_s"] is None
+    assert not (tmp_path / "models/cache").exists()
+    # another case (batch 2) does not match the batch-1 export: exported into the cache
+    row = json.loads(runner.invoke(app, [*args, "--batch", "2"]).stdout)["results"][0]
+    assert "models/cache" in row["artifact"] and row["export_s"] > 0
+    from casvit_deploy.bench.cache import ExportKey, exported_match, weights_key
+    from casvit_deploy.model import load_model
+    from casvit_deploy.rewrite import deploy_form
+
+    loaded = load_model(None, "xs")
+    passes = tuple(deploy_form(loaded.model, Form.DEPLOY, ())[1])
+    from casvit_deploy.settings import Resolution
+
+    key = ExportKey(weights_key(loaded), "xs", Resolution(64, 64), "fp32", 1, "onnx", "deploy", passes, OnnxOptions())
+    assert exported_match(loaded, key, Path("models/exports")) == Path("models/exports") / artifact.relative_to(
+        tmp_path / "models/exports")
+    with open(artifact, "ab") as fh:
+        fh.write(b"\0")  # modified after export: its manifest no longer vouches for it
+    assert exported_match(loaded, key, Path("models/exports")) is None
+
+
+def test_plot_has_spread_values_weights_note_and_machine(tmp_path):
+    from casvit_deploy.bench.plot import footer, iqr_images_per_s, write_plot
+
+    report = _report([_result("eager", runs_ms=[8, 10, 10, 12, 14]), _result("onnxruntime", 5.0)])
+    low, high = iqr_images_per_s(report.results[0])
+    assert (low, high) == (pytest.approx(1e3 / 12), pytest.approx(1e3 / 10))
+    assert "test cpu" in footer(report) and "random weights, not pretrained" in footer(report)
+    assert "GEMM fp32 cpu: 400 GFLOP/s" in footer(report)
+    write_plot(report, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("field, value", [("p25_ms", "fast"), ("round_p50_ms", ["x"]), ("p75_ms", -1.0)])
+def test_a_baseline_with_unusable_spread_fields_is_refused_in_one_line(tmp_path, field, value):
+    data = json.loads(to_json(_report([_result("eager", 10.0)])))
+    data["results"][0][field] = value
+    data["gemm"] = {"cpu": {"fp32_gflops": "many"}}  # ignored, not a crash: no machine change is computed
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=field.split("[")[0]):
+        load_baseline(path)

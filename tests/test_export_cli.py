@@ -153,13 +153,25 @@ def test_format_all_runs_each_format_independently(cli, fakes, tmp_path):
     fakes["coreml"].fail = True
     result = invoke(cli, "--format", "all", "-r", "32", "--out", str(tmp_path), "--no-check")
     assert result.exit_code == 1
-    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.startswith("│")}
+    rows = {line.split("format: ")[1].split(" |")[0]: line for line in result.stdout.splitlines() if "format: " in line}
     assert "ok" in rows["onnx"] and "ok" in rows["executorch"]
     assert "failed" in rows["coreml"] and "backend exploded" in rows["coreml"]
     assert "random weights, not pretrained" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.onnx.manifest.json", "casvit_xs_32_fp32.ort",
          "casvit_xs_32_fp32.ort.manifest.json", "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json"])
+
+
+def test_summary_in_an_80_column_log_is_whole_with_stage_lines(cli, fakes, tmp_path):
+    out = tmp_path / "a_folder_with_a_long_name_to_push_the_table_past_eighty_columns"
+    result = cli.invoke(app, ["export", "-f", "onnx,executorch", "-r", "32", "--out", str(out), "--no-check"],
+                        env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout and "│" not in result.stdout
+    for name in ("casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.pte", str(out)):
+        assert name in result.stdout
+    stages = [line.split("] ", 1)[1] for line in result.stderr.splitlines()]
+    assert stages[:3] == ["load model", "onnx: rewrite", "onnx: save"] and "executorch: save" in stages
 
 
 def test_format_all_json_and_default_precisions(cli, fakes, tmp_path):
@@ -220,7 +232,7 @@ def test_failing_parity_publishes_nothing(cli, fakes, tmp_path, monkeypatch):
 
     checked = []
     monkeypatch.setattr(casvit_deploy.parity, "check_artifact",
-                        lambda staged, loaded, report_as: checked.append((staged, report_as)) or FailingReport())
+                        lambda staged, loaded, report_as, **_: checked.append((staged, report_as)) or FailingReport())
     result = invoke(cli, "--format", "onnx,executorch", "-r", "32", "--out", str(tmp_path), "--json", "-")
     assert result.exit_code == 1
     rows = {r["format"]: r for r in __import__("json").loads(result.stdout)["results"]}

@@ -6,6 +6,7 @@ so these tests check it as it is (--allow-modified) to test the numbers and loca
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -26,6 +27,11 @@ CORRUPTED_WEIGHT = f"{CORRUPTED_BLOCK}.mlp.fc2.weight"
 
 def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def without_progress(stderr: str) -> list[str]:
+    """stderr without the progress lines ("[   1.2s] stage") a log gets before an error."""
+    return [line for line in stderr.strip().splitlines() if not re.match(r"\[ *[\d.]+s\] ", line)]
 
 
 def _export(loaded, fmt: str, folder: Path, **kwargs) -> Path:
@@ -98,6 +104,34 @@ def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs
     assert recorded.status == "fail" and recorded.report["localization"]["first_divergent"] == CORRUPTED_BLOCK
 
 
+def test_parity_in_an_80_column_log_shows_whole_numbers_margins_and_progress(onnx_artifact, xs_checkpoint,
+                                                                           tmp_path):
+    report = tmp_path / "parity.json"
+    result = CliRunner().invoke(app, ["parity", str(onnx_artifact), "-c", str(xs_checkpoint), "--json", str(report)],
+                                env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.stdout and "│" not in result.stdout
+    data = json.loads(report.read_text())["reports"][0]
+    for s in data["input_sets"]:
+        m = s["outputs"][0]
+        assert f"inputs: {s['name']} ({s['samples']}) | output: logits | max abs: {m['max_abs']:.3g} | " in result.stdout
+        allowed = data["thresholds"]["atol"] + data["thresholds"]["rtol"] * m["ref_max_abs"]
+        assert f"{s['name']} logits: max abs {m['max_abs']:.1e} of {allowed:.1e} allowed" in result.stdout
+    stages = [line.split("] ", 1)[1] for line in result.stderr.splitlines()]
+    name = f"parity 1 of 1 {onnx_artifact.name}"
+    assert stages == [f"{name}: reference model", f"{name}: inputs", f"{name}: random inputs (4 samples)",
+                      f"{name}: images inputs (16 samples)"]
+
+
+def test_when_only_the_final_output_diverges_parity_says_so(onnx_artifact, xs_checkpoint):
+    """No block beyond --block-rtol, yet the output fails: the message names the output, never 'None'."""
+    result = invoke("parity", onnx_artifact, "-c", xs_checkpoint, "--inputs", "random", "--samples", "2",
+                    "--atol", "0", "--rtol", "0", "--block-rtol", "1")
+    assert result.exit_code == 1, result.output
+    assert "None" not in result.output
+    assert "every block is within --block-rtol 1: only the final output (head -> logits) diverges" in result.stderr
+
+
 def test_check_artifact_uses_the_given_model(onnx_artifact, ckpt_loaded):
     report = check_artifact(onnx_artifact, ckpt_loaded, inputs="random", samples=2, record=False)
     assert report.passed and report.input_sets[0].outputs[0].max_abs < 1e-4
@@ -155,7 +189,7 @@ def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, messa
         manifest.write_text(json.dumps(data))
     result = invoke("parity", target)
     assert result.exit_code == 2, result.output
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr and len(without_progress(result.stderr)) == 1
     assert "Traceback" not in result.output
 
 

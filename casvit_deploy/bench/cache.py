@@ -1,5 +1,9 @@
 """Export cache: artifacts keyed by what determines their contents, so repeated runs reuse them.
 
+An artifact `casvit export` already made under models/exports is used first when its
+manifest matches the case (weights, variant, resolution, precision, fixed batch, format,
+form, passes, options, tool versions) and its bytes are those the manifest records.
+
 Key: checkpoint sha256 (or the random-weights seed), variant, resolution, precision,
 batch, format, form, the rewrite passes applied, exporter options, and a fingerprint of the code
 that shapes an artifact (model, rewrite and export sources, backend versions), so a changed
@@ -15,11 +19,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from casvit_deploy.artifacts.files import artifact_sha256
 from casvit_deploy.artifacts.formats import FORMATS
-from casvit_deploy.artifacts.manifest import manifest_path
+from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.artifacts.options import to_record
+from casvit_deploy.errors import CasvitError
 from casvit_deploy.export import export_model
-from casvit_deploy.paths import CACHE
+from casvit_deploy.export.record import tool_versions
+from casvit_deploy.paths import CACHE, EXPORTS
 from casvit_deploy.rewrite import PASS_NAMES
 from casvit_deploy.settings import Form, Resolution
 
@@ -29,8 +36,6 @@ SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts", "quantize", "data
 @functools.lru_cache(maxsize=1)
 def exporter_fingerprint() -> str:
     """A digest of the sources and tool versions that determine an exported artifact."""
-    from casvit_deploy.export.record import tool_versions
-
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(json.dumps(tool_versions(), sort_keys=True, default=str).encode())
     for package in SHAPING_PACKAGES:
@@ -69,14 +74,44 @@ def find_artifact(folder: Path) -> Path | None:
     return None
 
 
-def cached_export(loaded, key: ExportKey, root: Path = CACHE, progress=None):
-    """(artifact, export seconds or None when it came from the cache) for `key`.
+def _manifest_weights(manifest: Manifest) -> str:
+    return f"sha256:{manifest.checkpoint.sha256}" if manifest.checkpoint else f"seed:{manifest.seed}"
 
-    Exports with `casvit_deploy.export.export_model` into `root/<key folder>` on a miss;
-    the exporter writes atomically, so a folder never holds half an artifact.
+
+def matches(manifest: Manifest, key: ExportKey, loaded) -> bool:
+    """Whether an exported artifact's manifest describes exactly the artifact `key` asks for."""
+    used_ema = bool(manifest.checkpoint and manifest.checkpoint.used_ema)
+    return (_manifest_weights(manifest) == key.weights
+            and used_ema == bool(loaded.checkpoint and loaded.checkpoint.used_ema)
+            and (manifest.format, manifest.variant, manifest.resolution, manifest.precision.value, manifest.batch,
+                 manifest.form.value, tuple(manifest.passes))
+            == (key.fmt, key.variant, key.resolution, key.precision, key.batch, key.form, key.passes)
+            and not manifest.dynamic_batch and to_record(manifest.options) == to_record(key.options)
+            and manifest.tools == tool_versions())
+
+
+def exported_match(loaded, key: ExportKey, exports: Path = EXPORTS) -> Path | None:
+    """An artifact under `exports` (one folder deep) that `casvit export` made for `key`, unmodified."""
+    suffix = FORMATS[key.fmt].suffix
+    for path in sorted(Path(exports).glob(f"*/*{suffix}")):
+        try:
+            manifest = Manifest.load(path)
+        except CasvitError:
+            continue
+        if matches(manifest, key, loaded) and artifact_sha256(path) == manifest.sha256:
+            return path
+    return None
+
+
+def cached_export(loaded, key: ExportKey, root: Path = CACHE, progress=None, exports: Path = EXPORTS):
+    """(artifact, export seconds or None when none was needed) for `key`.
+
+    Uses a matching artifact under `exports`, else the cache's; exports with
+    `casvit_deploy.export.export_model` into `root/<key folder>` on a miss (the exporter
+    writes atomically, so a folder never holds half an artifact).
     """
     folder = Path(root) / key.folder()
-    hit = find_artifact(folder)
+    hit = exported_match(loaded, key, exports) or find_artifact(folder)
     if hit is not None:
         return hit, None
     result = export_model(loaded, FORMATS[key.fmt], folder, resolution=key.resolution, batch=key.batch,

@@ -2,9 +2,14 @@
 
 A result regresses when its median latency (p50) grew by more than `threshold` percent
 over the baseline's for the same model, form, backend, device, precision, batch,
-resolution and layout. The default threshold, 10 %, sits above the run-to-run spread of
-medians seen on a quiet machine (a few percent) and below the changes worth catching;
-raise it on shared or throttling machines.
+resolution and layout, AND by more than the measured noise: the larger IQR or spread of
+per-round medians (percent of the median) of the two runs, and the change in the machine's
+speed between them (the GEMM rate each run measures on the device, as a latency change). A
+change beyond the threshold
+but within the noise is "inconclusive: noisy", not a regression (exit 0): rerun with more
+--rounds on a quieter machine. The default threshold, 10 %, sits above the run-to-run
+spread of medians seen on a quiet machine (a few percent) and below the changes worth
+catching.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ from pathlib import Path
 
 from casvit_deploy.bench.results import KEY_FIELDS, SCHEMA, BenchReport, BenchResult
 from casvit_deploy.errors import UsageError
+from casvit_deploy.settings import Resolution
 
 DEFAULT_THRESHOLD_PCT = 10.0
 MAX_LATENCY_MS = 1e9  # no timed call takes longer (11 days); larger p50 values are not latencies
+
+
+INCONCLUSIVE = "inconclusive: noisy"
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,8 @@ class Change:
     key: tuple
     baseline_ms: float | None
     current_ms: float | None
-    status: str  # "regressed", "improved", "same", "new", "missing"
+    status: str  # "regressed", "improved", "same", INCONCLUSIVE, "new", "missing"
+    noise_pct: float | None = None  # the larger measured noise of the two runs
 
     @property
     def change_pct(self) -> float | None:
@@ -58,11 +68,18 @@ def _check_result(result: BenchResult, where: str) -> None:
     """UsageError unless `result` can be compared: scalar key fields, a p50 above zero."""
     for name in KEY_FIELDS:
         value = getattr(result, name)
-        if not (value is None or isinstance(value, (str, int, float))):
+        if not (value is None or isinstance(value, (str, int, float, Resolution))):
             raise UsageError(f"{where}.{name} is a {type(value).__name__}, not a value")
     p50 = result.stats.p50_ms
     if isinstance(p50, bool) or not isinstance(p50, (int, float)) or not 0 < p50 <= MAX_LATENCY_MS:
         raise UsageError(f"{where}.p50_ms is {p50!r:.40}; a latency must be a number above 0 (ms)")
+    spread = {"p25_ms": result.stats.p25_ms, "p75_ms": result.stats.p75_ms}  # what the noise is computed from
+    spread |= {f"round_p50_ms[{i}]": v for i, v in enumerate(result.round_p50_ms if isinstance(
+        result.round_p50_ms, list) else [result.round_p50_ms])}
+    for name, value in spread.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 <= value <= MAX_LATENCY_MS):
+            raise UsageError(f"{where}.{name} is {value!r:.40}; a latency must be a number from 0 (ms)")
 
 
 def check_threshold(threshold_pct: float) -> float:
@@ -72,27 +89,54 @@ def check_threshold(threshold_pct: float) -> float:
     return threshold_pct
 
 
-def classify(baseline_ms: float, current_ms: float, threshold_pct: float) -> str:
+def classify(baseline_ms: float, current_ms: float, threshold_pct: float, noise_pct: float = 0.0) -> str:
+    """"regressed"/"improved" beyond both the threshold and the noise, "same" within the
+    threshold, INCONCLUSIVE beyond the threshold but within the noise."""
     change = 100.0 * (current_ms - baseline_ms) / baseline_ms
-    if change > threshold_pct:
-        return "regressed"
-    if change < -threshold_pct:
-        return "improved"
-    return "same"
+    if abs(change) <= threshold_pct:
+        return "same"
+    if abs(change) <= noise_pct:
+        return INCONCLUSIVE
+    return "regressed" if change > 0 else "improved"
 
 
-def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float) -> list[Change]:
-    """One Change per key in either run, current results first in their order."""
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def machine_change_pct(current: BenchReport, baseline: BenchReport) -> dict[str, float]:
+    """Per device in both runs: how much the same-run fp32 GEMM rate changed, as the latency
+    change it alone would cause, 100 * |GEMM before / GEMM now - 1|."""
+    out = {}
+    for device, now in current.gemm.items():
+        before = (baseline.gemm.get(device) or {}).get("fp32_gflops") if isinstance(baseline.gemm, dict) else None
+        if _positive(before) and _positive(now.get("fp32_gflops")):
+            out[device] = abs(100.0 * (before / now["fp32_gflops"] - 1))
+    return out
+
+
+def compare(current: list[BenchResult], baseline: list[BenchResult], threshold_pct: float,
+            machine_pct: dict[str, float] | None = None) -> list[Change]:
+    """One Change per key in either run, current results first in their order; `machine_pct`
+    (per device, see machine_change_pct) counts as noise."""
     check_threshold(threshold_pct)
-    base = {r.key(): r.stats.p50_ms for r in baseline}
+    base = {r.key(): r for r in baseline}
     changes = []
     for r in current:
         before = base.pop(r.key(), None)
-        status = "new" if before is None else classify(before, r.stats.p50_ms, threshold_pct)
-        changes.append(Change(r.key(), before, r.stats.p50_ms, status))
-    changes += [Change(key, ms, None, "missing") for key, ms in base.items()]
+        if before is None:
+            changes.append(Change(r.key(), None, r.stats.p50_ms, "new"))
+            continue
+        noise_pct = max(r.noise.pct, before.noise.pct, (machine_pct or {}).get(r.device, 0.0))
+        status = classify(before.stats.p50_ms, r.stats.p50_ms, threshold_pct, noise_pct)
+        changes.append(Change(r.key(), before.stats.p50_ms, r.stats.p50_ms, status, noise_pct))
+    changes += [Change(key, b.stats.p50_ms, None, "missing") for key, b in base.items()]
     return changes
 
 
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.status == "regressed"]
+
+
+def inconclusive(changes: list[Change]) -> list[Change]:
+    return [c for c in changes if c.status == INCONCLUSIVE]

@@ -14,11 +14,14 @@ def _executorch_threads(threads: int | None) -> int | None:
     """Set ExecuTorch's threadpool size when given; the size before (None without ExecuTorch)."""
     if importlib.util.find_spec("executorch") is None:
         return None
-    from executorch.extension.pybindings import portable_lib
+    from casvit_deploy.quiet import native_stderr_silenced
 
-    before = portable_lib._threadpool_get_thread_count()
-    if threads and threads != before:
-        portable_lib._unsafe_reset_threadpool(threads)
+    with native_stderr_silenced():  # its CPU probing writes to stderr when the pool starts
+        from executorch.extension.pybindings import portable_lib
+
+        before = portable_lib._threadpool_get_thread_count()
+        if threads and threads != before:
+            portable_lib._unsafe_reset_threadpool(threads)
     return before
 
 

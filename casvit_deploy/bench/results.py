@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, field
 
-from casvit_deploy.bench.stats import LatencyStats
+from casvit_deploy.bench.stats import LatencyStats, Noise, noise
 from casvit_deploy.settings import Resolution
 
 SCHEMA = "casvit-bench/1"
@@ -52,15 +52,21 @@ class BenchResult:
     def key(self) -> tuple:
         return tuple(getattr(self, f) for f in KEY_FIELDS)
 
+    @property
+    def noise(self) -> Noise:
+        return noise(self.stats, self.round_p50_ms)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out.update(out.pop("stats"))
+        out.update(iqr_ms=self.stats.iqr_ms, iqr_pct=self.noise.iqr_pct,
+                   round_spread_pct=self.noise.round_spread_pct, noisy=bool(self.noise.reasons()))
         return out
 
     @classmethod
     def from_dict(cls, data: dict) -> BenchResult:
         stat_names = LatencyStats.__dataclass_fields__
-        stats = LatencyStats(**{k: data[k] for k in stat_names})
+        stats = LatencyStats(**{k: data[k] for k in stat_names if k in data})
         rest = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "stats"}
         return cls(stats=stats, **rest | {"resolution": Resolution.from_record(data["resolution"])})
 

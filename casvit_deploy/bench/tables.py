@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
-from casvit_deploy.bench.compare import Change
+from casvit_deploy.bench.compare import INCONCLUSIVE, Change
 from casvit_deploy.bench.environment import describe_machine
 from casvit_deploy.bench.results import KEY_FIELDS, BenchReport, BenchResult
-from casvit_deploy.bench.writers import RESULT_HEADERS, result_cells
+from casvit_deploy.bench.writers import RESULT_HEADERS, noisy_lines, result_cells
 
 _TEXT_COLUMNS = {"model", "form", "backend", "device", "precision"}
-_TERMINAL_HIDDEN = {"device", "std ms", "p90 ms"}  # in the caption / the files
+_TERMINAL_HIDDEN = {"device", "std ms", "p90 ms", "min ms", "max ms"}  # in the caption / the files
 
 
 def results_table(report: BenchReport) -> Table:
@@ -19,6 +20,7 @@ def results_table(report: BenchReport) -> Table:
     fastest = min(report.results, key=lambda r: r.stats.p50_ms / r.batch, default=None)
     gemm = "; ".join(f"GEMM fp32 {d}: {g['fp32_gflops']:.0f} GFLOP/s" for d, g in report.gemm.items())
     caption = [describe_machine(report.environment), gemm] + ([fastest_line(fastest)] if fastest else [])
+    caption += [f"[yellow]noisy: {escape(line)}[/]" for line in noisy_lines(report.results)]
     table = Table(title="casvit bench", caption="\n".join(caption))
     rows = [result_cells(r) for r in report.results]
     keep = [i for i, h in enumerate(RESULT_HEADERS)
@@ -48,18 +50,18 @@ def skipped_table(report: BenchReport) -> Table | None:
     for name in ("backend", "model", "device", "status", "reason"):
         table.add_column(name)
     for status, s in rows:
-        table.add_row(s.backend, s.model or "all", s.device, status, s.reason,
+        table.add_row(s.backend, s.model or "all", s.device, status, escape(s.reason),
                       style="red" if status == "failed" else "dim")
     return table
 
 
 def compare_table(changes: list[Change], threshold_pct: float) -> Table:
-    table = Table(title=f"Change vs baseline (p50; regression beyond +{threshold_pct:g}%)")
+    table = Table(title=f"Change vs baseline (p50; regression beyond +{threshold_pct:g}% and the measured noise)")
     for name in ("model", "form", "backend", "device", "precision", "batch"):
         table.add_column(name)
-    for name in ("baseline ms", "now ms", "change", "status"):
+    for name in ("baseline ms", "now ms", "change", "noise", "status"):
         table.add_column(name, justify="right")
-    styles = {"regressed": "bold red", "improved": "green", "missing": "dim", "new": "cyan"}
+    styles = {"regressed": "bold red", "improved": "green", "missing": "dim", "new": "cyan", INCONCLUSIVE: "yellow"}
     for c in changes:
         key = dict(zip(KEY_FIELDS, c.key))
         pct = c.change_pct
@@ -67,5 +69,6 @@ def compare_table(changes: list[Change], threshold_pct: float) -> Table:
                       key["precision"] + (" CL" if key["channels_last"] else ""), str(key["batch"]),
                       "–" if c.baseline_ms is None else f"{c.baseline_ms:.2f}",
                       "–" if c.current_ms is None else f"{c.current_ms:.2f}",
-                      "–" if pct is None else f"{pct:+.1f}%", c.status, style=styles.get(c.status))
+                      "–" if pct is None else f"{pct:+.1f}%", "–" if c.noise_pct is None else f"±{c.noise_pct:.1f}%",
+                      c.status, style=styles.get(c.status))
     return table

@@ -13,9 +13,11 @@ from casvit_deploy.bench.environment import describe_machine
 from casvit_deploy.bench.results import BenchReport, BenchResult
 
 CSV_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last",
-              "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "throughput",
-              "speedup_vs_eager", "speedup_vs_fp32", "size_vs_fp32", "cosine", "top1", "gflop_per_image", "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms",
-              "peak_rss_mb", "cuda_peak_mb", "artifact_mb", "export_s", "engine", "weights", "artifact")
+              "threads", "iters", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms", "p10_ms",
+              "p25_ms", "p75_ms", "iqr_ms", "iqr_pct", "round_spread_pct", "noisy", "throughput",
+              "speedup_vs_eager", "speedup_vs_fp32", "size_vs_fp32", "cosine", "top1", "gflop_per_image",
+              "achieved_gflops", "gemm_fraction", "load_s", "first_inference_ms", "peak_rss_mb", "cuda_peak_mb",
+              "artifact_mb", "export_s", "engine", "weights", "artifact")
 
 
 def to_json(report: BenchReport) -> str:
@@ -42,12 +44,20 @@ def _fmt(value, spec: str, suffix: str = "") -> str:
     return "–" if value is None else f"{value:{spec}}{suffix}"
 
 
+def noisy_lines(results: list[BenchResult]) -> list[str]:
+    """One line per noisy result: which case, and why its figures are not to be trusted."""
+    return [f"{r.model} {r.form} {r.backend} {r.precision} b{r.batch}: {'; '.join(r.noise.reasons())}"
+            for r in results if r.noise.reasons()]
+
+
 def result_cells(r: BenchResult) -> list[str]:
     """The cells of one result row, shared by the Markdown and terminal tables."""
     s = r.stats
     return [r.model, r.form, r.backend, r.device, r.precision + (" CL" if r.channels_last else ""),
             str(r.resolution), str(r.batch),
-            f"{s.p50_ms:.2f}", f"{s.p90_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.std_ms:.2f}", f"{s.throughput:.1f}",
+            f"{s.p50_ms:.2f}", f"{s.p90_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.std_ms:.2f}", f"{s.min_ms:.2f}",
+            _fmt(s.max_ms, ".2f"), _fmt(s.iqr_ms, ".2f"), _fmt(r.noise.round_spread_pct, ".1f", "%"),
+            "noisy" if r.noise.reasons() else "–", f"{s.throughput:.1f}",
             _fmt(r.speedup_vs_eager, ".2f", "x"), _fmt(r.speedup_vs_fp32, ".2f", "x"),
             _fmt(r.size_vs_fp32 and 100 * r.size_vs_fp32, ".0f", "%"),
             _fmt((r.agreement or {}).get("cosine"), ".5f"), _fmt((r.agreement or {}).get("top1"), ".3f"),
@@ -58,8 +68,9 @@ def result_cells(r: BenchResult) -> list[str]:
 
 
 RESULT_HEADERS = ["model", "form", "backend", "device", "precision", "res", "batch", "p50 ms", "p90 ms", "p99 ms",
-                  "std ms", "img/s", "vs eager", "vs fp32", "size vs fp32", "cosine", "top-1", "GFLOP/img", "GFLOP/s", "% GEMM",
-                  "load ms", "1st ms", "RSS MB", "CUDA MB", "artifact MB"]
+                  "std ms", "min ms", "max ms", "IQR ms", "rounds ±", "noise", "img/s", "vs eager", "vs fp32",
+                  "size vs fp32", "cosine", "top-1", "GFLOP/img", "GFLOP/s", "% GEMM", "load ms", "1st ms", "RSS MB",
+                  "CUDA MB", "artifact MB"]
 
 
 def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
@@ -75,6 +86,8 @@ def to_markdown(report: BenchReport, title: str = "casvit bench") -> str:
               "photographs, from its manifest; "
               "GFLOP/img = 2 x MACs of one image at its size; GFLOP/s = GFLOP/img x batch / p50.", ""]
     lines += _md_table(RESULT_HEADERS, [result_cells(r) for r in report.results])
+    if noisy := noisy_lines(report.results):
+        lines += [""] + [f"- noisy: {line}" for line in noisy]
     if report.results:
         lines += ["", "Engines: " + "; ".join(sorted({f"{r.backend} = {r.engine}" for r in report.results}))]
     for title_, rows in (("Skipped", report.skipped), ("Failed", report.failed)):

@@ -12,6 +12,7 @@ from casvit_deploy.commands.common import (
     BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, PrecisionsOpt, ResolutionOpt, ThreadsOpt, VariantsOpt,
     check_report_paths, console, emit, guarded, print_notes, report_option, split_values, to_stdout,
 )
+from casvit_deploy.commands.render import Status, show
 from casvit_deploy.settings import Device, Precision
 
 ArtifactsArg = Annotated[Optional[list[Path]], typer.Argument(
@@ -37,7 +38,8 @@ NoBaselineOpt = Annotated[bool, typer.Option(
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Where exports are cached between runs "
                                                   "(default models/cache).", show_default=False)]
 ThresholdOpt = Annotated[float, typer.Option(
-    "--threshold", help="With --compare: percent p50 increase that counts as a regression (exit 1).")]
+    "--threshold", help="With --compare: percent p50 increase that counts as a regression (exit 1) when it also "
+    "exceeds the measured noise (IQR, spread of round medians); else it is reported inconclusive.")]
 
 
 def _default_threads() -> int:
@@ -72,14 +74,36 @@ class _RichProgress:
         self._progress.advance(self._task)
 
 
+class _LogProgress:
+    """Session progress for logs: one line per case (k of n) and per preparation stage."""
+
+    def __init__(self, status: Status):
+        self._status, self._total, self._done = status, 0, 0
+
+    def begin(self, total_runs: int) -> None:
+        self._total = total_runs
+
+    def case(self, text: str) -> None:
+        self._status.update(f"case {self._done + 1} of {self._total}: {text}")
+
+    def note(self, text: str) -> None:
+        self._status.update(f"  {text}")
+
+    def tick(self) -> None:
+        self._done += 1
+
+
 def _run(sources, config, skipped):
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from casvit_deploy import bench
 
+    stderr = Console(stderr=True)
+    if not stderr.is_terminal:
+        with Status() as status:
+            return bench.run(sources, config, _LogProgress(status), skipped)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+    with Progress(*columns, console=stderr, transient=True) as progress:
         return bench.run(sources, config, _RichProgress(progress), skipped)
 
 
@@ -117,7 +141,9 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     from dataclasses import replace
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
-    from casvit_deploy.bench.compare import check_threshold, load_baseline, regressions
+    from casvit_deploy.bench.compare import (
+        check_threshold, inconclusive, load_baseline, machine_change_pct, regressions,
+    )
     from casvit_deploy.bench.compare import compare as compare_runs
     from casvit_deploy.bench.sources import artifact_source, check_loads, model_sources
     from casvit_deploy.bench.tables import compare_table
@@ -126,6 +152,10 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     schedule = Schedule.from_options(warmup, iters, min_time)
     check_report_paths(json=json, csv=csv, markdown=markdown, plot=plot)
     check_threshold(threshold)
+    if plot:
+        from casvit_deploy.bench.plot import require_matplotlib
+
+        require_matplotlib()
     baseline = load_baseline(compare) if compare else None
     config = BenchConfig((), device, tuple(batch), tuple(precision), _forms(no_rewrite, both_forms),
                          _default_threads() if threads is None else threads, schedule, rounds, channels_last,
@@ -146,10 +176,20 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
         _print_report(report)
     failed = bool(report.failed)
     if baseline is not None:
-        changes = compare_runs(report.results, baseline.results, threshold)
-        (Console(stderr=True) if machine_output else console()).print(compare_table(changes, threshold))
+        machine = machine_change_pct(report, baseline)
+        changes = compare_runs(report.results, baseline.results, threshold, machine)
+        show(Console(stderr=True) if machine_output else console(), compare_table(changes, threshold))
+        for device, pct in machine.items():
+            if pct > threshold:
+                typer.echo(f"the machine's speed changed between the runs: same-run GEMM on {device} "
+                           f"{baseline.gemm[device]['fp32_gflops']:.0f} -> {report.gemm[device]['fp32_gflops']:.0f} "
+                           f"GFLOP/s ({pct:.0f}% in latency terms, counted as noise)", err=True)
+        if unsure := inconclusive(changes):
+            typer.echo(f"{len(unsure)} result(s) inconclusive: changed beyond {threshold:g}% but within the measured "
+                       "noise (not a regression); rerun with more --rounds on a quieter machine", err=True)
         if worse := regressions(changes):
-            typer.echo(f"{len(worse)} result(s) regressed beyond +{threshold:g}% p50 vs {compare}", err=True)
+            typer.echo(f"{len(worse)} result(s) regressed beyond +{threshold:g}% p50 and the measured noise vs "
+                       f"{compare}", err=True)
             failed = True
     if failed:
         raise typer.Exit(1)
@@ -158,9 +198,4 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
 def _print_report(report) -> None:
     from casvit_deploy.bench.tables import results_table, skipped_table
 
-    out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)  # files and pipes get the whole table
-    out.print(results_table(report))
-    if table := skipped_table(report):
-        out.print(table)
+    show(console(), results_table(report), skipped_table(report))

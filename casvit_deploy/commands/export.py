@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
     BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit,
     guarded, json_text, print_notes, split_values, to_stdout,
 )
+from casvit_deploy.commands.render import Status, show
 from casvit_deploy.settings import CalibrationMethod, Delegate, Form, Precision, Resolution
 
 FormatsOpt = Annotated[list[str], typer.Option(
@@ -68,15 +68,6 @@ class Request:
     options: dict  # format name -> its options dataclass
 
 
-def _progress(status, fmt: str):
-    started = time.perf_counter()
-
-    def report(stage: str) -> None:
-        status.update(f"[bold]{fmt}[/]: {stage} ({time.perf_counter() - started:.0f}s)")
-
-    return report
-
-
 def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
     from casvit_deploy.artifacts.files import artifact_sha256
     from casvit_deploy.artifacts.manifest import Manifest, ParityRecord
@@ -85,7 +76,7 @@ def _not_run(artifact: Path, reason: str) -> tuple[str, str]:
     return "not run", reason
 
 
-def parity_gate(loaded, check: bool = True):
+def parity_gate(loaded, check: bool = True, progress=None):
     """The export gate: (status, reason) of the parity check of a staged artifact, recorded
     in its manifest ("not run" with the reason when the check cannot run or `check` is
     off); "fail" stops the artifact from being published."""
@@ -100,7 +91,7 @@ def parity_gate(loaded, check: bool = True):
         except ImportError as err:
             return _not_run(staged, f"parity checker unavailable ({err})")
         try:
-            report = check_artifact(staged, loaded, report_as=final)
+            report = check_artifact(staged, loaded, report_as=final, progress=progress)
         except CasvitError as err:
             return _not_run(staged, str(err))
         return ("pass", "") if report.passed else ("fail", report.failures[0])
@@ -114,12 +105,16 @@ def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool,
 
     precision = request.precision or fmt.default_precision
     folder = out or default_out_dir(loaded.variant, request.resolution, precision, request.form, loaded.is_backbone)
+
+    def stage(text: str) -> None:
+        status.update(f"[bold]{fmt.name}[/]: {text}")
+
     try:
         result = export_model(loaded, fmt, folder, resolution=request.resolution, batch=request.batch,
                               dynamic_batch=request.dynamic_batch, dynamic_shape=request.dynamic_shape,
                               precision=precision, form=request.form,
-                              force=request.force, options=request.options[fmt.name],
-                              progress=_progress(status, fmt.name), gate=parity_gate(loaded, check))
+                              force=request.force, options=request.options[fmt.name], progress=stage,
+                              gate=parity_gate(loaded, check, lambda text: stage(f"parity {text}")))
     except ParityFailure as err:
         return Row(fmt.name, "failed", parity="fail", reason=str(err))
     parity, reason = result.gate or ("", "")
@@ -165,33 +160,28 @@ def _table(rows: list[Row], weights: str) -> Table:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
         style = "green" if r.status == "ok" else "red"
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
-                      f"{r.seconds:.1f}s" if r.seconds else "", r.parity, r.reason)
+                      f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
     return table
 
 
 def _print_summary(rows: list[Row], weights: str) -> None:
     """The table, then each format's one-line notes (e.g. which mobile execution provider
     takes the whole ONNX graph)."""
-    out = console()
-    out.print(_table(rows, weights))
-    for row in rows:
-        for note in row.notes:
-            out.print(f"{row.format}: {note}")
+    show(console(), _table(rows, weights), *(escape(f"{row.format}: {note}") for row in rows for note in row.notes))
 
 
-def _run_all(loaded, formats, request: Request, out, check: bool) -> list[Row]:
+def _run_all(loaded, formats, request: Request, out, check: bool, status: Status) -> list[Row]:
     """Each format on its own: a failing one is recorded and the others still run."""
     from casvit_deploy.errors import CasvitError
 
     rows = []
-    with Console(stderr=True).status("exporting") as status:
-        for fmt in formats:
-            try:
-                rows.append(_export_one(loaded, fmt, request, out, check, status))
-            except CasvitError as err:
-                if len(formats) == 1:
-                    raise
-                rows.append(Row(fmt.name, "failed", reason=str(err)))
+    for fmt in formats:
+        try:
+            rows.append(_export_one(loaded, fmt, request, out, check, status))
+        except CasvitError as err:
+            if len(formats) == 1:
+                raise
+            rows.append(Row(fmt.name, "failed", reason=str(err)))
     return rows
 
 
@@ -258,6 +248,8 @@ def export(
     from casvit_deploy.model import load_model
 
     formats = parse_formats(format)
+    for fmt in formats:
+        fmt.require("export")  # a missing backend is named, with its pip extra, before any work
     check_report_paths(json=json)
     size = check_settings(resolution, batch)
     for fmt in formats if dynamic_shape else ():
@@ -269,12 +261,13 @@ def export(
                                    split_values(keep_float), auto_keep_float, min_cosine, quantize_residual)}
     check_format_flags(formats, flags)
     options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
-    with Console(stderr=True).status("load"):
+    with Status("load") as status:
+        status.update("load model")
         loaded = load_model(checkpoint, variant, ema, backbone=backbone)
-    print_notes(loaded.notes)
-    request = Request(loaded.input_resolution(size), batch, dynamic_batch, dynamic_shape, precision,
-                      Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
-    rows = _run_all(loaded, formats, request, out, check)
+        print_notes(loaded.notes)
+        request = Request(loaded.input_resolution(size), batch, dynamic_batch, dynamic_shape, precision,
+                          Form.UPSTREAM if no_rewrite else Form.DEPLOY, force, options)
+        rows = _run_all(loaded, formats, request, out, check, status)
     emit(json, lambda: json_text({"weights": loaded.weights, "results": [asdict(r) for r in rows]}))
     if not to_stdout(json):
         _print_summary(rows, loaded.weights)

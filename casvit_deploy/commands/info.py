@@ -14,6 +14,7 @@ from casvit_deploy.commands.common import (
     BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
     json_text, to_stdout,
 )
+from casvit_deploy.commands.render import show
 
 
 def describe(checkpoint=None, variant=None, ema=False, resolution=None, backbone=False) -> dict:
@@ -150,7 +151,7 @@ def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
     facts = describe_artifact(artifact)
     emit(json, lambda: json_text(facts))
     if not to_stdout(json):
-        console().print(_artifact_table(facts))
+        show(console(), _artifact_table(facts))
 
 
 @guarded
@@ -173,6 +174,4 @@ def info(artifact: Annotated[Optional[Path], typer.Argument(
     emit(json, lambda: json_text(facts))
     if to_stdout(json):
         return
-    out = console()
-    for table in (_overview_table(facts), _macs_table(facts), _passes_table(facts), _census_table(facts)):
-        out.print(table)
+    show(console(), _overview_table(facts), _macs_table(facts), _passes_table(facts), _census_table(facts))

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
     CheckpointOpt, JsonOpt, check_report_paths, console, emit, guarded, report_option, to_stdout,
 )
+from casvit_deploy.commands.render import Status, show
 from casvit_deploy.settings import CoreMLEngine, InputKind
 
 ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .ort, .pte, .mlpackage) and manifests.",
@@ -43,6 +45,14 @@ def _block_cell(block, quantized: bool) -> str:
     if quantized and block.sqnr_db is not None:
         return f"{_fmt(block.sqnr_db, '.1f')} dB"
     return _fmt(block.rel_err, ".2e") if block.rel_err is not None else block.status
+
+
+def _margin_lines(report) -> list[str]:
+    """Each output's values next to the limits they were judged by (passing runs show their margin)."""
+    from casvit_deploy.numerics import margins
+
+    return [escape(f"  {s.name} {m.name}: {margins(m, report.thresholds)}")
+            for s in report.input_sets for m in s.outputs]
 
 
 def _localization_table(reports) -> Table | None:
@@ -90,6 +100,8 @@ def parity(
                                                  "(default by precision: int8 only).")] = None,
     min_top5: Annotated[FloatOpt, typer.Option("--min-top5", help="Smallest mean top-5 overlap allowed "
                                                "(default by precision: int8 only).")] = None,
+    block_rtol: Annotated[FloatOpt, typer.Option("--block-rtol", help="Per-block localization: relative error "
+                                                 "max|out-ref|/max|ref| above which a block diverges.")] = None,
     per_block: Annotated[bool, typer.Option("--per-block", help="Always compare every block (also on pass).")] = False,
     engine: Annotated[CoreMLEngine, typer.Option("--engine", help="What executes CoreML packages.",
                                                  case_sensitive=False)] = CoreMLEngine.AUTO,
@@ -113,12 +125,17 @@ def parity(
     check_report_paths(json=json, junit=junit)
     check_samples(samples)
     overrides = ThresholdOverrides(atol=atol, rtol=rtol, min_cosine=min_cosine, min_top1=min_top1,
-                                   min_snr_db=min_snr_db, min_top5=min_top5)
+                                   min_snr_db=min_snr_db, min_top5=min_top5, block_rtol=block_rtol)
     for artifact in artifacts:
         format_for_path(artifact)
-    reports = [check_artifact(a, checkpoint=checkpoint, inputs=inputs, images_dir=images, samples=samples,
-                              per_block=per_block, engine=engine, overrides=overrides,
-                              allow_modified=allow_modified) for a in artifacts]
+    reports = []
+    with Status("parity") as status:
+        for index, artifact in enumerate(artifacts, 1):
+            where = f"parity {index} of {len(artifacts)} {artifact.name}"
+            reports.append(check_artifact(artifact, checkpoint=checkpoint, inputs=inputs, images_dir=images,
+                                          samples=samples, per_block=per_block, engine=engine, overrides=overrides,
+                                          allow_modified=allow_modified,
+                                          progress=lambda stage: status.update(f"{where}: {stage}")))
     if not (to_stdout(json) or to_stdout(junit)):
         _print_reports(reports)
     emit(json, lambda: to_json(reports))
@@ -133,17 +150,15 @@ def _why(report) -> str:
     """What failed, in a few words: the artifact differs from its manifest, or where it diverges."""
     if report.integrity is not None and report.integrity.failures:
         return f"differs from its manifest: {report.integrity.failures[0]}"
-    return f"first divergent block {report.localization.first_divergent if report.localization else 'unknown'}"
+    return report.divergence()
 
 
 def _print_reports(reports) -> None:
     out = console()
     for report in reports:
-        out.print(_metrics_table(report))
-        for failure in report.failures:
-            out.print(f"[red]  {failure}[/]")
-        for note in report.notes:
-            out.print(f"[yellow]  note: {note}[/]")
-    table = _localization_table(reports)
-    if table is not None:
-        out.print(table)
+        show(out, _metrics_table(report), *_margin_lines(report),
+             *(f"[red]  {escape(failure)}[/]" for failure in report.failures),
+             *(f"[yellow]  note: {escape(note)}[/]" for note in report.notes))
+        if report.localization and not report.passed:
+            show(out, f"[red]  where: {escape(report.divergence())}[/]")
+    show(out, _localization_table(reports))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from casvit_deploy.errors import UsageError
+from casvit_deploy.errors import BackendMissingError, UsageError
 from casvit_deploy.settings import Resolution
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -68,9 +68,21 @@ def preprocess(image: np.ndarray, pre) -> np.ndarray:
     return out.transpose(2, 0, 1).astype(np.float32)
 
 
+def _skimage():
+    """scikit-image (every format extra brings it); BackendMissingError with the remedy otherwise."""
+    try:
+        import skimage.data
+        import skimage.io
+    except ModuleNotFoundError:
+        raise BackendMissingError("photographs need scikit-image, which is not installed: pip install "
+                                  "'casvit-deploy[onnx]' (any format extra) or pip install scikit-image "
+                                  "(parity: or use --inputs random)") from None
+    return skimage
+
+
 def bundled_photos() -> list[tuple[str, np.ndarray]]:
     """(name, image) for each photograph bundled with scikit-image."""
-    import skimage.data
+    skimage = _skimage()
 
     photos = []
     with warnings.catch_warnings():
@@ -86,7 +98,7 @@ def bundled_photos() -> list[tuple[str, np.ndarray]]:
 
 def folder_photos(directory: Path, option: str = "--images") -> list[tuple[str, np.ndarray]]:
     """(path, image) for each image file in `directory`, sorted; UsageError naming `option`."""
-    import skimage.io
+    skimage = _skimage()
 
     directory = Path(directory)
     if not directory.is_dir():

@@ -3,7 +3,7 @@ set of metrics and thresholds used by the export load check and by `casvit parit
 
 from casvit_deploy.numerics.metrics import OutputMetrics, compare, plain, sqnr_db, topk_agreement
 from casvit_deploy.numerics.thresholds import DEFAULTS, ThresholdOverrides, Thresholds, defaults_for
-from casvit_deploy.numerics.verdict import judge, metric_failures, structural_failures
+from casvit_deploy.numerics.verdict import allowed_abs, judge, margins, metric_failures, structural_failures
 
-__all__ = ["DEFAULTS", "OutputMetrics", "ThresholdOverrides", "Thresholds", "compare", "defaults_for", "judge",
-           "metric_failures", "plain", "sqnr_db", "structural_failures", "topk_agreement"]
+__all__ = ["DEFAULTS", "OutputMetrics", "ThresholdOverrides", "Thresholds", "allowed_abs", "compare", "defaults_for",
+           "judge", "margins", "metric_failures", "plain", "sqnr_db", "structural_failures", "topk_agreement"]

@@ -31,6 +31,29 @@ def label_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     return []
 
 
+def allowed_abs(m: OutputMetrics, t: Thresholds) -> float:
+    """The largest max|out - ref| output `m` may have: atol + rtol * max|ref|."""
+    return t.atol + t.rtol * m.ref_max_abs
+
+
+def margins(m: OutputMetrics, t: Thresholds) -> str:
+    """Each measured value next to the limit it is judged by, in words."""
+    if m.max_abs is None:  # class labels
+        return f"label agreement {m.top1_agreement:.3f} (min {t.min_top1:g})"
+    parts = []
+    if t.judges_max_error:
+        parts.append(f"max abs {m.max_abs:.1e} of {allowed_abs(m, t):.1e} allowed "
+                     f"(atol {t.atol:g} + rtol {t.rtol:g} x max|ref| {m.ref_max_abs:.3g})")
+    parts.append(f"cosine {m.cosine:.7f} (min {t.min_cosine:g})")
+    if t.min_snr_db is not None:
+        parts.append(f"SNR {m.snr_db:.1f} dB (min {t.min_snr_db:g})")
+    if m.top1_agreement is not None:
+        parts.append(f"top-1 {m.top1_agreement:.3f} (min {t.min_top1:g})")
+    if t.min_top5 is not None and m.top5_overlap is not None:
+        parts.append(f"top-5 {m.top5_overlap:.3f} (min {t.min_top5:g})")
+    return ", ".join(parts)
+
+
 def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     """Every threshold that output `m` misses."""
     if m.max_abs is None:
@@ -39,7 +62,7 @@ def metric_failures(m: OutputMetrics, t: Thresholds) -> list[str]:
     if m.nonfinite:
         failures.append(f"{m.name}: {m.nonfinite} NaN/Inf values")
     if t.judges_max_error:
-        limit = t.atol + t.rtol * m.ref_max_abs
+        limit = allowed_abs(m, t)
         if not m.max_abs <= limit:
             failures.append(f"{m.name}: max abs error {m.max_abs:.3g} > {limit:.3g} "
                             f"(atol {t.atol:g} + rtol {t.rtol:g} x max|ref| {m.ref_max_abs:.3g})")

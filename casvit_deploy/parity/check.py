@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
                    inputs: InputKind = InputKind.BOTH, images_dir: Path | None = None, samples: int | None = None,
                    per_block: bool = False, engine: CoreMLEngine = CoreMLEngine.AUTO, record: bool = True,
                    overrides: ThresholdOverrides = ThresholdOverrides(), allow_modified: bool = False,
-                   report_as: Path | None = None) -> ParityReport:
+                   report_as: Path | None = None, progress: Callable[[str], None] | None = None) -> ParityReport:
     """Run the artifact and its reference on the same inputs and judge every output.
 
     First the artifact must be the one its manifest describes (sha256, and inputs and
@@ -57,11 +58,14 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     its sha256 must match). Localization runs with `per_block` and whenever a check fails.
     With `record`, the result is added to the manifest's parity records (see `record_result`).
     `report_as` names the artifact in the report (a staged artifact by its final path).
+    `progress` is told each stage (reference, inputs, each input set, localization).
     """
     started, artifact = time.perf_counter(), Path(artifact)
+    progress = progress or (lambda stage: None)
     fmt = format_for_path(artifact)
     manifest = Manifest.load(artifact)
     limits = overrides.apply(defaults_for(manifest.precision))
+    progress("reference model")
     loaded = manifest.reference_model(artifact, checkpoint, loaded)
     reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)
     checked_sha256 = artifact_sha256(artifact)
@@ -73,9 +77,10 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
             report.notes.append("outputs not compared: the artifact is not the one its manifest describes "
                                 "(--allow-modified checks it as it is)")
         else:
+            progress("inputs")
             _compare(report, runner, reference, loaded, manifest, fmt, artifact, per_block,
                      build_input_sets(inputs, manifest.resolution, samples, images_dir,
-                                      preprocessing=manifest.preprocessing))
+                                      preprocessing=manifest.preprocessing), progress)
     report.seconds = time.perf_counter() - started
     if record:
         record_result(artifact, report, manifest.sha256)
@@ -83,15 +88,17 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
 
 
 def _compare(report: ParityReport, runner, reference, loaded, manifest: Manifest, fmt, artifact: Path,
-             per_block: bool, sets: list[InputSet]) -> None:
+             per_block: bool, sets: list[InputSet], progress: Callable[[str], None]) -> None:
     """Judge every input set into `report`; localize with `per_block` or on failure."""
     if report.integrity.modified:
         report.notes.append("checked as it is (--allow-modified): " + "; ".join(report.integrity.differences))
     kept = {}
     for input_set in sets:
+        progress(f"{input_set.name} inputs ({len(input_set.sources)} samples)")
         result, kept[input_set.name] = _check_set(runner, reference, input_set, manifest.fixed_batch, report.thresholds)
         report.input_sets.append(result)
     if per_block or not report.passed:
+        progress("per-block localization")
         report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
 
 

@@ -88,6 +88,23 @@ class ParityReport:
     def passed(self) -> bool:
         return bool(self.input_sets) and not self.failures
 
+    def divergence(self) -> str:
+        """Where the artifact diverges, in words: the first divergent block, or why none is
+        named (only the final output diverges, or the blocks could not be compared)."""
+        loc = self.localization
+        if loc is None:
+            return "not localized"
+        if loc.first_divergent:
+            return f"first divergent block {loc.first_divergent}"
+        compared = any(b.status == "ok" for b in loc.blocks)
+        if loc.method.startswith("weight audit") or not compared:
+            return f"no divergent block found: {loc.note or 'no block could be compared'}"
+        outputs = ", ".join(dict.fromkeys(m.name for s in self.input_sets for m in s.outputs)) or "output"
+        t = self.thresholds
+        limit = (f"--block-rtol {t.block_rtol:g}" if t.block_rtol is not None
+                 else f"the block SQNR minimum of {t.block_min_sqnr_db:g} dB")
+        return f"every block is within {limit}: only the final output (head -> {outputs}) diverges"
+
     def to_dict(self) -> dict:
         return {
             "artifact": self.artifact, "format": self.format, "engine": self.engine,
@@ -97,7 +114,7 @@ class ParityReport:
             "integrity": self.integrity.to_dict() if self.integrity else None,
             "input_sets": [s.to_dict() for s in self.input_sets],
             "failures": self.failures,
-            "localization": self.localization.to_dict() if self.localization else None,
+            "localization": self.localization.to_dict() | {"where": self.divergence()} if self.localization else None,
             "seconds": round(self.seconds, 3),
             "notes": self.notes,
         }
@@ -109,5 +126,5 @@ class ParityReport:
             s.pop("sources")
         loc = self.localization
         data["localization"] = None if loc is None else {
-            "engine": loc.engine, "first_divergent": loc.first_divergent, "note": loc.note}
+            "engine": loc.engine, "first_divergent": loc.first_divergent, "where": self.divergence(), "note": loc.note}
         return data

@@ -43,7 +43,7 @@ def _localization_text(report: ParityReport) -> str:
     if loc is None:
         return ""
     lines = [f"per-block comparison ({loc.engine}, {loc.input_set} sample {loc.sample}): "
-             f"first divergent block: {loc.first_divergent or 'none'}"]
+             f"{report.divergence()}"]
     lines += [f"  {b.block:<14} {b.status:<9} rel {b.rel_err if b.rel_err is not None else '-'}" for b in loc.blocks]
     return "\n".join(lines + ([loc.note] if loc.note else []))
 
