@@ -357,10 +357,10 @@ def _(ws):
     return _export_args(ws, ws.good_checkpoint, "--variant", "t")
 
 
-@case("ckpt-detection-backbone", message="classifiers only")
+@case("ckpt-detection-backbone-int8", message="int8 export is for classifiers")
 def _(ws):
     sd = {"backbone." + k: v for k, v in random_model("xs", fork_feat=True).state_dict().items()}
-    return _export_args(ws, ws.write("c.pth", torch_bytes({"state_dict": sd})))
+    return _export_args(ws, ws.write("c.pth", torch_bytes({"state_dict": sd})), "-p", "int8")
 
 
 @case("info-ckpt-input-size-zero", message="args.input_size 0 ")
@@ -400,7 +400,7 @@ MANIFEST_FIELDS = [
     ("seed", 1e30), ("seed", -1), ("precision", ["fp32"]), ("outputs", 5), ("preprocessing.resize", 6_900_000),
     ("preprocessing.resize", 8192), ("preprocessing.crop", 1024), ("preprocessing.mean", [0.5] * 10**5),
     ("preprocessing.std", [0, 1, 1]), ("schema", 1), ("format", "tflite"), ("sha256", "abc"),
-    ("checkpoint", {"path": "a.pth", "sha256": "z" * 64, "used_ema": False}), ("options", {"opset": 17}),
+    ("checkpoint", {"path": "a.pth", "sha256": "z" * 64, "used_ema": False}), ("options", {"opset": 99}),
     ("parity", [{"status": "maybe"}]), ("dynamic_batch", "yes"), ("inputs.0.shape", [1, 3, "x" * 100]),
     ("tools", {"torch": 5}), ("details", [1]), ("file", "x" * 300), ("variant", "xxl"), ("num_classes", -1),
     ("block_outputs", {"a": 1}), ("inputs", [{"name": "image"}]),

@@ -58,6 +58,14 @@ def test_the_corpus_covers_every_kind_of_input():
     assert sum(c.exit_code == 1 for c in CASES) >= 6
 
 
+PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\ds\] ")  # "[   0.0s] load model": a stage line on a log
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the progress lines of the stages that ran before the refusal."""
+    return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_hostile_input(case, workspace, tmp_path, monkeypatch, capfd):
     argv = case.build(workspace)
@@ -68,7 +76,7 @@ def test_hostile_input(case, workspace, tmp_path, monkeypatch, capfd):
     capfd.readouterr()
     code = run_casvit(argv, case.unprivileged)
     out, err = capfd.readouterr()
-    lines = err.strip().splitlines()
+    lines = error_lines(err)
     assert "Traceback" not in out + err, err
     assert code == case.exit_code, f"exit {code}: {err}"
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -101,7 +109,7 @@ def test_hostile_input_through_the_installed_command(name, workspace, tmp_path):
     before = _tree(tmp_path)
     done = subprocess.run([str(Path(sys.executable).parent / "casvit"), *argv], capture_output=True, text=True,
                           cwd=tmp_path, timeout=600)
-    lines = done.stderr.strip().splitlines()
+    lines = error_lines(done.stderr)
     assert done.returncode == case.exit_code and "Traceback" not in done.stderr + done.stdout, done.stderr
     assert len(lines) == 1 and re.search(case.message, lines[0]), done.stderr
     assert _tree(tmp_path) == before and not any(workspace.sentinel.iterdir())

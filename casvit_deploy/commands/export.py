@@ -137,6 +137,8 @@ def check_format_flags(formats, flags: dict) -> None:
     from casvit_deploy.export.labels import is_imagenet
 
     for name, value in flags.items():
+        if name == "int8":  # set by --precision int8, which the format's precision check judges
+            continue
         owners = [f for f in FORMATS.values() if name in _option_defaults(f)]
         if value is None or not owners or value == _option_defaults(owners[0])[name] or any(
                 f in owners for f in formats):
