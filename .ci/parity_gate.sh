@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Parity gate: export every format for XS at 224 and S at 160, fp32 and fp16, and check each
-# artifact against eager PyTorch on random inputs and natural photographs. Any failure
-# (export or parity) fails CI. JUnit reports land in build/parity/.
+# Parity gate: export every format for VARIANT at RESOLUTION (arguments; default XS at 224),
+# fp32 and fp16, and check each artifact against eager PyTorch on random inputs and natural
+# photographs. Any failure (export or parity) fails CI. JUnit reports land in build/parity/.
 set -euo pipefail
 CASVIT=${CASVIT:-.venv/bin/casvit}
 OUT=build/parity
-rm -rf "$OUT" && mkdir -p "$OUT"
+mkdir -p "$OUT"
 
 gate() {  # gate VARIANT RESOLUTION
   local variant=$1 res=$2 dir="$OUT/${1}_${2}"
@@ -15,5 +15,4 @@ gate() {  # gate VARIANT RESOLUTION
     --junit "$OUT/${variant}_${res}.xml" --json "$OUT/${variant}_${res}.json"
 }
 
-gate xs 224
-gate s 160
+gate "${1:-xs}" "${2:-224}"

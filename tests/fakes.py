@@ -3,6 +3,8 @@ publication), where the backend is not the point: it writes bytes, not a model."
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -32,3 +34,11 @@ class StubExporter:
             raise RuntimeError("backend exploded")
         image = TensorSpec("image", (job.batch, 3, job.resolution, job.resolution), "float32")
         return FormatOutput(NO_PROGRAM, [image], [TensorSpec("logits", (job.batch, job.num_classes), "float32")])
+
+
+PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\ds\] ")  # "[   0.0s] load model": a stage line on a log
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the progress lines of the stages that ran before a refusal."""
+    return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]

@@ -20,7 +20,7 @@ from casvit_deploy.export import api, export_model
 from casvit_deploy.locks import FolderBusy, folder_lock
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
-from tests.fakes import StubExporter
+from tests.fakes import StubExporter, error_lines
 from tests.privileges import privileged, public_folder, unprivileged
 from tests.test_hostile import run_casvit
 
@@ -61,7 +61,7 @@ def test_a_second_export_into_a_busy_folder_is_refused(stub, lock_holder, capfd)
     assert list(lock_holder.iterdir()) == []
     capfd.readouterr()
     assert run_casvit(["export", "-f", "onnx", "-r", "32", "-o", str(lock_holder), "--force"]) == 2
-    err = capfd.readouterr().err.strip().splitlines()
+    err = error_lines(capfd.readouterr().err)
     assert len(err) == 1 and "in use by another casvit process" in err[0]
 
 
@@ -155,7 +155,7 @@ def test_interrupt_during_the_post_export_check_keeps_the_previous_artifact(stub
         raise KeyboardInterrupt
 
     stub.payload = b"second"
-    monkeypatch.setattr(export_command, "parity_gate", lambda _loaded, _check=True: interrupted)
+    monkeypatch.setattr(export_command, "parity_gate", lambda _loaded, _check=True, _progress=None: interrupted)
     assert run_casvit([*args, "--force"]) == 130  # Typer's exit code for Ctrl-C
     assert (artifact_sha256(artifact), manifest_path(artifact).read_text()) == before
     assert _hidden(out) == []

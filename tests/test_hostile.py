@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from casvit_deploy import cli
+from tests.fakes import error_lines
 from tests.hostile import CASES, Workspace
 from tests.privileges import unprivileged
 
@@ -56,14 +57,6 @@ def test_the_corpus_covers_every_kind_of_input():
     assert {"ckpt", "manifest", "artifact", "parity", "bench", "export", "info"} <= prefixes
     assert len({c.name for c in CASES}) == len(CASES) >= 150
     assert sum(c.exit_code == 1 for c in CASES) >= 6
-
-
-PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\ds\] ")  # "[   0.0s] load model": a stage line on a log
-
-
-def error_lines(stderr: str) -> list[str]:
-    """stderr without the progress lines of the stages that ran before the refusal."""
-    return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -134,6 +134,7 @@ def test_keep_float_leaves_a_block_float(loaded, tmp_path):
     assert [k.target for k in result.manifest.quantization.kept_float] == ["residual-adds", "network.2.0", "head"]
 
 
+@pytest.mark.slow  # the ExecuTorch int8 export alone takes about 3 minutes on 2 cores
 def test_executorch_int8_lowers_whole_and_passes_parity(pte_int8, loaded):
     details = pte_int8.manifest.details
     assert details["delegation"]["portable_nodes"] == 0 and details["delegation"]["delegated_subgraphs"] >= 1
