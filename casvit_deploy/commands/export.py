@@ -137,8 +137,6 @@ def check_format_flags(formats, flags: dict) -> None:
     from casvit_deploy.export.labels import is_imagenet
 
     for name, value in flags.items():
-        if name == "int8":  # set by --precision int8, which the format's precision check judges
-            continue
         owners = [f for f in FORMATS.values() if name in _option_defaults(f)]
         if value is None or not owners or value == _option_defaults(owners[0])[name] or any(
                 f in owners for f in formats):
@@ -258,11 +256,11 @@ def export(
         check_dynamic_shape(fmt)
     flags = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
              "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
-             "description": description, "allow_portable": allow_portable, "delegate": delegate,
-             "int8": _int8_options(precision, calibration, calibration_samples, calibration_method,
-                                   split_values(keep_float), auto_keep_float, min_cosine, quantize_residual)}
+             "description": description, "allow_portable": allow_portable, "delegate": delegate}
     check_format_flags(formats, flags)
-    options = {fmt.name: from_flags(fmt.options, flags) for fmt in formats}  # a bad value stops before any work
+    int8 = _int8_options(precision, calibration, calibration_samples, calibration_method, split_values(keep_float),
+                         auto_keep_float, min_cosine, quantize_residual)  # judged by the format's precision check
+    options = {fmt.name: from_flags(fmt.options, flags | {"int8": int8}) for fmt in formats}  # bad values stop here
     with Status("load") as status:
         status.update("load model")
         loaded = load_model(checkpoint, variant, ema, backbone=backbone)
