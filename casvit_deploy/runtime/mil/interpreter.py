@@ -103,10 +103,10 @@ class Interpreter:
 
     @torch.inference_mode()
     def _evaluate(self, steps: list[Step]) -> dict[str, tuple[torch.Tensor, str]]:
-        """name -> (held value, dtype) of each output of `steps`, which take constants only."""
+        """name -> (held value, dtype) of each output of `steps`, which read constants only."""
         values = {}
-        for step in steps:
-            results = step.impl.fn(**step.static)
+        for step in steps:  # in program order: a constexpr op may read an earlier one's output
+            results = step.impl.fn(**step.static, **{key: values[name][0] for key, name in step.dynamic.items()})
             results = results if isinstance(results, tuple) else (results,)
             values.update({name: (hold(value, dtype), dtype) for (name, dtype), value in zip(step.outputs, results)})
         return values
