@@ -61,7 +61,7 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     started, artifact = time.perf_counter(), Path(artifact)
     fmt = format_for_path(artifact)
     manifest = Manifest.load(artifact)
-    limits = overrides.apply(defaults_for(manifest.precision))
+    limits = overrides.apply(defaults_for(manifest.judged_as))
     loaded = manifest.reference_model(artifact, checkpoint, loaded)
     reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)
     checked_sha256 = artifact_sha256(artifact)
