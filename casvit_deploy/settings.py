@@ -18,7 +18,8 @@ class Precision(str, Enum):
 
     FP32 = "fp32"
     FP16 = "fp16"
-    INT8 = "int8"  # post-training static quantization: int8 weights and activations
+    INT8 = "int8"  # ONNX/ExecuTorch: int8 weights and activations, calibrated; CoreML: int8 weights
+    W8A8 = "w8a8"  # CoreML: int8 weights and activations, calibrated
 
 
 class CalibrationMethod(str, Enum):

@@ -166,11 +166,11 @@ def test_int8_cli_export_and_parity_json(loaded, trained_like_checkpoint, tmp_pa
 
 
 @pytest.mark.parametrize("args, message", [
-    (("-f", "onnx", "--calibration-samples", "4"), "--calibration-samples applies to --precision int8 only"),
+    (("-f", "onnx", "--calibration-samples", "4"), "--calibration-samples applies to --precision int8 or w8a8 only"),
     (("-f", "onnx", "-p", "int8", "--keep-float", "network.9.9"), "--keep-float 'network.9.9': not a block"),
     (("-f", "onnx", "-p", "int8", "--calibration", "no-such-folder"), "--calibration no-such-folder is not a folder"),
     (("-f", "onnx", "-p", "int8", "--calibration-method", "histogram"), "onnx int8 export offers percentile"),
-    (("-f", "coreml", "-p", "int8"), "coreml export supports precision"),
+    (("-f", "onnx", "-p", "w8a8"), "onnx export supports precision"),
     (("-f", "executorch", "-p", "int8", "--min-cosine", "2"), "--min-cosine"),
 ])
 def test_bad_int8_requests_exit_2_with_one_line(args, message, tmp_path):

@@ -216,6 +216,12 @@ class Manifest:
         return None if self.dynamic_batch else self.batch
 
     @property
+    def judged_as(self) -> Precision:
+        """The precision whose default thresholds judge this artifact: its own, except that
+        palettized weights (lossy, like int8) are judged by agreement, as int8."""
+        return Precision.INT8 if getattr(self.options, "palettize", None) else self.precision
+
+    @property
     def output_names(self) -> list[str]:
         return [o.name for o in self.outputs]
 

@@ -11,6 +11,7 @@ from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import CalibrationMethod, Delegate
 
 DEFAULT_DEPLOYMENT_TARGET = "iOS16"
+PALETTE_BITS = (8, 6, 4)
 DEFAULT_MIN_COSINE = 0.999
 ONNX_OPSETS = (17, 18, 19, 20)
 DEFAULT_OPSET = 20
@@ -59,6 +60,13 @@ class CoreMLOptions:
     license: str | None = None
     version: str | None = None
     description: str | None = None
+    palettize: int | None = None        # k-means palettized weights of this many bits (PALETTE_BITS)
+    fp16_safe: bool = False             # keep the blocks the fp16 pre-check flags in fp32
+    int8: Int8Options | None = None     # --precision int8/w8a8: the calibration set (w8a8 ranges, pre-check)
+
+    def __post_init__(self):
+        if self.palettize is not None and self.palettize not in PALETTE_BITS:
+            raise UsageError(f"--palettize {self.palettize!r}: choose {', '.join(map(str, PALETTE_BITS))} bits")
 
     @property
     def classifier(self) -> bool:

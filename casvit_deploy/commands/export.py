@@ -21,9 +21,10 @@ FormatsOpt = Annotated[list[str], typer.Option(
     "--format", "-f", help="onnx, ort, coreml, executorch or all; repeat or comma-separate for several.")]
 PrecisionOpt = Annotated[Optional[Precision], typer.Option(
     "--precision", "-p", help="Default: fp16 for CoreML, fp32 otherwise. int8 (ONNX, ExecuTorch): post-training "
-    "static quantization, calibrated.", case_sensitive=False, show_default=False)]
+    "static quantization, calibrated; int8 (CoreML): int8 weights, iOS16+. w8a8 (CoreML): int8 weights and "
+    "activations, calibrated, iOS17+.", case_sensitive=False, show_default=False)]
 CalibrationOpt = Annotated[Optional[Path], typer.Option(
-    "--calibration", help="int8: folder of calibration images (real images from the target domain calibrate best; "
+    "--calibration", help="int8/w8a8 (also the CoreML fp16 pre-check): folder of calibration images (real images from the target domain calibrate best; "
     "default: scikit-image's bundled photographs plus seeded noise).", show_default=False)]
 CalibrationSamplesOpt = Annotated[Optional[int], typer.Option(
     "--calibration-samples", help="int8: calibration images to use (default: the whole folder, or 32 for the "
@@ -35,6 +36,12 @@ KeepFloatOpt = Annotated[Optional[list[str]], typer.Option(
     "--keep-float", help="int8: keep these blocks (patch_embed, network.0.0, ..., head, as parity's per-block table "
     "names them) or op kinds (gates, spatial-gates, channel-gates, mixers, mlps, local, residual-adds) in float. "
     "Repeatable, comma-separated.", show_default=False)]
+PalettizeOpt = Annotated[Optional[int], typer.Option(
+    "--palettize", help="CoreML: k-means palettized weights of 8 or 6 bits (iOS16+) or 4 bits with one lookup "
+    "table per group of output channels (iOS18+).", show_default=False)]
+Fp16SafeOpt = Annotated[bool, typer.Option(
+    "--fp16-safe", help="CoreML: keep the blocks that the fp16 pre-check flags (overflow, underflow, lost SNR) in "
+    "fp32; the manifest records which and why.")]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
     show_default=False)]
@@ -52,6 +59,7 @@ class Row:
     parity: str = ""
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    compression: str = ""  # e.g. "--palettize 4 (iOS18+)"
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ def _export_one(loaded, fmt, request: Request, out: Optional[Path], check: bool,
         return Row(fmt.name, "failed", parity="fail", reason=str(err))
     parity, reason = result.gate or ("", "")
     return Row(fmt.name, "ok", str(result.artifact), result.manifest.size_bytes, result.seconds, parity, reason,
-               result.notes)
+               result.notes, _compression_label(result.manifest.details))
 
 
 def _option_defaults(fmt) -> dict:
@@ -149,18 +157,28 @@ def check_format_flags(formats, flags: dict) -> None:
         raise UsageError(f"--labels {labels}: no such file")
 
 
+def _compression_label(details: dict) -> str:
+    """e.g. "--palettize 4 (iOS18+)", "fp16-safe: 2 blocks fp32", or ""."""
+    parts = []
+    if "compression" in details:
+        parts.append(f"{details['compression']['flag']} ({details['compression']['minimum_target']}+)")
+    if details.get("fp16_safe", {}).get("kept_fp32"):
+        parts.append(f"fp16-safe: {len(details['fp16_safe']['kept_fp32'])} blocks fp32")
+    return ", ".join(parts)
+
+
 def _table(rows: list[Row], weights: str) -> Table:
     folders = sorted({str(Path(r.file).parent) for r in rows if r.file})
     caption = weights + (f" · in {', '.join(folders)}" if folders else "")
     table = Table(title="casvit export", caption=caption)
-    for column in ("format", "status", "file", "size", "time", "parity", "reason"):
+    for column in ("format", "status", "file", "size", "compression", "time", "parity", "reason"):
         table.add_column(column, justify="right" if column in ("size", "time") else "left",
                          overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
         style = "green" if r.status == "ok" else "red"
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
-                      f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
+                      r.compression, f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
     return table
 
 
@@ -194,9 +212,9 @@ def _int8_options(precision, calibration, samples, method, keep_float, auto, min
                                       ("--calibration-method", method), ("--keep-float", keep_float),
                                       ("--auto-keep-float", auto), ("--quantize-residual", quantize_residual),
                                       ("--min-cosine", min_cosine != DEFAULT_MIN_COSINE)) if value]
-    if precision is not Precision.INT8:
+    if precision not in (Precision.INT8, Precision.W8A8):
         if given:
-            raise UsageError(f"{given[0]} applies to --precision int8 only")
+            raise UsageError(f"{given[0]} applies to --precision int8 or w8a8 only")
         return None
     return Int8Options(calibration=calibration, calibration_samples=samples, calibration_method=method,
                        keep_float=tuple(keep_float), quantize_residual=quantize_residual, auto_keep_float=auto,
@@ -234,6 +252,7 @@ def export(
                                               "per-sample cosine with fp32 on the calibration photographs.")] = 0.999,
     quantize_residual: Annotated[bool, typer.Option("--quantize-residual", help="int8: also quantize the residual "
                                                     "stream between blocks (faster, less accurate).")] = False,
+    palettize: PalettizeOpt = None, fp16_safe: Fp16SafeOpt = False,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
     json: JsonOpt = None,
 ) -> None:
@@ -256,7 +275,8 @@ def export(
         check_dynamic_shape(fmt)
     flags = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
              "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
-             "description": description, "allow_portable": allow_portable, "delegate": delegate}
+             "description": description, "allow_portable": allow_portable, "delegate": delegate,
+             "palettize": palettize, "fp16_safe": fp16_safe}
     check_format_flags(formats, flags)
     int8 = _int8_options(precision, calibration, calibration_samples, calibration_method, split_values(keep_float),
                          auto_keep_float, min_cosine, quantize_residual)  # judged by the format's precision check

@@ -27,6 +27,7 @@ MAX_BATCH = 4096
 # A check of the staged artifact before it is published: (staged artifact, final path) ->
 # (status, reason); "fail" publishes nothing.
 Gate = Callable[[Path, Path], tuple[str, str]]
+CALIBRATED = (Precision.INT8, Precision.W8A8)  # precisions that take calibration settings
 
 
 @dataclass
@@ -83,9 +84,9 @@ def _validate(loaded: LoadedModel, fmt: Format, batch: int, precision: Precision
     fmt.check_precision(precision)
     if not isinstance(options, fmt.options):
         raise UsageError(f"{fmt.name} export takes {fmt.options.__name__}, not {type(options).__name__}")
-    if getattr(options, "int8", None) is not None and precision is not Precision.INT8:
-        raise UsageError("the calibration and keep-float settings apply to --precision int8 only")
-    if precision is Precision.INT8:
+    if getattr(options, "int8", None) is not None and precision not in CALIBRATED:
+        raise UsageError("the calibration and keep-float settings apply to --precision int8 or w8a8 only")
+    if precision in CALIBRATED:
         _validate_int8(loaded, fmt, options)
     if dynamic_shape:
         check_dynamic_shape(fmt)

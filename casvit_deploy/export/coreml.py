@@ -1,6 +1,9 @@
 """CoreML export: an ML program `.mlpackage` converted from a `torch.export` program.
 
 The deploy-form program is converted after `run_decompositions({})` (no TorchScript).
+fp16 computation (every precision but fp32) is preceded by the fp16 pre-check
+(fp16_check.py); `--fp16-safe` keeps the ops of the blocks it flags in fp32. Compression
+(int8 or palettized weights, W8A8) follows conversion (coreml_compress.py).
 With `image_input`, the app feeds RGB pixels 0-255: the ImageType scale/bias applies
 x/255 - mean, and 1/std is folded into the stem's first conv (exact: the conv is linear
 in each input channel and zero padding stays zero); the manifest then records that the
@@ -22,16 +25,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from casvit_deploy.artifacts.files import artifact_size
 from casvit_deploy.artifacts.manifest import TensorSpec
-from casvit_deploy.artifacts.options import CoreMLOptions
+from casvit_deploy.artifacts.options import CoreMLOptions, Int8Options
+from casvit_deploy.data.calibration import CalibrationSet, calibration_set
 from casvit_deploy.errors import ExportError, UsageError
+from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
+from casvit_deploy.export.coreml_compress import (
+    MIN_ELEMENTS, W8A8, Compression, check_target, compress, compression_for,
+)
 from casvit_deploy.export.coreml_metadata import describe
+from casvit_deploy.export.fp16_check import Fp16Report, fp16_precheck, fp16_selector, keep_fp32_ops
 from casvit_deploy.export.graph import append_softmax, export_program
 from casvit_deploy.export.labels import is_imagenet, read_labels
 from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD
-from casvit_deploy.runtime.mil.loader import load_mlpackage, tensor_spec
-from casvit_deploy.settings import Head, Precision
+from casvit_deploy.runtime.mil.loader import load_mlpackage, program_of, tensor_spec
+from casvit_deploy.runtime.mil.preprocess import pixel_transform
+from casvit_deploy.settings import CalibrationMethod, Head, Precision
 
 MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
 FORBIDDEN_OPS = ("batch_norm",)
@@ -84,25 +95,36 @@ def _output_types(job: ExportJob, classifier: bool):
     return [ct.TensorType(name=name, dtype=np.dtype(_logits_dtype(job)).type) for name in job.output_names]
 
 
-def _convert(job: ExportJob, model, labels: list[str] | None):
+def _compute_precision(job: ExportJob, keep_fp32: set[str]):
+    import coremltools as ct
+
+    if job.precision is Precision.FP32:
+        return ct.precision.FLOAT32
+    if keep_fp32:
+        return ct.transform.FP16ComputePrecision(op_selector=fp16_selector(keep_fp32))
+    return ct.precision.FLOAT16
+
+
+def _convert(job: ExportJob, model, labels: list[str] | None, keep_blocks: list[str]):
     """(the decomposed `torch.export` program of `model`, whose node names the MIL program
-    keeps; the converted MLModel). A classifier converts a copy with softmax appended."""
+    keeps; the converted MLModel; the names of the ops kept in fp32, those of `keep_blocks`).
+    A classifier converts a copy with softmax appended."""
     import coremltools as ct
 
     exported = export_program(model, job.batch, job.resolution, False)
+    keep_fp32 = keep_fp32_ops(exported, model, keep_blocks) if keep_blocks else set()
     program = converted = exported.run_decompositions({})
     if labels:  # a second decomposition: the same node names (a deep copy would rename some)
         converted = exported.run_decompositions({})
         append_softmax(converted)
     job.progress("lower")
-    precision = ct.precision.FLOAT16 if job.precision is Precision.FP16 else ct.precision.FLOAT32
     mlmodel = ct.convert(
         converted, convert_to="mlprogram", inputs=[_input_type(job, job.options.image_input)],
         outputs=_output_types(job, bool(labels)),
         classifier_config=ct.ClassifierConfig(labels) if labels else None,
         minimum_deployment_target=deployment_target(job.options.deployment_target),
-        compute_precision=precision, skip_model_load=True)
-    return program, mlmodel
+        compute_precision=_compute_precision(job, keep_fp32), skip_model_load=True)
+    return program, mlmodel, keep_fp32
 
 
 def _classifier_tail(function) -> list[str]:
@@ -193,24 +215,111 @@ def _with_layouts(outputs: list[TensorSpec], job: ExportJob) -> list[TensorSpec]
             if s.name in known else s for s in outputs]
 
 
+UNSUPPORTED_INT8 = (("keep_float", "--keep-float"), ("auto_keep_float", "--auto-keep-float"),
+                    ("quantize_residual", "--quantize-residual"), ("calibration_method", "--calibration-method"))
+
+
+def _check_compression(job: ExportJob) -> Compression | None:
+    """The compression asked for, after every check that needs no work (its deployment
+    target, flags that CoreML does not take)."""
+    options: CoreMLOptions = job.options
+    target = deployment_target(options.deployment_target)
+    compression = compression_for(job.precision, options.palettize)
+    if compression is not None:
+        check_target(compression, target, options.deployment_target)
+    if options.fp16_safe and job.precision is Precision.FP32:
+        raise UsageError("--fp16-safe keeps fp16-sensitive blocks in fp32; it applies to fp16 computation, "
+                         "not --precision fp32")
+    given = [flag for field, flag in UNSUPPORTED_INT8 if options.int8 and getattr(options.int8, field)]
+    if given:
+        raise UsageError(f"{given[0]} is not offered by CoreML compression (ONNX and ExecuTorch int8 only)")
+    return compression
+
+
+def _calibration(job: ExportJob) -> CalibrationSet:
+    int8_options = job.options.int8 or Int8Options()
+    job.progress("calibration data")
+    return calibration_set(job.preprocessing, int8_options.calibration, int8_options.calibration_samples)
+
+
+def _precheck(job: ExportJob, calibration: CalibrationSet) -> Fp16Report | None:
+    if job.precision is Precision.FP32:
+        return None
+    job.progress("fp16 pre-check")
+    return fp16_precheck(job.model, calibration.images)
+
+
+def _program_feeds(job: ExportJob, images: np.ndarray) -> np.ndarray:
+    """What the program's input receives for preprocessed `images`."""
+    if not job.options.image_input:
+        return images
+    return pixel_transform(job.preprocessing)(images).astype(np.float32)
+
+
+def _fp16_safe_record(report: Fp16Report, kept_ops: set[str]) -> dict:
+    reasons = {f.block: "; ".join(f.problems) for f in report.findings}
+    return {"kept_fp32": reasons, "ops_kept_fp32": len(kept_ops)}
+
+
+def _compression_record(compression: Compression, job: ExportJob, facts: dict, check) -> dict:
+    ops = facts["mil_ops"]
+    return compression.to_record() | {
+        "package_bytes": artifact_size(job.artifact), "min_elements": MIN_ELEMENTS,
+        "compressed_weights": sum(n for op, n in ops.items() if op.startswith("constexpr_")),
+        "agreement": check.agreement | {"samples": check.samples, "set": "the calibration set's photographs"}}
+
+
+def _compression_details(job: ExportJob, compression: Compression | None, report: Fp16Report | None,
+                         kept_ops: set[str], facts: dict, check) -> dict:
+    """The manifest's fp16 pre-check, fp16-safe and compression records (those that apply)."""
+    details = {}
+    if report is not None:
+        details["fp16_precheck"] = report.to_dict()
+    if job.options.fp16_safe:
+        details["fp16_safe"] = _fp16_safe_record(report, kept_ops)
+    if compression is not None:
+        details["compression"] = _compression_record(compression, job, facts, check)
+    return details
+
+
+def _w8a8_record(calibration: CalibrationSet, check):
+    plan = int8.Int8Plan(Int8Options(), CalibrationMethod.MINMAX, calibration, (), {})
+    config = {"activations": "int8 linear symmetric, per tensor (coremltools insert_prefix/suffix_quantize_"
+              "dequantize_pair)", "weights": "int8 linear symmetric, per output channel", "min_elements": MIN_ELEMENTS,
+              "ranges": "min-max of every value over the calibration set, from the MIL reference interpreter"}
+    return int8.quantization_record(plan, "coremltools W8A8", config, check)
+
+
 class CoreMLExporter:
     def export(self, job: ExportJob) -> FormatOutput:
         options: CoreMLOptions = job.options
         labels = _check_request(job)
+        compression = _check_compression(job)
         preprocessing = dataclasses.replace(job.preprocessing, in_model=options.image_input)
         head = Head.CLASSIFIER if labels else Head.LOGITS
+        calibration = _calibration(job) if job.precision is not Precision.FP32 or compression else None
+        report = _precheck(job, calibration)
+        keep = report.flagged if options.fp16_safe and report else []
         job.progress("export")
         model = fold_input_std(job.model) if options.image_input else job.model
-        program, mlmodel = _convert(job, model, labels)
+        program, mlmodel, kept_ops = _convert(job, model, labels, keep)
+        if compression is not None:
+            job.progress(f"compress ({compression.flag})")
+            mlmodel = compress(mlmodel, compression, job.model, program_of,
+                               _program_feeds(job, calibration.images), job.batch)
         describe(mlmodel, job, preprocessing, labels)
         mlmodel.save(str(job.artifact))
         job.progress("verify")
         passes = job.metadata.get("passes", "").split(",")
         inputs, outputs, facts = inspect_package(job.artifact, job, bool(labels), all(p in passes for p in BN_FOLDS))
         outputs = _with_layouts(outputs, job)
-        check = job.check(job.artifact, program, head)
+        how = {} if compression is None else {"images": calibration.photographs, "precision": Precision.INT8}
+        check = job.check(job.artifact, program, head, **how)
         if check.failures:
-            raise ExportError(f"CoreML output differs from eager PyTorch: {check.failures[0]}")
-        return FormatOutput(program, inputs, outputs, {**_output_record(job, labels), **facts,
-                                                       "load_check": check.to_dict()},
-                            head=head, preprocessing=preprocessing)
+            hint = f"; {report.summary()} (--fp16-safe keeps them in fp32)" if report and report.findings else ""
+            raise ExportError(f"CoreML output differs from eager PyTorch: {check.failures[0]}{hint}")
+        details = {**_output_record(job, labels), **facts, "load_check": check.to_dict()}
+        details.update(_compression_details(job, compression, report, kept_ops, facts, check))
+        record = _w8a8_record(calibration, check) if compression is W8A8 else None
+        return FormatOutput(program, inputs, outputs, details, head=head, preprocessing=preprocessing,
+                            notes=[report.summary()] if report else [], quantization=record)

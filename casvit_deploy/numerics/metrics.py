@@ -49,7 +49,10 @@ def _min_cosine(out: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _snr_db(err: np.ndarray, ref: np.ndarray) -> float:
+    """-inf when the error is not finite (an overflowed output)."""
     noise = float(np.sum(err ** 2))
+    if not math.isfinite(noise):
+        return -math.inf
     return math.inf if noise == 0 else 10 * math.log10(float(np.sum(ref ** 2)) / noise)
 
 

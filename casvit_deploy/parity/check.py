@@ -64,7 +64,7 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     progress = progress or (lambda stage: None)
     fmt = format_for_path(artifact)
     manifest = Manifest.load(artifact)
-    limits = overrides.apply(defaults_for(manifest.precision))
+    limits = overrides.apply(defaults_for(manifest.judged_as))
     progress("reference model")
     loaded = manifest.reference_model(artifact, checkpoint, loaded)
     reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)

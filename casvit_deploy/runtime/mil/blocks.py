@@ -13,6 +13,13 @@ upstream-form stage embedding) to the first point after the previous block where
 whole computation passes through one value that feeds more than one op (the input of the
 next residual block, which is this block's output). Such mappings are listed in
 `approximate`; every other missing name is listed in `unmapped`, never guessed.
+
+In a program with quantized activations (W8A8), a value that is quantized is read after
+its quantize/dequantize pair, where an op other than add reads it: coremltools'
+scale normalization rewrites `add(dequantize(x, sx), dequantize(y, sy))` into an add of
+y-units (its output, still named after the FX node, is the sum divided by sy, the factor
+folded into the next quantize's scale), so the named value is not the block output; the
+dequantized value the next block's conv reads is (int8-rounded). Listed in `approximate`.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ class _Dataflow:
 
     def __init__(self, fn):
         ops = [op for op in fn.operations if op.op_type != "const"]
+        self.vars = {var.name: var for op in ops for var in op.outputs}
         self.position = {name: -1 for name in fn.inputs}
         consumers: dict[str, int] = {}
         last_use: dict[str, int] = {}
@@ -88,6 +96,23 @@ def classifier_logits(fn) -> str | None:
     return var.op.inputs["x"].name if var.op is not None and var.op.op_type == "softmax" else None
 
 
+REQUANTIZED = ("quantize", "dequantize")
+RESCALED_READERS = ("add", "sub")  # binary ops whose dequantize scales coremltools may normalize
+
+
+def _as_read(var) -> str | None:
+    """For a value whose one consumer is a `quantize`: the output of a `dequantize` of it
+    that feeds an op other than add/sub (its scale is the value's own), else None."""
+    consumers = list(var.child_ops)
+    if len(consumers) != 1 or consumers[0].op_type != REQUANTIZED[0]:
+        return None
+    for op in consumers[0].outputs[0].child_ops:
+        readers = list(op.outputs[0].child_ops)
+        if op.op_type == REQUANTIZED[1] and readers and not any(r.op_type in RESCALED_READERS for r in readers):
+            return op.outputs[0].name
+    return None
+
+
 def _by_name(fx_name: str, names: Mapping[str, int]) -> str | None:
     for candidate in (fx_name, fx_name + FP16_SUFFIX):
         if candidate in names:
@@ -119,6 +144,10 @@ def block_vars(program, block_outputs: Mapping[str, str], function: str = "main"
         if var is None or flow.position[var] < previous:
             result.unmapped[block] = f"FX node {fx_name!r} has no equivalent in the MIL program"
             continue
+        read = _as_read(flow.vars[var]) if var in flow.vars else None
+        if read is not None:
+            result.approximate[block] = f"quantized activation: read as {read!r}, after its quantize/dequantize"
+            var = read
         result[block] = var
         previous = flow.position[var]
     return result

@@ -1,7 +1,8 @@
 """Executing a MIL function op by op on CPU tensors.
 
 The function is compiled once into a list of steps (implementation, constant arguments,
-variable arguments, outputs with their declared dtypes); `run` then walks the steps,
+variable arguments, outputs with their declared dtypes); constexpr_* steps (weight
+decompression: constant inputs only) are evaluated then, once; `run` walks the other steps,
 holding every result in its declared dtype (see `precision`) and freeing each value
 after its last use unless it was asked for.
 """
@@ -18,6 +19,8 @@ import torch
 from casvit_deploy.errors import UsageError
 from casvit_deploy.runtime.mil.precision import dtype_name, hold, to_numpy, to_tensor
 from casvit_deploy.runtime.mil.registry import OpImpl, UnsupportedOpError, lookup
+
+CONSTEXPR = "constexpr_"  # ops whose inputs are all constants (compressed weights)
 
 
 @dataclass
@@ -92,9 +95,21 @@ class Interpreter:
         fn = program.functions[function]
         self.inputs = {name: (tuple(var.shape), dtype_name(var)) for name, var in fn.inputs.items()}
         self.outputs = [(var.name, dtype_name(var)) for var in fn.outputs]
-        self.steps = [compile_step(op) for op in fn.operations if op.op_type != "const"]
-        self.var_names = {name for step in self.steps for name, _ in step.outputs} | set(self.inputs)
+        steps = [compile_step(op) for op in fn.operations if op.op_type != "const"]
+        self.var_names = {name for step in steps for name, _ in step.outputs} | set(self.inputs)
+        self.constants = self._evaluate([s for s in steps if s.op_type.startswith(CONSTEXPR)])
+        self.steps = [s for s in steps if not s.op_type.startswith(CONSTEXPR)]
         self._last_use = self._last_uses()
+
+    @torch.inference_mode()
+    def _evaluate(self, steps: list[Step]) -> dict[str, tuple[torch.Tensor, str]]:
+        """name -> (held value, dtype) of each output of `steps`, which read constants only."""
+        values = {}
+        for step in steps:  # in program order: a constexpr op may read an earlier one's output
+            results = step.impl.fn(**step.static, **{key: values[name][0] for key, name in step.dynamic.items()})
+            results = results if isinstance(results, tuple) else (results,)
+            values.update({name: (hold(value, dtype), dtype) for (name, dtype), value in zip(step.outputs, results)})
+        return values
 
     def _last_uses(self) -> dict[str, int]:
         last = {}
@@ -132,6 +147,8 @@ class Interpreter:
 
     def _execute(self, env: dict[str, torch.Tensor], keep: set[str]) -> dict[str, np.ndarray]:
         dtypes = {name: dtype for name, (_, dtype) in self.inputs.items()}
+        for name, (value, dtype) in self.constants.items():
+            env[name], dtypes[name] = value, dtype
         for i, step in enumerate(self.steps):
             args = dict(step.static)
             for key, name in step.dynamic.items():

@@ -90,6 +90,14 @@ def _read_package(path: Path) -> tuple[object, Path | None]:
     return spec, (path / PACKAGE_DATA / weights[0]) if weights else None
 
 
+def program_of(model):
+    """The MIL program (weights included) of an in-memory coremltools MLModel."""
+    from coremltools.converters.mil.frontend.milproto.load import load
+
+    spec = model.get_spec()
+    return load(spec, spec.specificationVersion, model.weights_dir)
+
+
 def load_mlpackage(path: Path | str) -> MLPackage:
     """The package's spec and MIL program; UsageError for anything that is not an ML program."""
     path = Path(path)

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 FLOAT_DTYPES = ("fp16", "fp32")
-NUMPY_DTYPES = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "bool": np.bool_}
+NUMPY_DTYPES = {"fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int8": np.int8, "uint8": np.uint8,
+                "bool": np.bool_}
+INT_DTYPES = {"int32": torch.int32, "int8": torch.int8, "uint8": torch.uint8}
 
 
 def dtype_name(var) -> str:
@@ -29,8 +31,8 @@ def hold(value: torch.Tensor, dtype: str) -> torch.Tensor:
         return value.to(torch.float16).to(torch.float32)
     if dtype == "fp32":
         return value.to(torch.float32)
-    if dtype == "int32":
-        return value.to(torch.int32)
+    if dtype in INT_DTYPES:
+        return value.to(INT_DTYPES[dtype])
     if dtype == "bool":
         return value.to(torch.bool)
     return value  # a classifier's label and score dictionary, represented as index and tensor

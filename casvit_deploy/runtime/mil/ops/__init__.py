@@ -1,3 +1,3 @@
 """MIL op implementations; importing this package registers every one of them."""
 
-from casvit_deploy.runtime.mil.ops import activation, classify, elementwise, nn, tensor  # noqa: F401
+from casvit_deploy.runtime.mil.ops import activation, classify, compression, elementwise, nn, tensor  # noqa: F401
