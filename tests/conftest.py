@@ -75,31 +75,14 @@ def trained_like_checkpoint(tmp_path_factory):
     return make
 
 
-@pytest.fixture(scope="session")
-def small_export(tmp_path_factory):
-    """get(fmt) -> ExportResult of XS at 32 with seeded random weights (fp16 for CoreML),
-    exported once per session on first use, without a parity record."""
-    from casvit_deploy.export import export_model
-    from casvit_deploy.model import load_model
-
-    out, done, loaded = tmp_path_factory.mktemp("small_exports"), {}, load_model(variant="xs")
-
-    def get(fmt: str):
-        if fmt not in done:
-            done[fmt] = export_model(loaded, fmt, out / fmt, resolution=32,
-                                     precision="fp16" if fmt == "coreml" else "fp32")
-        return done[fmt]
-
-    return get
-
-
 SMALL_RESOLUTION = 32
 
 
 @pytest.fixture(scope="session")
 def small_artifact(tmp_path_factory, worker_id):
-    """get(format) -> a good artifact of XS at 32x32 with seeded random weights, exported
-    once per test run and shared by the xdist workers (the first exports, the others wait)."""
+    """get(format) -> a good artifact of XS at 32x32 with seeded random weights (the format's
+    default precision: fp16 for CoreML), exported once per test run and shared by the xdist
+    workers (the first exports, the others wait). Tests copy it before changing it."""
     from casvit_deploy.artifacts.manifest import manifest_path
     from casvit_deploy.export import export_model
     from casvit_deploy.locks import folder_lock
@@ -118,6 +101,16 @@ def small_artifact(tmp_path_factory, worker_id):
             return export_model(load_model(None, "xs"), fmt, folder, resolution=SMALL_RESOLUTION).artifact
 
     return get
+
+
+@pytest.fixture(scope="session")
+def small_export(small_artifact):
+    """get(fmt) -> (artifact, manifest) of small_artifact(fmt), as `.artifact` and `.manifest`."""
+    from types import SimpleNamespace
+
+    from casvit_deploy.artifacts import Manifest
+
+    return lambda fmt: SimpleNamespace(artifact=(path := small_artifact(fmt)), manifest=Manifest.load(path))
 
 
 # What an mmdet/mmseg (mmcv) checkpoint holds besides its backbone: neck and heads.

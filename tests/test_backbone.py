@@ -1,8 +1,9 @@
 """Dense-prediction backbones end to end at a small non-square size (64x96): a checkpoint in
 the mmdet layout exports to ONNX, CoreML and ExecuTorch with four named outputs, each
 output matches eager PyTorch, parity passes, a fault injected in stage 3 is located there,
-ONNX takes any height and width with --dynamic-shape, and bench runs. The 512x768 and 224
-exports of every format are in test_backbone_slow.py."""
+ONNX takes any height and width with --dynamic-shape, and bench runs. The ExecuTorch cases
+run in the slow suite (CI time), as do the 512x768 and 224 exports of every format
+(test_backbone_slow.py)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def exports(loaded, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "coreml", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", "coreml", pytest.param("executorch", marks=pytest.mark.slow)])  # ExecuTorch: CI time
 def test_manifest_records_four_outputs_with_strides(fmt, exports, loaded):
     result = exports(fmt)
     manifest = Manifest.load(result.artifact)
@@ -83,7 +84,7 @@ def test_manifest_records_four_outputs_with_strides(fmt, exports, loaded):
     assert check["blocks_missing"] == []
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("executorch", marks=pytest.mark.slow)])
 def test_every_output_matches_eager_fp32(fmt, exports, loaded):
     with open_runner(exports(fmt).artifact) as runner:
         got = runner.run(image())
@@ -115,6 +116,7 @@ def test_coreml_package_interface(exports):
     assert spec.description.metadata.userDefined["resolution"] == "64x96"
 
 
+@pytest.mark.slow  # a second ExecuTorch export (the classifier's is in test_export.py)
 def test_executorch_backbone_is_fully_delegated(exports):
     delegation = exports("executorch").manifest.details["delegation"]
     assert delegation["portable_nodes"] == 0 and delegation["delegated_subgraphs"] >= 1
@@ -127,7 +129,7 @@ def _corrupted(artifact, loaded, folder):
     return bad
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "coreml", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", "coreml", pytest.param("executorch", marks=pytest.mark.slow)])  # ExecuTorch: CI time
 def test_parity_passes_then_locates_a_stage_3_fault(fmt, exports, loaded, xs_backbone_checkpoint, tmp_path):
     artifact = exports(fmt).artifact
     good = check_artifact(artifact, inputs="both", samples=3, record=False)

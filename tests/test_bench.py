@@ -323,6 +323,7 @@ def test_cache_key_changes_with_the_exporter_code():
     assert ExportKey(*other, ExecuTorchOptions()).folder() != ExportKey(*other, ExecuTorchOptions(allow_portable=True)).folder()
 
 
+@pytest.mark.slow  # a second ExecuTorch lowering, on reference kernels
 def test_executorch_portable_runs_on_reference_kernels_within_its_budget(tmp_path):
     """The undelegated lowering: no XNNPACK subgraph, every op on portable kernels."""
     out = tmp_path / "p.json"

@@ -45,7 +45,8 @@ def exports(loaded, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("opset", [17, 18, 19, 20])
+@pytest.mark.parametrize("opset", [17, pytest.param(18, marks=pytest.mark.slow), pytest.param(19, marks=pytest.mark.slow),
+                                   20])  # the ends of the range in the fast suite
 def test_each_opset_passes_the_full_checker_and_parity(opset, exports, loaded):
     import onnx
 

@@ -99,7 +99,8 @@ def test_backbone_output_norms_become_one_scale_and_shift_each():
 
 
 @pytest.mark.parametrize("variant, kind",
-                         [(v, "distilled") for v in VARIANTS] + [("xs", "backbone"), ("t", "backbone")])
+                         [(v, "distilled") if v in ("xs", "t") else pytest.param(v, "distilled", marks=pytest.mark.slow)
+                          for v in VARIANTS] + [("xs", "backbone"), ("t", "backbone")])  # S, M: slow suite
 def test_whole_chain_float32_every_variant(variant, kind):
     model = random_model(variant, seed=5, **KINDS[kind])
     x = torch.randn(2, 3, 96, 128, generator=torch.Generator().manual_seed(2))
