@@ -373,7 +373,8 @@ def test_pytorch_backends_refuse_int8_with_a_reason():
         assert "int8 runs on onnxruntime and executorch" in BACKENDS[name].unsupported(Precision.INT8)
     assert BACKENDS["onnxruntime"].unsupported(Precision.INT8) is None
     assert BACKENDS["executorch"].unsupported(Precision.INT8) is None
-    assert "coreml exporter supports" in BACKENDS["coreml"].unsupported(Precision.INT8)
+    assert BACKENDS["coreml"].unsupported(Precision.INT8) is None  # int8 weights (CoreML compression)
+    assert "onnx exporter supports" in BACKENDS["onnxruntime"].unsupported(Precision.W8A8)
 
 
 def test_a_matching_export_under_models_exports_is_reused(tmp_path, monkeypatch):

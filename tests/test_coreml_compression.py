@@ -11,6 +11,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from casvit_deploy.artifacts import Manifest
@@ -19,7 +20,7 @@ from casvit_deploy.cli import app
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export import export_model
 from casvit_deploy.model import load_model
-from casvit_deploy.numerics import defaults_for
+from casvit_deploy.numerics import compare, defaults_for
 from casvit_deploy.parity import check_artifact
 from casvit_deploy.runtime.mil import load_mlpackage
 from casvit_deploy.settings import Precision
@@ -88,6 +89,7 @@ def test_int8_weights_ios16_affine_dequantize_at_most_30_percent_of_fp32(int8, f
     assert int8.manifest.size_bytes <= 0.30 * fp32.manifest.size_bytes
 
 
+@pytest.mark.slow  # a second 4-bit k-means run; the fast test below measures the same shortfall
 def test_palettized_4_bit_is_refused_below_the_agreement_bar(loaded, tmp_path):
     """4-bit k-means tables (one per group of 4 output channels) on these weights leave the
     logits at cosine ~0.93 on the photographs (benchmarks/COREML_COMPRESSION.md): the
@@ -99,10 +101,13 @@ def test_palettized_4_bit_is_refused_below_the_agreement_bar(loaded, tmp_path):
 
 def test_palettized_4_bit_package_reads_back_at_most_20_percent_of_fp32(loaded, fp32, tmp_path):
     """The same compression, saved without the agreement check: grouped iOS18 lookup tables
-    that the interpreter runs, in at most a fifth of the fp32 package."""
+    that the interpreter runs, in at most a fifth of the fp32 package, whose logits on the
+    photographs fall below the int8 agreement bar (which is why the export refuses it)."""
     import coremltools as ct
 
     from casvit_deploy.artifacts.files import artifact_size
+    from casvit_deploy.artifacts.preprocessing import Preprocessing
+    from casvit_deploy.data.calibration import calibration_set
     from casvit_deploy.export.coreml_compress import compress, palettized
     from casvit_deploy.export.graph import export_program
     from casvit_deploy.rewrite import deploy_form
@@ -118,9 +123,14 @@ def test_palettized_4_bit_package_reads_back_at_most_20_percent_of_fp32(loaded, 
     luts = [op for op in package.program.functions["main"].operations if op.op_type == "constexpr_lut_to_dense"]
     assert len(luts) > 100 and all(op.inputs["lut"].val.shape[-2] == 16 for op in luts)
     assert any(op.inputs["lut"].val.shape[0] > 1 for op in luts)  # grouped tables
-    out = Interpreter(package.program).run({"image": np.zeros((1, 3, RES, RES), np.float32)})
-    assert np.isfinite(out[package.output_names[0]]).all()
     assert artifact_size(path) <= 0.20 * fp32.manifest.size_bytes
+    photographs = calibration_set(Preprocessing.for_resolution(RES)).photographs
+    interpreter = Interpreter(package.program)
+    out = np.concatenate([interpreter.run({"image": photo[None]})[package.output_names[0]] for photo in photographs])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(photographs)).numpy()
+    agreement = compare("logits", out.reshape(reference.shape), reference)
+    assert np.isfinite(out).all() and 0.5 < agreement.cosine < defaults_for(Precision.INT8).min_cosine
 
 
 def test_w8a8_quantizes_activations_with_a_calibration_record(w8a8, loaded):

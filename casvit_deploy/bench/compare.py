@@ -73,9 +73,10 @@ def _check_result(result: BenchResult, where: str) -> None:
     p50 = result.stats.p50_ms
     if isinstance(p50, bool) or not isinstance(p50, (int, float)) or not 0 < p50 <= MAX_LATENCY_MS:
         raise UsageError(f"{where}.p50_ms is {p50!r:.40}; a latency must be a number above 0 (ms)")
+    if not isinstance(result.round_p50_ms, list):
+        raise UsageError(f"{where}.round_p50_ms is {result.round_p50_ms!r:.40}; it must be a list of latencies (ms)")
     spread = {"p25_ms": result.stats.p25_ms, "p75_ms": result.stats.p75_ms}  # what the noise is computed from
-    spread |= {f"round_p50_ms[{i}]": v for i, v in enumerate(result.round_p50_ms if isinstance(
-        result.round_p50_ms, list) else [result.round_p50_ms])}
+    spread |= {f"round_p50_ms[{i}]": v for i, v in enumerate(result.round_p50_ms)}
     for name, value in spread.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not 0 <= value <= MAX_LATENCY_MS):

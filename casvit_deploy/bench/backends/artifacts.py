@@ -136,5 +136,6 @@ class CoreML:
         return _missing(self.format)
 
     def prepare(self, case: Case, progress) -> Prepared:
-        return _timed_runner(case, self.format, CoreMLOptions(), progress,
+        options = CoreMLOptions(deployment_target="iOS17") if case.precision is Precision.W8A8 else CoreMLOptions()
+        return _timed_runner(case, self.format, options, progress,
                              RunnerOptions(threads=case.threads, coreml_engine=CoreMLEngine.COREML))
