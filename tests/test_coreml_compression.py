@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -52,8 +54,19 @@ def fp32(loaded, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def int8(loaded, tmp_path_factory):
-    return _export(loaded, tmp_path_factory.mktemp("int8"), "int8")
+def int8_cli(trained_like_checkpoint, tmp_path_factory):
+    """(CLI result, folder) of `casvit export -f coreml -p int8` of the trained-like checkpoint."""
+    out = tmp_path_factory.mktemp("int8")
+    result = invoke("export", "-c", trained_like_checkpoint("xs", RES), "-f", "coreml", "-p", "int8", "-r", RES,
+                    "--calibration-samples", 8, "-o", out, "--json", out / "export.json")
+    return result, out
+
+
+@pytest.fixture(scope="module")
+def int8(int8_cli):
+    """The int8-weights package that the CLI exported, as `.artifact` and `.manifest`."""
+    artifact = Path(json.loads((int8_cli[1] / "export.json").read_text())["results"][0]["file"])
+    return SimpleNamespace(artifact=artifact, manifest=Manifest.load(artifact))
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +174,10 @@ def test_bad_compression_requests_exit_2_with_one_line(args, message, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_cli_summary_shows_compression_size_and_precheck(trained_like_checkpoint, tmp_path):
-    ckpt = trained_like_checkpoint("xs", RES)
-    result = invoke("export", "-c", ckpt, "-f", "coreml", "-p", "int8", "-r", RES, "--calibration-samples", 8,
-                    "-o", tmp_path, "--json", tmp_path / "export.json")
+def test_cli_summary_shows_compression_size_and_precheck(int8_cli):
+    result, out = int8_cli
     assert result.exit_code == 0, result.output
-    row = json.loads((tmp_path / "export.json").read_text())["results"][0]
+    row = json.loads((out / "export.json").read_text())["results"][0]
     assert row["status"] == "ok" and row["parity"] == "pass"
     assert row["compression"] == "--precision int8 (iOS16+)" and row["size_bytes"] > 0
     assert row["notes"][0].startswith("fp16 pre-check: clean")

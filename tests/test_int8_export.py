@@ -194,3 +194,17 @@ def test_int8_photographs_disagree_less_than_a_broken_artifact(onnx_int8, loaded
     assert metric_failures(compare("logits", out, ref), limits) == []
     shuffled = out[::-1].copy()  # logits of other photographs: what a broken input layout gives
     assert metric_failures(compare("logits", shuffled, ref), limits)
+
+
+def test_auto_keep_float_trials_read_the_logits_the_artifact_gives(onnx_int8):
+    """A trial's final output is the graph's own output from a plain run, not an internal
+    value read through extra outputs: the search judges what ships."""
+    from casvit_deploy.data.batches import run_in_batches
+    from casvit_deploy.model.blocks import FINAL_OUTPUT
+    from casvit_deploy.quantize import ort
+
+    images = calibration_set(Preprocessing.for_resolution(RES)).photographs
+    with open_runner(onnx_int8.artifact) as runner:
+        outputs = ort.block_outputs(runner, dict(onnx_int8.manifest.block_outputs), images, 1)
+        plain = run_in_batches(runner.run, images, 1)[runner.output_names[0]]
+    assert np.array_equal(outputs[FINAL_OUTPUT], plain) and len(outputs) > 10

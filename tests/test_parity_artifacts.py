@@ -51,9 +51,10 @@ def onnx_artifact(ckpt_loaded, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pte_artifact(tmp_path_factory):
+def pte_artifact(small_artifact):
+    """The session's shared ExecuTorch artifact (random weights, seed 0); tests copy it before changing it."""
     pytest.importorskip("casvit_deploy.runtime.executorch")
-    return _export(load_model(None, "xs", seed=0), "executorch", tmp_path_factory.mktemp("pte"))
+    return small_artifact("executorch")
 
 
 @pytest.fixture(scope="module")

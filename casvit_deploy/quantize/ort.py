@@ -22,6 +22,7 @@ import numpy as np
 
 from casvit_deploy.data.batches import chunks, run_in_batches
 from casvit_deploy.data.images import seeded_noise
+from casvit_deploy.model.blocks import FINAL_OUTPUT
 from casvit_deploy.quantize.targets import NodeOrigin
 from casvit_deploy.quiet import stdout_silenced
 from casvit_deploy.settings import CalibrationMethod
@@ -124,10 +125,15 @@ def quantize(fp32_path: Path, out_path: Path, images: np.ndarray, batch: int | N
 
 def block_outputs(runner, names: dict[str, str], images: np.ndarray, batch: int | None) -> dict[str, np.ndarray]:
     """Block -> output over `images`, read from inside an opened ONNX runner (dequantized
-    values in a QDQ graph); `names` maps blocks to the fp32 program's node names."""
-    tensors = {b: t for b, t in runner.block_tensors(names).items() if t is not None}
+    values in a QDQ graph); `names` maps blocks to the fp32 program's node names. The final
+    output is the graph's own (as a user receives it, after any output quantization), so a
+    search judges the artifact it ships."""
+    tensors = {b: t for b, t in runner.block_tensors(names).items() if t is not None and b != FINAL_OUTPUT}
     values = run_in_batches(lambda chunk: runner.run_intermediates(chunk, list(tensors.values())), images, batch)
-    return {block: values[tensor] for block, tensor in tensors.items()}
+    outputs = {block: values[tensor] for block, tensor in tensors.items()}
+    if FINAL_OUTPUT in names:
+        outputs[FINAL_OUTPUT] = run_in_batches(runner.run, images, batch)[runner.output_names[0]]
+    return outputs
 
 
 def cpu_speed_ratio(fp32_path: Path, int8_path: Path, batch: int, resolution: int, threads: int | None = None,
