@@ -183,6 +183,7 @@ def test_cli_exports_a_backbone_checkpoint_with_a_note(xs_backbone_checkpoint, t
     assert row["status"] == "ok" and row["file"].endswith("casvit_xs_64x96_fp32_backbone.onnx")
 
 
+@pytest.mark.slow  # CI time: a third export; the backbone tests run at 64x96
 def test_classifier_export_at_a_non_square_size(xs_checkpoint, tmp_path):
     """Non-square sizes are for every model kind: a classifier keeps its one output."""
     loaded = load_model(xs_checkpoint)

@@ -56,7 +56,7 @@ def test_format_table():
     assert [f.suffix for f in FORMATS.values()] == [".onnx", ".ort", ".mlpackage", ".pte"]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [f if f != "executorch" else pytest.param("executorch", marks=pytest.mark.slow) for f in FORMATS])  # CI time
 def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     result = exports(fmt)
     manifest = Manifest.load(result.artifact)
@@ -85,7 +85,7 @@ def test_random_weights_manifest_records_seed(tmp_path):
     assert result.manifest.seed == 5 and result.manifest.checkpoint is None
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", pytest.param("executorch", marks=pytest.mark.slow)])  # ExecuTorch parity: test_parity_artifacts.py
 def test_outputs_match_eager_fp32(fmt, exports, loaded):
     with open_runner(exports(fmt).artifact) as runner:
         got = runner.run(image(1))["logits"]
@@ -128,8 +128,8 @@ def test_onnx_dynamic_batch(loaded, tmp_path):
         assert relative_error(runner.run(image(3))["logits"], ref) < FP32_RTOL
 
 
-def test_executorch_is_fully_delegated(exports):
-    manifest = exports("executorch").manifest
+def test_executorch_is_fully_delegated(small_export):
+    manifest = small_export("executorch").manifest
     assert manifest.options.delegate.value == "xnnpack"
     delegation = manifest.details["delegation"]
     assert delegation["portable_nodes"] == 0 and delegation["delegated_nodes"] > 100

@@ -15,6 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 
 from casvit_deploy.artifacts.formats import FORMATS
 
@@ -69,6 +70,7 @@ def test_plot_without_matplotlib_fails_before_any_work(tmp_path):
     assert "pip install 'casvit-deploy[plot]'" in one_line_error(result)  # no progress line: nothing ran
 
 
+@pytest.mark.slow  # CI time: a second fresh interpreter exporting; the core-only case stays fast
 def test_core_plus_onnx_exports_onnx_and_names_the_coreml_extra(tmp_path):
     missing = BACKEND_MODULES["coreml"] + BACKEND_MODULES["executorch"] + PLOT
     result = casvit_without(missing, "export", "-f", "onnx", "-r", "32", "-o", tmp_path, "--json", "-")

@@ -148,6 +148,7 @@ def test_ort_format_passes_parity_through_onnx_runtime(exports, loaded):
     assert Manifest.load(result.artifact).latest_parity.status == "pass"
 
 
+@pytest.mark.slow  # CI time: opset 20 .ort stays fast
 def test_ort_format_below_opset_20(exports, loaded):
     result = exports("ort", 18)
     assert result.manifest.details["min_onnxruntime"] == "1.16"  # ORT format version 6
