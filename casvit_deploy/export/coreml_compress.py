@@ -6,11 +6,12 @@ and the deployment target each kind needs.
   weight (iOS16), 4 bits one table per group of output channels (iOS18).
 - W8A8: int8 weights as above and int8 activations (iOS17): quantize/dequantize pairs around
   conv and linear inputs (coremltools' activation passes), with ranges observed on the
-  calibration set. Adds (the residual stream and CATM's sums) stay fp16, as in the ONNX and
-  ExecuTorch int8 forms: quantizing them too took XS at 64 from cosine 0.9973 to 0.9875 and
-  SNR 24.3 to 19.2 dB (trained-like weights). coremltools observes them by running the model on Core ML, which exists only
-  on macOS; here the same min/max ranges come from the MIL reference interpreter, and
-  coremltools' passes then insert the pairs exactly as `linear_quantize_activations` does.
+  calibration set. coremltools observes the ranges by running the model on Core ML, which
+  exists only on macOS; here the same min/max ranges come from the MIL reference interpreter,
+  and coremltools' passes then insert the pairs exactly as `linear_quantize_activations` does.
+  Adds (the residual stream and CATM's sums) stay fp16, as in the ONNX and ExecuTorch int8
+  forms: quantizing them too took XS at 64 from cosine 0.9973 to 0.9875 and SNR 24.3 to
+  19.2 dB (trained-like weights).
 
 Weights with fewer than MIN_ELEMENTS elements (gate convs with one output channel, biases)
 stay fp16.

@@ -17,6 +17,7 @@ from casvit_deploy.artifacts.options import CoreMLOptions, ExecuTorchOptions, In
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch, size_mb
 from casvit_deploy.bench.cache import ExportKey, cached_export, weights_key
 from casvit_deploy.errors import CasvitError
+from casvit_deploy.export.coreml_compress import W8A8
 from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.registry import open_runner
@@ -136,6 +137,7 @@ class CoreML:
         return _missing(self.format)
 
     def prepare(self, case: Case, progress) -> Prepared:
-        options = CoreMLOptions(deployment_target="iOS17") if case.precision is Precision.W8A8 else CoreMLOptions()
+        options = CoreMLOptions(deployment_target=W8A8.minimum_target) if case.precision is Precision.W8A8 \
+            else CoreMLOptions()
         return _timed_runner(case, self.format, options, progress,
                              RunnerOptions(threads=case.threads, coreml_engine=CoreMLEngine.COREML))
