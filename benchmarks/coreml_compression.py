@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from casvit_deploy.store import manifests
+
 CASVIT = str(Path(sys.executable).parent / "casvit")
 CASES = {  # name -> export flags
     "fp32": ["-p", "fp32"],
@@ -58,12 +60,12 @@ def measure(name: str, flags: list[str], ckpt: Path, work: Path, resolution: int
     subprocess.run([CASVIT, "parity", row["file"], "-c", str(ckpt), "--inputs", "images", "--json", str(parity)],
                    check=False, stdout=subprocess.DEVNULL)
     metrics = json.loads(parity.read_text())["reports"][0]["input_sets"][0]["outputs"][0]
-    manifest = json.loads(Path(row["file"] + ".manifest.json").read_text())
+    details = manifests.load(Path(row["file"])).details
     return {"case": name, "status": row["status"], "parity": row["parity"], "bytes": row["size_bytes"],
             "seconds": row["seconds"], "cosine": metrics["cosine"], "snr_db": metrics["snr_db"],
             "top1": metrics["top1_agreement"], "top5": metrics["top5_overlap"],
-            "target": manifest["details"].get("compression", {}).get("minimum_target", "iOS16"),
-            "precheck": manifest["details"].get("fp16_precheck", {}).get("summary", "")}
+            "target": (details.compression or {}).get("minimum_target", "iOS16"),
+            "precheck": (details.fp16_precheck or {}).get("summary", "")}
 
 
 def markdown(rows: list[dict], resolution: int) -> str:

@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from casvit_deploy.store import manifests
+
 CASVIT = [str(Path(sys.executable).parent / "casvit")]
 
 
@@ -79,15 +81,16 @@ def fidelity(variant: str, ckpt: Path, args) -> list[dict]:
         folder = args.work / "exports" / f"{variant}_{label}"
         run(["export", "-c", str(ckpt), "-v", variant, "-r", str(args.resolution), "-f", "onnx,executorch",
              "-p", "int8", "-o", str(folder), "--force", *extra])
-        for manifest_path in sorted(folder.glob("*.manifest.json")):
-            manifest = json.loads(manifest_path.read_text())
-            q = manifest["quantization"]
-            kept = [k["target"] for k in q["kept_float"]]
-            rows.append({"variant": variant, "format": manifest["format"], "setting": label,
+        for artifact in sorted(p for p in folder.iterdir() if p.suffix in (".onnx", ".pte")):
+            manifest = manifests.load(artifact)
+            q = manifest.quantization
+            kept = [k.target for k in q.kept_float]
+            latest = manifest.latest_parity
+            rows.append({"variant": variant, "format": manifest.format, "setting": label,
                          "kept_float": kept, "float_blocks": len([k for k in kept if k != "residual-adds"]),
-                         **{k: q["agreement"].get(k) for k in ("cosine", "snr_db", "top1", "top5", "samples")},
-                         "size_mb": manifest["size_bytes"] / 2**20,
-                         "parity": (manifest["parity"][-1]["status"] if manifest["parity"] else "not run")})
+                         **{k: q.agreement.get(k) for k in ("cosine", "snr_db", "top1", "top5", "samples")},
+                         "size_mb": manifest.size_bytes / 2**20,
+                         "parity": latest.status.value if latest else "not run"})
             r = rows[-1]
             print(f"  {variant} {r['format']:10s} {label:15s} cosine {r['cosine']:.5f} SNR {r['snr_db']:.1f} dB "
                   f"top-1 {r['top1']:.3f} top-5 {r['top5']:.3f} float blocks {r['float_blocks']} {kept} "

@@ -27,9 +27,9 @@ def make(out: Path) -> None:
     input and the eager logits for it."""
     import torch
 
-    from casvit_deploy.artifacts.options import OnnxOptions
-    from casvit_deploy.export import export_model
+    from casvit_deploy.formats.onnx.options import OnnxOptions
     from casvit_deploy.model import load_model
+    from casvit_deploy.pipeline import export_model
     from casvit_deploy.quiet import quiet_third_party
 
     loaded = load_model(variant="xs")

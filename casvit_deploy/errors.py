@@ -29,3 +29,10 @@ class ParityFailure(CasvitError):
     """An artifact whose outputs differ from the reference beyond tolerance."""
 
     exit_code = 1
+
+
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of `err`'s message (its type's name when it has none),
+    cut to `limit` characters: how a third-party failure is reported in one line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:limit]

@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 
+
 def debugging() -> bool:
     return os.environ.get("CASVIT_DEBUG", "") not in ("", "0")
 

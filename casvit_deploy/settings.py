@@ -4,6 +4,7 @@ by name (Typer rejects it with exit 2 before any work; the library with a UsageE
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -11,6 +12,17 @@ from typing import TypeVar
 from casvit_deploy.errors import UsageError
 
 E = TypeVar("E", bound=Enum)
+
+INPUT_NAME = "image"  # every artifact's one input
+MAX_BATCH = 4096      # the largest batch an artifact, a manifest or a benchmark takes
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalization every CAS-ViT checkpoint was trained with
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TIMESTAMP = "%Y-%m-%dT%H:%M:%S%z"  # local time with its UTC offset, in manifests and reports
+
+
+def timestamp() -> str:
+    """Now, in the TIMESTAMP format."""
+    return time.strftime(TIMESTAMP)
 
 
 class Precision(str, Enum):
@@ -20,6 +32,20 @@ class Precision(str, Enum):
     FP16 = "fp16"
     INT8 = "int8"  # ONNX/ExecuTorch: int8 weights and activations, calibrated; CoreML: int8 weights
     W8A8 = "w8a8"  # CoreML: int8 weights and activations, calibrated
+
+    @property
+    def calibrated(self) -> bool:
+        """A lossy precision (int8, w8a8): it takes calibration settings, and its artifacts
+        are judged by agreement with fp32 rather than by a tolerance."""
+        return self in (Precision.INT8, Precision.W8A8)
+
+
+def judged_as(precision: Precision, lossy: bool = False) -> Precision:
+    """The precision whose default thresholds judge an artifact: int8 (agreement with fp32)
+    for every lossy one (a calibrated precision, or `lossy` options such as palettized
+    weights), else its own."""
+    precision = Precision(precision)
+    return Precision.INT8 if precision.calibrated or lossy else precision
 
 
 class CalibrationMethod(str, Enum):
@@ -43,24 +69,6 @@ class Form(str, Enum):
 class Device(str, Enum):
     CPU = "cpu"
     CUDA = "cuda"
-
-
-class CoreMLEngine(str, Enum):
-    """What executes a Core ML package: Apple's runtime (macOS), this package's MIL
-    reference interpreter, both, or the best one available here (auto)."""
-
-    AUTO = "auto"
-    COREML = "coreml"
-    MIL_REFERENCE = "mil-reference"
-    BOTH = "both"
-
-
-class Delegate(str, Enum):
-    """ExecuTorch lowering: XNNPACK, the Core ML delegate, or none (portable kernels)."""
-
-    XNNPACK = "xnnpack"
-    COREML = "coreml"
-    PORTABLE = "portable"
 
 
 class Head(str, Enum):

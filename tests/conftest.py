@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from casvit_deploy.model import random_model
+from casvit_deploy.store import manifests
 
 
 def official_checkpoint(model: torch.nn.Module, ema_model: torch.nn.Module | None = None,
@@ -83,10 +84,10 @@ def small_artifact(tmp_path_factory, worker_id):
     """get(format) -> a good artifact of XS at 32x32 with seeded random weights (the format's
     default precision: fp16 for CoreML), exported once per test run and shared by the xdist
     workers (the first exports, the others wait). Tests copy it before changing it."""
-    from casvit_deploy.artifacts.manifest import manifest_path
-    from casvit_deploy.export import export_model
     from casvit_deploy.locks import folder_lock
     from casvit_deploy.model import load_model
+    from casvit_deploy.pipeline import export_model
+    from casvit_deploy.store.manifests import manifest_path
 
     base = tmp_path_factory.getbasetemp()
     shared = (base if worker_id == "master" else base.parent) / "small-artifacts"
@@ -108,9 +109,8 @@ def small_export(small_artifact):
     """get(fmt) -> (artifact, manifest) of small_artifact(fmt), as `.artifact` and `.manifest`."""
     from types import SimpleNamespace
 
-    from casvit_deploy.artifacts import Manifest
 
-    return lambda fmt: SimpleNamespace(artifact=(path := small_artifact(fmt)), manifest=Manifest.load(path))
+    return lambda fmt: SimpleNamespace(artifact=(path := small_artifact(fmt)), manifest=manifests.load(path))
 
 
 # What an mmdet/mmseg (mmcv) checkpoint holds besides its backbone: neck and heads.

@@ -4,11 +4,10 @@ publication), where the backend is not the point: it writes bytes, not a model."
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from types import SimpleNamespace
 
-from casvit_deploy.artifacts.manifest import TensorSpec
+from casvit_deploy.artifacts.records import TensorSpec
 from casvit_deploy.export.base import ExportJob, FormatOutput
 
 NO_PROGRAM = SimpleNamespace(graph=SimpleNamespace(nodes=[]))  # a program with no block outputs

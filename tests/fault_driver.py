@@ -25,8 +25,8 @@ def die(*_args) -> None:
 
 def _kill_on_replace(moment: str) -> None:
     """Patch os.replace to die on the move that `moment` names, before it happens."""
-    from casvit_deploy.artifacts.manifest import SUFFIX
-    from casvit_deploy.export.staging import STAGING_PREFIX
+    from casvit_deploy.pipeline.staging import STAGING_PREFIX
+    from casvit_deploy.store.manifests import SUFFIX
 
     real = os.replace
 
@@ -41,8 +41,8 @@ def _kill_on_replace(moment: str) -> None:
 
 
 def main(out: str, fmt: str, moment: str, payload: str) -> None:
-    from casvit_deploy.export import api
     from casvit_deploy.model import load_model
+    from casvit_deploy.pipeline import export as api
     from tests.fakes import StubExporter
 
     exporter = StubExporter(payload.encode(), during=die if moment == "exporting" else None)
@@ -50,7 +50,7 @@ def main(out: str, fmt: str, moment: str, payload: str) -> None:
     if moment in ("publishing", "swapping"):
         _kill_on_replace(moment)
     api.export_model(load_model(None, "xs"), fmt, Path(out), resolution=32, force=True,
-                     gate=(lambda _staged, _final: die()) if moment == "checking" else None)
+                     gate=(lambda _staged, _manifest, _final: die()) if moment == "checking" else None)
 
 
 if __name__ == "__main__":

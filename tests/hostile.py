@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.manifest import manifest_path
 from casvit_deploy.model import random_model
+from casvit_deploy.store.manifests import manifest_path
 
 RESOLUTION = 32
 PARITY_FAST = ("--inputs", "random", "--samples", "1")
@@ -141,9 +141,10 @@ def with_data_pkl(archive: bytes, data_pkl: bytes | None) -> bytes:
 
 def _code_payloads(target: Path) -> dict[str, tuple]:
     """name -> (callable, args): each would create a file at `target` if it ever ran."""
-    import numpy
     import pickle
     import subprocess
+
+    import numpy
 
     t = str(target)
     return {

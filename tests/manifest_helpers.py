@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from casvit_deploy.artifacts.manifest import Manifest, TensorSpec
-from casvit_deploy.artifacts.options import OnnxOptions
+from casvit_deploy.artifacts.manifest import Manifest
 from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.artifacts.records import TensorSpec
+from casvit_deploy.formats.onnx.details import OnnxDetails
+from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.model import RANDOM_WEIGHTS_NOTE
 from casvit_deploy.settings import Form, Precision, Resolution
 
@@ -19,4 +21,5 @@ def minimal_manifest(resolution: Resolution | int = 64) -> Manifest:
         preprocessing=Preprocessing.for_resolution(resolution), variant="xs", num_classes=1000,
         distillation=False, weights=RANDOM_WEIGHTS_NOTE, checkpoint=None, seed=0, form=Form.DEPLOY, passes=[],
         precision=Precision.FP32, resolution=resolution, batch=1, dynamic_batch=False, options=OnnxOptions(),
-        block_outputs={}, tools={"torch": "2.13.0"}, export_seconds=1.0, exported_at="2026-01-01T00:00:00+0000")
+        block_outputs={}, tools={"torch": "2.13.0"}, export_seconds=1.0, exported_at="2026-01-01T00:00:00+0000",
+        details=OnnxDetails())

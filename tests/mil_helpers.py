@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from casvit_deploy.artifacts.options import CoreMLOptions
+from casvit_deploy.formats.coreml.options import CoreMLEngine, CoreMLOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.runtime.base import RunnerOptions
-from casvit_deploy.settings import CoreMLEngine
+
 
 def open_coreml(path: Path, engine: str = "mil-reference", threads: int | None = None):
     """An opened CoreMLRunner for `path` (not through open_runner: any suffix will do)."""
-    from casvit_deploy.runtime.coreml import CoreMLRunner
+    from casvit_deploy.formats.coreml.runner import CoreMLRunner
 
-    runner = CoreMLRunner(path, RunnerOptions(threads=threads, coreml_engine=CoreMLEngine(engine)))
+    runner = CoreMLRunner(path, RunnerOptions(threads=threads, engine=CoreMLEngine(engine)))
     runner.open()
     return runner
 
@@ -34,7 +34,7 @@ def export_coreml(out_dir: Path, variant: str, resolution: int, precision: str, 
     refuses programs that keep batch_norm)."""
     loaded = load_model(variant=variant)
     if rewrite:
-        from casvit_deploy.export import export_model
+        from casvit_deploy.pipeline import export_model
 
         result = export_model(loaded, "coreml", out_dir, resolution=resolution, precision=precision,
                               options=CoreMLOptions(**options))

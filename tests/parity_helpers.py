@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
-from casvit_deploy.parity.weight_audit import deployed_model
+from casvit_deploy.formats.executorch.weight_audit import deployed_model
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 
 
 def copy_artifact(artifact: Path, folder: Path) -> Path:
@@ -23,7 +24,7 @@ def copy_artifact(artifact: Path, folder: Path) -> Path:
 
 def reference_weight(loaded, artifact: Path, name: str) -> np.ndarray:
     """The deploy-form weight `name` exactly as the exporter saw it."""
-    return dict(deployed_model(loaded, Manifest.load(artifact)).named_parameters())[name].detach().numpy()
+    return dict(deployed_model(loaded, manifests.load(artifact)).named_parameters())[name].detach().numpy()
 
 
 def perturb_float(file: Path, array: np.ndarray, index: int, delta: float) -> None:

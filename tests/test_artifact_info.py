@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts.manifest import manifest_path
 from casvit_deploy.cli import app
+from casvit_deploy.store.manifests import manifest_path
 
 TARGET_KEYS = {"onnx": {"opset", "ir_version", "min_onnxruntime"},
                "ort": {"opset", "ir_version", "min_onnxruntime", "ort_format_version"},
@@ -73,7 +73,7 @@ def test_info_unknown_artifact_suffix(tmp_path):
 def test_executorch_runner_hands_the_runtime_contiguous_memory(small_export):
     """ExecuTorch's Python runtime reads a non-contiguous tensor as if it were contiguous;
     an HWC image transposed to CHW (a view) must give what its contiguous copy gives."""
-    from casvit_deploy.runtime.registry import open_runner
+    from casvit_deploy.store.runners import open_runner
 
     hwc = np.random.default_rng(5).standard_normal((1, 32, 32, 3)).astype(np.float32)
     view = hwc.transpose(0, 3, 1, 2)

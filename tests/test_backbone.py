@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts import Manifest
 from casvit_deploy.cli import app
-from casvit_deploy.export import export_model
 from casvit_deploy.model import load_model
 from casvit_deploy.model.blocks import block_names
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.runtime.eager import EagerRunner
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Resolution
+from casvit_deploy.store import manifests
+from casvit_deploy.store.runners import open_runner
 from tests.parity_helpers import copy_artifact, perturb_float, reference_weight
 
 SIZE = Resolution(64, 96)
@@ -68,7 +68,7 @@ def exports(loaded, tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["onnx", "coreml", pytest.param("executorch", marks=pytest.mark.slow)])  # ExecuTorch: CI time
 def test_manifest_records_four_outputs_with_strides(fmt, exports, loaded):
     result = exports(fmt)
-    manifest = Manifest.load(result.artifact)
+    manifest = manifests.load(result.artifact)
     assert result.artifact.name == f"casvit_xs_64x96_fp32_backbone{result.artifact.suffix}"
     assert manifest.is_backbone and manifest.num_classes == 0 and manifest.resolution == SIZE
     assert [o.name for o in manifest.outputs] == FEATURES
@@ -76,10 +76,10 @@ def test_manifest_records_four_outputs_with_strides(fmt, exports, loaded):
     assert [o.stride for o in manifest.outputs] == [4, 8, 16, 32] and {o.layout for o in manifest.outputs} == {"NCHW"}
     assert manifest.inputs[0].shape == (1, 3, 64, 96)
     assert "fold_output_norms" in manifest.passes and manifest.preprocessing.resize_mode == "cover"
-    assert manifest.details["checkpoint_ignored_keys"] == {"neck": 3, "rpn_head": 2, "roi_head": 2}
+    assert manifest.details.checkpoint_ignored_keys == {"neck": 3, "rpn_head": 2, "roi_head": 2}
     assert list(manifest.block_outputs) == block_names(loaded.model)
     assert [manifest.block_outputs[f"norm{i}"] for i in (0, 2, 4, 6)] == FEATURES
-    check = manifest.details["load_check"]
+    check = manifest.details.load_check
     assert check["ran"] and check["failures"] == [] and check["max_rel"] < FP32_RTOL * (5 if fmt == "coreml" else 1)
     assert check["blocks_missing"] == []
 
@@ -106,7 +106,7 @@ def test_onnx_backbone_in_the_reference_evaluator(exports, loaded):
 
 
 def test_coreml_package_interface(exports):
-    from casvit_deploy.runtime.mil import load_mlpackage
+    from casvit_deploy.formats.coreml.mil import load_mlpackage
 
     result = exports("coreml")
     spec = load_mlpackage(result.artifact).spec
@@ -118,7 +118,7 @@ def test_coreml_package_interface(exports):
 
 @pytest.mark.slow  # a second ExecuTorch export (the classifier's is in test_export.py)
 def test_executorch_backbone_is_fully_delegated(exports):
-    delegation = exports("executorch").manifest.details["delegation"]
+    delegation = exports("executorch").manifest.details.delegation
     assert delegation["portable_nodes"] == 0 and delegation["delegated_subgraphs"] >= 1
 
 
@@ -148,7 +148,7 @@ def test_parity_passes_then_locates_a_stage_3_fault(fmt, exports, loaded, xs_bac
     failing = {f.split(":")[1].strip() for f in data["failures"]}
     assert {"feat_s16", "feat_s32"} <= failing and "feat_s4" not in failing  # stage 3 feeds s16 and s32 only
     assert ET.parse(junit).getroot().get("failures") != "0"
-    assert Manifest.load(bad).latest_parity.status == "fail"
+    assert manifests.load(bad).latest_parity.status == "fail"
 
 
 def test_onnx_dynamic_shape_runs_any_multiple_of_32(loaded, tmp_path):
@@ -157,8 +157,8 @@ def test_onnx_dynamic_shape_runs_any_multiple_of_32(loaded, tmp_path):
     assert result.artifact.name == "casvit_xs_64x96_fp32_backbone_dynamic_hw.onnx" and manifest.dynamic_shape
     assert manifest.inputs[0].shape == (1, 3, "height", "width")
     assert manifest.outputs[1].shape == (1, 56, "height/8", "width/8")
-    assert manifest.details["load_check"]["sizes"] == ["64x96", "96x160"]
-    assert manifest.details["load_check"]["blocks_missing"] == []
+    assert manifest.details.load_check["sizes"] == ["64x96", "96x160"]
+    assert manifest.details.load_check["blocks_missing"] == []
     reference = EagerRunner(loaded.model)
     with open_runner(result.artifact) as runner:
         for size in (Resolution(128, 64), Resolution(32, 32), Resolution(96, 224)):

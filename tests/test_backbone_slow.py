@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casvit_deploy.export import export_model
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.runtime.eager import EagerRunner
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Resolution
+from casvit_deploy.store.runners import open_runner
 
 pytestmark = pytest.mark.slow
 FEATURES = ["feat_s4", "feat_s8", "feat_s16", "feat_s32"]

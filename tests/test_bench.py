@@ -22,9 +22,10 @@ from casvit_deploy.bench.results import BenchReport, BenchResult, baseline_for, 
 from casvit_deploy.bench.session import select_backends
 from casvit_deploy.bench.timing import measure
 from casvit_deploy.bench.writers import CSV_FIELDS, to_csv, to_json, to_markdown
-from casvit_deploy.artifacts.options import ExecuTorchOptions, OnnxOptions
 from casvit_deploy.cli import app
 from casvit_deploy.errors import UsageError
+from casvit_deploy.formats.executorch.options import ExecuTorchOptions
+from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.settings import Form
 
 runner = CliRunner()
@@ -366,8 +367,10 @@ def test_int8_rows_get_speedup_and_size_vs_the_same_backends_fp32_and_their_agre
 
 
 def test_pytorch_backends_refuse_int8_with_a_reason():
-    from casvit_deploy.bench.backends import BACKENDS
+    from casvit_deploy.bench.backends import known_backends
     from casvit_deploy.settings import Precision
+
+    BACKENDS = known_backends()
 
     for name in ("eager", "compile", "cudagraph"):
         assert "int8 runs on onnxruntime and executorch" in BACKENDS[name].unsupported(Precision.INT8)

@@ -78,8 +78,8 @@ def test_info_in_a_log_is_whole():
 
 
 def test_info_on_an_artifact_in_a_log_is_whole(tmp_path):
-    from casvit_deploy.export import export_model
     from casvit_deploy.model import load_model
+    from casvit_deploy.pipeline import export_model
 
     artifact = export_model(load_model(None, "xs"), "onnx", tmp_path / "a_long_folder_name_for_eighty_columns",
                             resolution=32).artifact
@@ -128,7 +128,8 @@ def test_executorch_threadpool_probe_writes_nothing_to_stderr():
     import sys
 
     pytest.importorskip("executorch")
-    code = ("from casvit_deploy.bench.process import process_settings\n"
-            "with process_settings(2, executorch=True):\n    pass\n")
+    code = ("from casvit_deploy.bench.backends import known_backends\n"
+            "from casvit_deploy.bench.process import process_settings\n"
+            "with process_settings(2, [known_backends()['executorch']]):\n    pass\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stderr == "", result.stderr

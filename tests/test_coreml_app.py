@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
-from casvit_deploy.artifacts.options import CoreMLOptions
-from casvit_deploy.commands.export import parity_gate
-from casvit_deploy.export import export_model
-from casvit_deploy.export.labels import imagenet_labels, read_labels
-from casvit_deploy.model import load_model
-from casvit_deploy.runtime.mil import OPS, load_mlpackage
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.errors import UsageError
+from casvit_deploy.formats.coreml.labels import imagenet_labels, read_labels
+from casvit_deploy.formats.coreml.mil import OPS, load_mlpackage
+from casvit_deploy.formats.coreml.options import CoreMLOptions
+from casvit_deploy.model import load_model
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.pipeline.gate import parity_gate
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
+from casvit_deploy.store.runners import open_runner
 
 RES = 32
 APP = dict(author="Jane Appleseed", license="Apache-2.0", version="2.1.0", description="Recognizes 1000 objects")
@@ -47,13 +48,13 @@ def test_classifier_program_ends_in_softmax_then_classify(classifier):
     ops = _ops(classifier.artifact)
     assert ops[-3:] == ["softmax", "cast", "classify"] and ops[-4] == "linear"
     assert set(ops) <= set(OPS)  # the reference interpreter runs every op of it
-    assert classifier.manifest.details["classifier"]["program_ends_in"] == ["softmax", "cast", "classify"]
+    assert classifier.manifest.details.classifier["program_ends_in"] == ["softmax", "cast", "classify"]
 
 
 def test_classifier_passes_parity_against_eager_softmax(classifier):
     """Published only after the gate passed; its record compares probabilities and labels."""
     record = classifier.manifest.latest_parity
-    assert classifier.gate == ("pass", "") and record.status == "pass" and record.sha256 == classifier.manifest.sha256
+    assert classifier.gate is record and record.status == "pass" and record.sha256 == classifier.manifest.sha256
     assert record.report["artifact"] == str(classifier.artifact)  # named by its final path, not the staging one
     for input_set in record.report["input_sets"]:
         outputs = {o["name"]: o for o in input_set["outputs"]}
@@ -84,7 +85,7 @@ def test_imagenet_labels_are_the_classes_of_the_package(classifier):
         assert runner.class_labels == labels
     metadata = load_mlpackage(classifier.artifact).spec.description.metadata.userDefined
     assert json.loads(metadata["classes"]) == labels
-    assert classifier.manifest.details["labels_source"].startswith("imagenet")
+    assert classifier.manifest.details.labels_source.startswith("imagenet")
 
 
 def test_every_input_and_output_is_described_for_xcode(classifier):
@@ -112,7 +113,7 @@ def test_image_input_manifest_says_the_model_normalizes(classifier):
     assert data["normalized_by"] == "model" and "do not normalize" in data["app_feeds"]
     assert not {"mean", "std", "scale"} & set(data)  # no bare mean/std inviting a second normalization
     assert data["in_model"]["mean"] == [0.485, 0.456, 0.406]
-    assert Manifest.load(classifier.artifact).preprocessing.in_model
+    assert manifests.load(classifier.artifact).preprocessing.in_model
 
 
 def test_fp16_program_outputs_float32_by_default(small_export):
@@ -121,7 +122,7 @@ def test_fp16_program_outputs_float32_by_default(small_export):
     assert spec.description.output[0].type.multiArrayType.dataType == 65568  # FLOAT32
     assert _ops(result.artifact)[-2:] == ["linear", "cast"]
     assert result.manifest.outputs[0].dtype == "float32"
-    assert result.manifest.details["output_dtype"].startswith("float32 (cast from float16 inside the program)")
+    assert result.manifest.details.output_dtype.startswith("float32 (cast from float16 inside the program)")
     with open_runner(result.artifact) as runner:
         assert runner.run(np.zeros((1, 3, RES, RES), np.float32))["logits"].dtype == np.float32
 
@@ -132,7 +133,7 @@ def test_fp16_output_keeps_float16(loaded, tmp_path):
     spec = load_mlpackage(result.artifact).spec
     assert spec.description.output[0].type.multiArrayType.dataType == 65552  # FLOAT16
     assert result.manifest.outputs[0].dtype == "float16" and _ops(result.artifact)[-1] == "linear"
-    assert result.manifest.details["output_dtype"] == "float16 (as computed)"
+    assert result.manifest.details.output_dtype == "float16 (as computed)"
 
 
 def test_labels_file_classifier_in_fp32_tensor_input(loaded, tmp_path):
@@ -140,7 +141,7 @@ def test_labels_file_classifier_in_fp32_tensor_input(loaded, tmp_path):
     labels.write_text("".join(f"thing {i}\n" for i in range(1000)))
     result = export_model(loaded, "coreml", tmp_path, resolution=RES, precision="fp32",
                           options=CoreMLOptions(labels=labels), gate=parity_gate(loaded))
-    assert result.gate[0] == "pass" and _ops(result.artifact)[-2:] == ["softmax", "classify"]
+    assert result.gate.status == "pass" and _ops(result.artifact)[-2:] == ["softmax", "classify"]
     meta = load_mlpackage(result.artifact).spec.description.metadata.userDefined
     assert "com.apple.coreml.model.preview.type" not in meta  # Xcode's preview needs an image input
     assert result.manifest.preprocessing.in_model is False and result.manifest.head.value == "classifier"

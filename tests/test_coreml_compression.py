@@ -16,16 +16,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts import Manifest
-from casvit_deploy.artifacts.options import CoreMLOptions, Int8Options
+from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.cli import app
 from casvit_deploy.errors import ExportError
-from casvit_deploy.export import export_model
+from casvit_deploy.formats.coreml.mil import load_mlpackage
+from casvit_deploy.formats.coreml.options import CoreMLOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import compare, defaults_for
 from casvit_deploy.parity import check_artifact
-from casvit_deploy.runtime.mil import load_mlpackage
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.settings import Precision
+from casvit_deploy.store import manifests
 from tests.fakes import error_lines
 
 pytest.importorskip("coremltools")
@@ -66,7 +67,7 @@ def int8_cli(trained_like_checkpoint, tmp_path_factory):
 def int8(int8_cli):
     """The int8-weights package that the CLI exported, as `.artifact` and `.manifest`."""
     artifact = Path(json.loads((int8_cli[1] / "export.json").read_text())["results"][0]["file"])
-    return SimpleNamespace(artifact=artifact, manifest=Manifest.load(artifact))
+    return SimpleNamespace(artifact=artifact, manifest=manifests.load(artifact))
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +80,12 @@ def _ops(artifact) -> Counter:
 
 
 def _check_compressed(result, loaded, flag: str, target: str):
-    details = Manifest.load(result.artifact).details
-    record = details["compression"]
+    details = manifests.load(result.artifact).details
+    record = details.compression
     assert record["flag"] == flag and record["minimum_target"] == target
     assert record["package_bytes"] == result.manifest.size_bytes > 0
     assert record["agreement"]["cosine"] >= defaults_for(Precision.INT8).min_cosine
-    assert details["fp16_precheck"]["findings"] == [] and "clean" in details["fp16_precheck"]["summary"]
+    assert details.fp16_precheck["findings"] == [] and "clean" in details.fp16_precheck["summary"]
     report = check_artifact(result.artifact, loaded, per_block=True, record=False)
     assert report.passed, report.failures
     assert "MIL reference interpreter" in report.engine
@@ -121,10 +122,11 @@ def test_palettized_4_bit_package_reads_back_at_most_20_percent_of_fp32(loaded, 
     from casvit_deploy.artifacts.files import artifact_size
     from casvit_deploy.artifacts.preprocessing import Preprocessing
     from casvit_deploy.data.calibration import calibration_set
-    from casvit_deploy.export.coreml_compress import compress, palettized
     from casvit_deploy.export.graph import export_program
+    from casvit_deploy.formats.coreml.compress import compress
+    from casvit_deploy.formats.coreml.compression import palettized
+    from casvit_deploy.formats.coreml.mil import Interpreter
     from casvit_deploy.rewrite import deploy_form
-    from casvit_deploy.runtime.mil import Interpreter
 
     model = deploy_form(loaded.model)[0]
     mlmodel = ct.convert(export_program(model, 1, RES, False).run_decompositions({}), convert_to="mlprogram",
@@ -152,7 +154,7 @@ def test_w8a8_quantizes_activations_with_a_calibration_record(w8a8, loaded):
     report = _check_compressed(w8a8, loaded, "--precision w8a8", "iOS17")
     record = w8a8.manifest.quantization
     assert record.scheme == "coremltools W8A8" and record.calibration.samples == 8 and record.calibration.method == "minmax"
-    assert Manifest.load(w8a8.artifact).quantization == record
+    assert manifests.load(w8a8.artifact).quantization == record
     notes = report.localization.blocks
     assert any(b.tensor.startswith("dequantize") for b in notes)  # a quantized block output is read after its q/dq
 

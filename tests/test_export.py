@@ -4,20 +4,20 @@ test_export_slow.py)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 
-from casvit_deploy.artifacts import FORMATS, Manifest
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.options import CoreMLOptions
-from casvit_deploy.export import export_model
+from casvit_deploy.formats import FORMATS
+from casvit_deploy.formats.coreml.options import CoreMLOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.model.blocks import block_names
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.runtime.eager import EagerRunner
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Form, Precision, Resolution
+from casvit_deploy.store import manifests
+from casvit_deploy.store.runners import open_runner
 
 RES = 64
 FP32_RTOL = 1e-4  # max abs error relative to max |logit|, float32 vs float32 eager
@@ -59,7 +59,7 @@ def test_format_table():
 @pytest.mark.parametrize("fmt", [f if f != "executorch" else pytest.param("executorch", marks=pytest.mark.slow) for f in FORMATS])  # CI time
 def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     result = exports(fmt)
-    manifest = Manifest.load(result.artifact)
+    manifest = manifests.load(result.artifact)
     assert manifest == result.manifest
     assert manifest.format == fmt and manifest.file == result.artifact.name
     assert manifest.sha256 == artifact_sha256(result.artifact)
@@ -74,7 +74,7 @@ def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     assert manifest.preprocessing.mean == (0.485, 0.456, 0.406)
     assert manifest.tools["torch"] == torch.__version__ and manifest.parity == []
     assert list(manifest.block_outputs) == block_names(loaded.model)
-    check = manifest.details["load_check"]
+    check = manifest.details.load_check
     assert check["failures"] == [] and (check["ran"] and check["max_rel"] < FP32_RTOL * (50 if fmt == "coreml" else 1))
     assert not list(result.artifact.parent.glob(".casvit-staging-*"))
 
@@ -112,14 +112,14 @@ def test_onnx_block_outputs_are_value_names(exports, loaded):
     ref = EagerRunner(loaded.model).run_intermediates(image(1), list(blocks))
     for block, name in blocks.items():
         assert relative_error(got[name], ref[block]) < FP32_RTOL, block
-    assert result.manifest.details["load_check"]["blocks_missing"] == []
+    assert result.manifest.details.load_check["blocks_missing"] == []
 
 
 def test_onnx_dynamic_batch(loaded, tmp_path):
     result = export_model(loaded, "onnx", tmp_path, resolution=RES, dynamic_batch=True)
     assert result.artifact.name == f"casvit_xs_{RES}_fp32_dynamic.onnx"
     assert result.manifest.inputs[0].shape[0] == "batch" and result.manifest.dynamic_batch
-    usability = result.manifest.details["mobile_usability"]  # no mobile EP takes dynamic shapes
+    usability = result.manifest.details.mobile_usability  # no mobile EP takes dynamic shapes
     assert usability["dynamic_inputs"] and usability["nnapi"]["partitions"] == 0
     assert usability["with_fixed_shapes"]["coreml_mlprogram"]["whole_graph"]
     assert "with a fixed batch (--batch N): CoreML MLProgram EP takes the whole graph" in usability["summary"]
@@ -131,12 +131,12 @@ def test_onnx_dynamic_batch(loaded, tmp_path):
 def test_executorch_is_fully_delegated(small_export):
     manifest = small_export("executorch").manifest
     assert manifest.options.delegate.value == "xnnpack"
-    delegation = manifest.details["delegation"]
+    delegation = manifest.details.delegation
     assert delegation["portable_nodes"] == 0 and delegation["delegated_nodes"] > 100
 
 
 def test_coreml_reads_back_as_mil_program_without_batch_norm(exports):
-    from casvit_deploy.runtime.mil import load_mlpackage
+    from casvit_deploy.formats.coreml.mil import load_mlpackage
 
     result = exports("coreml")
     package = load_mlpackage(result.artifact)
@@ -148,12 +148,12 @@ def test_coreml_reads_back_as_mil_program_without_batch_norm(exports):
     assert spec.description.metadata.userDefined["variant"] == "xs"
     manifest = result.manifest
     assert manifest.options.deployment_target == "iOS16" and manifest.precision is Precision.FP16
-    assert manifest.outputs[0].dtype == "float32" and manifest.details["mil_ops"]["conv"] > 100
-    assert manifest.details["load_check"]["blocks_missing"] == []
+    assert manifest.outputs[0].dtype == "float32" and manifest.details.mil_ops["conv"] > 100
+    assert manifest.details.load_check["blocks_missing"] == []
 
 
 def test_coreml_image_input_and_labels(loaded, tmp_path):
-    from casvit_deploy.runtime.mil import load_mlpackage
+    from casvit_deploy.formats.coreml.mil import load_mlpackage
 
     labels = tmp_path / "labels.txt"
     labels.write_text("".join(f"class {i}\n" for i in range(1000)))
@@ -163,17 +163,17 @@ def test_coreml_image_input_and_labels(loaded, tmp_path):
     assert spec.description.input[0].type.WhichOneof("Type") == "imageType"
     assert spec.WhichOneof("Type") == "mlProgram" and spec.description.predictedFeatureName == "classLabel"
     assert list(spec.mlProgram.functions) == ["main"]
-    assert result.manifest.options.image_input and result.manifest.details["classifier_labels"] == 1000
+    assert result.manifest.options.image_input and result.manifest.details.classifier_labels == 1000
     assert result.manifest.options.deployment_target == "iOS17"
-    assert result.manifest.details["load_check"]["failures"] == []
+    assert result.manifest.details.load_check["failures"] == []
 
 
 def test_coreml_upstream_form_keeps_batch_norm_and_maps_every_block(loaded, tmp_path):
     """The no-batch_norm check applies to the deploy form only; upstream BN outputs map
     to MIL variables through the op that produced them, not the FX getitem."""
     result = export_model(loaded, "coreml", tmp_path, resolution=RES, precision="fp32", form=Form.UPSTREAM)
-    assert result.manifest.details["mil_ops"]["batch_norm"] > 0
-    assert result.manifest.details["load_check"]["blocks_missing"] == []
+    assert result.manifest.details.mil_ops["batch_norm"] > 0
+    assert result.manifest.details.load_check["blocks_missing"] == []
     assert not any(name.startswith("getitem") for name in result.manifest.block_outputs.values())
 
 
@@ -188,8 +188,8 @@ def test_onnx_gelu_is_one_node_per_gelu(exports, loaded):
     assert gelus == 20 and ops.count("Gelu") == gelus
     assert "Erf" not in ops and "Div" not in ops
     details = result.manifest.details
-    assert details["onnx_graph_rewrites"] == ["gelu_fusion"] and details["gelu_fused"] == gelus
-    assert details["gelu_op"].startswith("Gelu (ONNX opset 20") and details["opset"] == 20
+    assert details.onnx_graph_rewrites == ["gelu_fusion"] and details.gelu_fused == gelus
+    assert details.gelu_op.startswith("Gelu (ONNX opset 20") and details.opset == 20
 
 
 def _gelu_chain_model(sqrt2: float = 2 ** 0.5, one: float = 1.0, half: float = 0.5, leak: bool = False,
@@ -218,7 +218,7 @@ def test_gelu_fusion_matches_the_chain(form):
     import onnx
     import onnxruntime as ort
 
-    from casvit_deploy.export.gelu_fusion import fuse_exact_gelu
+    from casvit_deploy.formats.onnx.gelu_fusion import fuse_exact_gelu
 
     model = _gelu_chain_model()
     fused = onnx.ModelProto()
@@ -236,7 +236,7 @@ def test_gelu_fusion_matches_the_chain(form):
 @pytest.mark.parametrize("change", [{"sqrt2": 1.4142}, {"one": 1.001}, {"half": 0.25}, {"leak": True},
                                     {"numerator": "r"}])
 def test_gelu_fusion_leaves_other_chains_alone(change):
-    from casvit_deploy.export.gelu_fusion import fuse_exact_gelu
+    from casvit_deploy.formats.onnx.gelu_fusion import fuse_exact_gelu
 
     model = _gelu_chain_model(**change)
     before = model.SerializeToString()
@@ -262,7 +262,7 @@ def test_gelu_order_keeps_values_and_lets_onnx_runtime_fuse(tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+    from casvit_deploy.formats.onnx.gelu_fusion import order_exact_gelu
 
     model = _gelu_chain_model()
     ordered = onnx.ModelProto()
@@ -281,7 +281,7 @@ def test_gelu_order_keeps_values_and_lets_onnx_runtime_fuse(tmp_path):
 
 @pytest.mark.parametrize("change", [{"sqrt2": 1.4142}, {"leak": True}, {"numerator": "r"}])
 def test_gelu_order_leaves_other_chains_alone(change):
-    from casvit_deploy.export.gelu_fusion import order_exact_gelu
+    from casvit_deploy.formats.onnx.gelu_fusion import order_exact_gelu
 
     model = _gelu_chain_model(**change)
     before = model.SerializeToString()
@@ -291,7 +291,7 @@ def test_gelu_order_leaves_other_chains_alone(change):
 def test_gelu_form_falls_back_to_contrib_when_opset_20_would_change_an_op():
     from onnx import TensorProto, helper
 
-    from casvit_deploy.export.gelu_fusion import choose_form
+    from casvit_deploy.formats.onnx.gelu_fusion import choose_form
 
     assert choose_form(_gelu_chain_model()) == "onnx"
     model = _gelu_chain_model()

@@ -8,13 +8,16 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts.manifest import Manifest, TensorSpec, manifest_path
+from casvit_deploy.artifacts.records import TensorSpec
 from casvit_deploy.cli import app
 from casvit_deploy.errors import ExportError, UsageError
-from casvit_deploy.export import api, export_model
 from casvit_deploy.export.base import FormatOutput
 from casvit_deploy.export.graph import export_program
 from casvit_deploy.model import load_model
+from casvit_deploy.pipeline import export as api
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 
 
 @pytest.fixture
@@ -79,6 +82,10 @@ def single_line_error(result) -> str:
     (["--format", "onnx", "--batch", "lots"], r"Invalid value for '--batch'"),
     (["--format", "onnx", "--json", "/nonexistent/r.json"], r"--json /nonexistent/r.json: folder /nonexistent"),
     (["--format", "onnx", "--variant", "xxl"], r"unknown variant 'xxl'"),
+    # a flag given is judged as given, even at its default value
+    (["--format", "onnx", "--deployment-target", "iOS16"], r"--deployment-target applies to coreml only"),
+    (["--format", "onnx", "--min-cosine", "0.999"], r"--min-cosine applies to --precision int8 or w8a8 only"),
+    (["--format", "onnx,ort", "--delegate", "xnnpack"], r"--delegate applies to executorch only"),
 ])
 def test_bad_input_exits_2_with_one_line(cli, tmp_path, args, message):
     result = invoke(cli, *args, "--out", str(tmp_path / "out"), "--no-check")
@@ -102,7 +109,7 @@ def test_unwritable_out_dir_exits_2(cli, tmp_path):
 
 
 def test_missing_backend_names_pip_install(cli, tmp_path, monkeypatch):
-    from casvit_deploy.artifacts import formats
+    from casvit_deploy.artifacts import format as formats
 
     real = formats.importlib.util.find_spec
     monkeypatch.setattr(formats.importlib.util, "find_spec",
@@ -193,7 +200,7 @@ def test_parity_not_available_is_recorded(cli, fakes, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "casvit_deploy.parity", None)  # import fails as if not written yet
     result = invoke(cli, "--format", "onnx", "-r", "32", "--out", str(tmp_path))
     assert result.exit_code == 0, result.stderr
-    record = Manifest.load(tmp_path / "casvit_xs_32_fp32.onnx").latest_parity
+    record = manifests.load(tmp_path / "casvit_xs_32_fp32.onnx").latest_parity
     assert record.status == "not run" and "unavailable" in record.reason
 
 
@@ -210,8 +217,8 @@ def test_real_onnx_export_with_parity_check(cli, xs_checkpoint, tmp_path):
     assert "onnx: ORT mobile: CoreML MLProgram EP takes the whole graph; NNAPI 21 partitions" in result.stdout
     row = json.loads(report.read_text())["results"][0]
     assert row["status"] == "ok" and row["parity"] == "pass"
-    record = Manifest.load(tmp_path / "casvit_xs_64_fp32.onnx").latest_parity
-    assert record.status == "pass" and record.sha256 == Manifest.load(tmp_path / "casvit_xs_64_fp32.onnx").sha256
+    record = manifests.load(tmp_path / "casvit_xs_64_fp32.onnx").latest_parity
+    assert record.status == "pass" and record.sha256 == manifests.load(tmp_path / "casvit_xs_64_fp32.onnx").sha256
 
 
 def test_formats_repeat_and_comma_separate(cli, fakes, tmp_path):

@@ -11,15 +11,16 @@ import sys
 
 import pytest
 
-from casvit_deploy.artifacts import manifest as manifest_module
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
-from casvit_deploy.commands import export as export_command
 from casvit_deploy.errors import ExportError, UsageError
-from casvit_deploy.export import api, export_model
 from casvit_deploy.locks import FolderBusy, folder_lock
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export as api
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.pipeline import shipping as export_command
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 from tests.fakes import StubExporter, error_lines
 from tests.privileges import privileged, public_folder, unprivileged
 from tests.test_hostile import run_casvit
@@ -79,7 +80,7 @@ def test_a_parity_result_waits_for_a_busy_folder_then_is_not_recorded(small_arti
     folder = tmp_path / "out"
     shutil.copytree(artifact.parent, folder)
     copy = folder / artifact.name
-    monkeypatch.setattr(manifest_module, "RECORD_LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr(manifests, "RECORD_LOCK_WAIT_S", 0.3)
     process = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(folder)], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout.readline().strip() == "held"
@@ -88,7 +89,7 @@ def test_a_parity_result_waits_for_a_busy_folder_then_is_not_recorded(small_arti
         process.kill()
         process.wait()
     assert report.passed and any("not recorded" in n and "in use" in n for n in report.notes)
-    assert Manifest.load(copy).parity == []
+    assert manifests.load(copy).parity == []
 
 
 def test_leftovers_of_dead_exports_are_put_right(stub, tmp_path):
@@ -165,6 +166,6 @@ def test_interrupt_during_the_post_export_check_keeps_the_previous_artifact(stub
 def test_every_published_manifest_says_what_happened_to_its_check(stub, tmp_path, check, reason):
     out = tmp_path / "out"
     assert run_casvit(["export", "-f", "onnx", "-r", "32", "-o", str(out), check]) == 0
-    record = Manifest.load(out / "casvit_xs_32_fp32.onnx").latest_parity
+    record = manifests.load(out / "casvit_xs_32_fp32.onnx").latest_parity
     assert record.status == "not run" and reason in record.reason  # the stub's bytes are no ONNX model
-    assert record.sha256 == Manifest.load(out / "casvit_xs_32_fp32.onnx").sha256
+    assert record.sha256 == manifests.load(out / "casvit_xs_32_fp32.onnx").sha256

@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from casvit_deploy.artifacts import FORMATS
-from casvit_deploy.artifacts.options import ExecuTorchOptions
 from casvit_deploy.errors import ExportError
-from casvit_deploy.export import export_model
+from casvit_deploy.formats import FORMATS
+from casvit_deploy.formats.executorch.options import ExecuTorchOptions
 from casvit_deploy.model import load_model
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.runtime.eager import EagerRunner
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Form, Resolution
+from casvit_deploy.store.runners import open_runner
 
 pytestmark = pytest.mark.slow
 RES = 160
@@ -33,7 +33,7 @@ def test_t_exports_at_native_non_224_resolution(fmt, t_loaded, tmp_path):
     assert manifest.variant == "t" and manifest.distillation and manifest.resolution == Resolution(RES, RES)
     assert "merge_heads" in manifest.passes and len(manifest.block_outputs) == 1 + 15 + 3 + 1
     if fmt == "coreml":
-        assert "batch_norm" not in manifest.details["mil_ops"]
+        assert "batch_norm" not in manifest.details.mil_ops
         return
     image = np.random.default_rng(3).standard_normal((1, 3, RES, RES)).astype(np.float32)
     with open_runner(result.artifact) as runner:
@@ -50,5 +50,5 @@ def test_upstream_executorch_refused_unless_portable_allowed(tmp_path):
     assert not list(tmp_path.iterdir())
     result = export_model(loaded, "executorch", tmp_path, resolution=64, form=Form.UPSTREAM,
                           options=ExecuTorchOptions(allow_portable=True))
-    assert result.manifest.details["delegation"]["portable_nodes"] > 0 and result.manifest.form is Form.UPSTREAM
+    assert result.manifest.details.delegation["portable_nodes"] > 0 and result.manifest.form is Form.UPSTREAM
     assert result.artifact.name == "casvit_xs_64_fp32_upstream.pte"

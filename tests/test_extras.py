@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from casvit_deploy.artifacts.formats import FORMATS
+from casvit_deploy.formats import FORMATS
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.errors import UsageError
-from casvit_deploy.export import api, export_model
 from casvit_deploy.model import load_model
+from casvit_deploy.pipeline import export as api
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 from tests.fakes import StubExporter
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +43,7 @@ def _state(artifact: Path) -> tuple[str | None, str | None]:
 
 
 def _consistent(artifact: Path) -> bool:
-    return Manifest.load(artifact).sha256 == artifact_sha256(artifact)
+    return manifests.load(artifact).sha256 == artifact_sha256(artifact)
 
 
 @pytest.mark.parametrize("fmt, moment", [("onnx", "exporting"), ("onnx", "checking"), ("onnx", "publishing"),
@@ -115,4 +117,4 @@ def test_real_export_sigkilled_then_exported_again(tmp_path, xs_checkpoint):
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert _hidden(out) == [] and _consistent(artifact) and _state(artifact)[0] != good[0]
-    assert Manifest.load(artifact).latest_parity.status == "pass"
+    assert manifests.load(artifact).latest_parity.status == "pass"

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from casvit_deploy.artifacts import Manifest
-from casvit_deploy.artifacts.options import CoreMLOptions
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.data.calibration import calibration_set
 from casvit_deploy.errors import ExportError
-from casvit_deploy.export import export_model
-from casvit_deploy.export.fp16_check import FP16_MAX, _judge, fp16_precheck, fp16_selector, keep_fp32_ops
 from casvit_deploy.export.graph import export_program
+from casvit_deploy.formats.coreml.fp16_check import FP16_MAX, _judge, fp16_precheck, fp16_selector, keep_fp32_ops
+from casvit_deploy.formats.coreml.options import CoreMLOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.rewrite import deploy_form
+from casvit_deploy.store import manifests
 
 RES = 64
 SCALED = "network.6.1.mlp.fc2.weight"
@@ -95,15 +95,15 @@ def test_plain_fp16_export_fails_and_fp16_safe_passes(crafted, tmp_path, monkeyp
     assert not any((tmp_path / "plain").glob("*.mlpackage"))
 
     safe = export_model(crafted, "coreml", tmp_path / "safe", resolution=RES, options=CoreMLOptions(fp16_safe=True))
-    details = Manifest.load(safe.artifact).details
-    kept = details["fp16_safe"]["kept_fp32"]
-    assert "network.6.1" in kept and "overflow" in kept["network.6.1"] and details["fp16_safe"]["ops_kept_fp32"] > 5
+    details = manifests.load(safe.artifact).details
+    kept = details.fp16_safe["kept_fp32"]
+    assert "network.6.1" in kept and "overflow" in kept["network.6.1"] and details.fp16_safe["ops_kept_fp32"] > 5
     report = check_artifact(safe.artifact, crafted, per_block=True, record=False)
     assert report.passed, report.failures
 
     # the plain package, published past the load check that refuses it, fails parity too
-    from casvit_deploy.export import api
-    from casvit_deploy.export.verify import LoadCheck
+    from casvit_deploy.export.base import LoadCheck
+    from casvit_deploy.pipeline import export as api
 
     monkeypatch.setattr(api, "load_check", lambda *a, **k: LoadCheck(True, "skipped by the test"))
     plain = export_model(crafted, "coreml", tmp_path / "plain", resolution=RES, options=options)

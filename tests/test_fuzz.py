@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.bench.compare import load_baseline
 from casvit_deploy.errors import CheckpointError, UsageError
 from casvit_deploy.model import load_checkpoint, random_model
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 from tests.hostile import call_pickle, torch_bytes, with_data_pkl
 from tests.manifest_helpers import minimal_manifest
 
@@ -150,7 +151,7 @@ def _changed(document: dict, path: tuple, value) -> object:
 
 def _parse_or_refuse(document) -> None:
     try:
-        Manifest.from_dict(document)
+        manifests.parse(document)
     except UsageError as err:
         assert "\n" not in str(err)
 
@@ -170,7 +171,7 @@ def test_manifest_bytes_parse_or_are_refused(tmp_path_factory, data):
     changed = apply_flips(text, data.draw(flips(len(text), [(0, len(text))])))
     manifest_path(artifact).write_bytes(changed[:data.draw(st.integers(0, len(changed)))])
     try:
-        Manifest.find(artifact)
+        manifests.find(artifact)
     except UsageError as err:
         assert "\n" not in str(err)
 

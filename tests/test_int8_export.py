@@ -10,18 +10,20 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts import Manifest
-from casvit_deploy.artifacts.options import ExecuTorchOptions, Int8Options, OnnxOptions
+from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.cli import app
 from casvit_deploy.data.calibration import calibration_set
-from casvit_deploy.export import export_model
+from casvit_deploy.formats.executorch.options import ExecuTorchOptions
+from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import compare, defaults_for
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.rewrite import deploy_form
-from casvit_deploy.runtime.registry import open_runner
 from casvit_deploy.settings import Precision
+from casvit_deploy.store import manifests
+from casvit_deploy.store.runners import open_runner
 
 RES = 64
 SAMPLES = 8  # 4 photographs + 4 noise images
@@ -66,7 +68,7 @@ def _check_record(result, fp32_size: int, kept=("residual-adds",)):
     limits = defaults_for(Precision.INT8)
     assert q.agreement["cosine"] >= limits.min_cosine and q.agreement["samples"] == 4
     assert result.manifest.size_bytes <= 0.30 * fp32_size
-    again = Manifest.load(result.artifact)
+    again = manifests.load(result.artifact)
     assert again.quantization == q and again.options.int8 == INT8
 
 
@@ -137,7 +139,7 @@ def test_keep_float_leaves_a_block_float(loaded, tmp_path):
 @pytest.mark.slow  # the ExecuTorch int8 export alone takes about 3 minutes on 2 cores
 def test_executorch_int8_lowers_whole_and_passes_parity(pte_int8, loaded):
     details = pte_int8.manifest.details
-    assert details["delegation"]["portable_nodes"] == 0 and details["delegation"]["delegated_subgraphs"] >= 1
+    assert details.delegation["portable_nodes"] == 0 and details.delegation["delegated_subgraphs"] >= 1
     _check_record(pte_int8, _fp32_bytes(loaded))
     report = check_artifact(pte_int8.artifact, loaded, per_block=True, record=False)
     assert report.passed, report.failures
@@ -200,8 +202,8 @@ def test_auto_keep_float_trials_read_the_logits_the_artifact_gives(onnx_int8):
     """A trial's final output is the graph's own output from a plain run, not an internal
     value read through extra outputs: the search judges what ships."""
     from casvit_deploy.data.batches import run_in_batches
+    from casvit_deploy.formats.onnx import quantize as ort
     from casvit_deploy.model.blocks import FINAL_OUTPUT
-    from casvit_deploy.quantize import ort
 
     images = calibration_set(Preprocessing.for_resolution(RES)).photographs
     with open_runner(onnx_int8.artifact) as runner:

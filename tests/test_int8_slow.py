@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from casvit_deploy.artifacts.options import ExecuTorchOptions, Int8Options, OnnxOptions
-from casvit_deploy.export import export_model
+from casvit_deploy.artifacts.options import Int8Options
+from casvit_deploy.formats.executorch.options import ExecuTorchOptions
+from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import defaults_for
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
 from casvit_deploy.settings import Precision
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from casvit_deploy.artifacts.manifest import CalibrationRecord, KeptFloat, Manifest, QuantizationRecord
-from casvit_deploy.artifacts.options import ExecuTorchOptions, Int8Options, from_record, to_record
+from casvit_deploy.artifacts.options import Int8Options, from_record, to_record
 from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.artifacts.records import CalibrationRecord, KeptFloat, QuantizationRecord
 from casvit_deploy.data.batches import chunks, run_in_batches
 from casvit_deploy.data.calibration import TARGET_DOMAIN_NOTE, calibration_set
 from casvit_deploy.errors import UsageError
+from casvit_deploy.formats.executorch.options import ExecuTorchOptions
 from casvit_deploy.model import build_model, random_model
 from casvit_deploy.model.blocks import block_names
 from casvit_deploy.model.trained_like import calibrate_batchnorms, trained_like_model
@@ -25,6 +26,7 @@ from casvit_deploy.quantize.search import Trial, measure, next_block, search
 from casvit_deploy.quantize.targets import NodeOrigin, check_targets, covers, keeps_float
 from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.settings import CalibrationMethod, Precision
+from casvit_deploy.store import manifests
 from tests.manifest_helpers import minimal_manifest
 
 RES = 64
@@ -214,13 +216,13 @@ def test_manifest_quantization_record_round_trip():
     manifest.quantization = QuantizationRecord(
         "scheme", {"weights": "int8"}, CalibrationRecord("16 photographs", "a" * 64, 32, 16, "percentile"),
         [KeptFloat("residual-adds", "default")], {"cosine": 0.999, "top1": 1.0}, {"ratio": 1.1, "threads": 2})
-    again = Manifest.from_dict(manifest.to_dict())
+    again = manifests.parse(manifest.to_dict())
     assert again.quantization == manifest.quantization
     data = manifest.to_dict()
     data["quantization"]["calibration"]["method"] = "guess"
     with pytest.raises(UsageError, match="quantization.calibration.method"):
-        Manifest.from_dict(data)
-    assert Manifest.from_dict(minimal_manifest().to_dict()).quantization is None
+        manifests.parse(data)
+    assert manifests.parse(minimal_manifest().to_dict()).quantization is None
 
 
 def test_every_block_name_is_a_target():

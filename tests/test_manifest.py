@@ -7,15 +7,16 @@ import json
 
 import pytest
 
-from casvit_deploy.artifacts.manifest import Manifest, ManifestError, manifest_path
 from casvit_deploy.errors import UsageError
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import ManifestError, manifest_path
 from tests.manifest_helpers import minimal_manifest
 
 
 def _saved(tmp_path, change=None):
     artifact = tmp_path / "a.onnx"
     artifact.write_bytes(b"")
-    minimal_manifest().save(artifact)
+    manifests.save(minimal_manifest(), artifact)
     if change:
         path = manifest_path(artifact)
         data = json.loads(path.read_text())
@@ -26,8 +27,8 @@ def _saved(tmp_path, change=None):
 
 def test_round_trip_keeps_every_field(tmp_path):
     artifact = _saved(tmp_path)
-    assert Manifest.load(artifact) == minimal_manifest()
-    assert Manifest.find(tmp_path / "other.onnx") is None
+    assert manifests.load(artifact) == minimal_manifest()
+    assert manifests.find(tmp_path / "other.onnx") is None
 
 
 def _set(path: str, value):
@@ -64,7 +65,7 @@ def _set(path: str, value):
 def test_bad_fields_are_refused_naming_the_field(tmp_path, field, value, named):
     artifact = _saved(tmp_path, _set(field, value))
     with pytest.raises(ManifestError) as err:
-        Manifest.load(artifact)
+        manifests.load(artifact)
     message = str(err.value)
     assert "\n" not in message and f"'{named}'" in message, message
     assert isinstance(err.value, UsageError) and err.value.exit_code == 2
@@ -76,4 +77,4 @@ def test_not_a_manifest(tmp_path, text, reason):
     artifact = _saved(tmp_path)
     manifest_path(artifact).write_text(text)
     with pytest.raises(ManifestError, match=reason):
-        Manifest.load(artifact)
+        manifests.load(artifact)

@@ -11,8 +11,8 @@ ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from casvit_deploy.runtime.mil import Interpreter, UnsupportedOpError  # noqa: E402
-from casvit_deploy.runtime.mil.ops.compression import unpack_indices  # noqa: E402
+from casvit_deploy.formats.coreml.mil import Interpreter, UnsupportedOpError  # noqa: E402
+from casvit_deploy.formats.coreml.mil.ops.compression import unpack_indices  # noqa: E402
 
 
 def run_const(build, opset):
@@ -120,7 +120,7 @@ def test_lut_to_dense_ios18_groups_on_two_axes_matches_coremltools():
 
 
 def test_lut_vector_palettization_is_refused():
-    from casvit_deploy.runtime.mil.ops.compression import constexpr_lut_to_dense
+    from casvit_deploy.formats.coreml.mil.ops.compression import constexpr_lut_to_dense
 
     with pytest.raises(UnsupportedOpError, match="vector"):
         constexpr_lut_to_dense(torch.zeros(4, 2, dtype=torch.uint8), torch.zeros(1, 1, 2, 2), vector_axis=0)
@@ -161,7 +161,7 @@ def test_quantize_dequantize_per_channel_matches_torch():
 
 
 def test_quantize_to_other_dtypes_is_refused():
-    from casvit_deploy.runtime.mil.ops.compression import quantize
+    from casvit_deploy.formats.coreml.mil.ops.compression import quantize
 
     with pytest.raises(UnsupportedOpError, match="int16"):
         quantize(torch.zeros(2), torch.tensor(1.0), "int16")

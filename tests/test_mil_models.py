@@ -7,11 +7,16 @@ import pytest
 
 pytest.importorskip("coremltools")
 
-from casvit_deploy.parity.inputs import image_set  # noqa: E402
+from casvit_deploy.artifacts.preprocessing import Preprocessing  # noqa: E402
 from casvit_deploy.model import load_model  # noqa: E402
-from casvit_deploy.artifacts import Preprocessing  # noqa: E402
+from casvit_deploy.parity.inputs import image_set  # noqa: E402
 from tests.mil_helpers import (  # noqa: E402
-    corrupt_weight, cosine, eager_blocks, export_coreml, open_coreml, relative_error,
+    corrupt_weight,
+    cosine,
+    eager_blocks,
+    export_coreml,
+    open_coreml,
+    relative_error,
 )
 
 SMALL = 64

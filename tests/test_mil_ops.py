@@ -13,8 +13,8 @@ ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from casvit_deploy.runtime.mil import OPS, Interpreter, UnsupportedOpError  # noqa: E402
-from casvit_deploy.runtime.mil.ops.nn import same_padding  # noqa: E402
+from casvit_deploy.formats.coreml.mil import OPS, Interpreter, UnsupportedOpError  # noqa: E402
+from casvit_deploy.formats.coreml.mil.ops.nn import same_padding  # noqa: E402
 
 FP32_TOL = dict(rtol=1e-5, atol=1e-5)
 

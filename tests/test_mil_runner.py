@@ -10,10 +10,10 @@ from coremltools.converters.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
 from casvit_deploy.errors import BackendMissingError, UsageError  # noqa: E402
-from casvit_deploy.runtime import coreml  # noqa: E402
-from casvit_deploy.runtime.coreml import CoreMLRunner, resolve_engines  # noqa: E402
-from casvit_deploy.runtime.mil import UnsupportedOpError  # noqa: E402
-from casvit_deploy.settings import CoreMLEngine  # noqa: E402
+from casvit_deploy.formats.coreml import runner as coreml  # noqa: E402
+from casvit_deploy.formats.coreml.mil import UnsupportedOpError  # noqa: E402
+from casvit_deploy.formats.coreml.options import CoreMLEngine  # noqa: E402
+from casvit_deploy.formats.coreml.runner import CoreMLRunner, resolve_engines  # noqa: E402
 from tests.mil_helpers import open_coreml  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -145,7 +145,7 @@ def test_interpreter_thread_setting_is_restored_after_a_run(package):
 
 
 def test_block_vars_by_name_fp16_suffix_output_fallback_and_unmapped(tmp_path):
-    from casvit_deploy.runtime.mil import block_vars
+    from casvit_deploy.formats.coreml.mil import block_vars
 
     @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4), dtype=types.fp32)], opset_version=ct.target.iOS16)
     def prog(x):

@@ -12,13 +12,13 @@ import sys
 import numpy as np
 import pytest
 
-from casvit_deploy.artifacts.manifest import Manifest
-from casvit_deploy.artifacts.options import OnnxOptions
 from casvit_deploy.errors import UsageError
-from casvit_deploy.export import export_model
-from casvit_deploy.export.onnx_opset import min_onnxruntime
+from casvit_deploy.formats.onnx.opset import min_onnxruntime
+from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.store import manifests
 
 RES = 32
 IR_FOR = {17: 8, 18: 8, 19: 9, 20: 9}
@@ -56,15 +56,15 @@ def test_each_opset_passes_the_full_checker_and_parity(opset, exports, loaded):
     assert [(o.domain, o.version) for o in model.opset_import] == [("", opset)]
     assert model.ir_version == IR_FOR[opset]
     details = result.manifest.details
-    assert (details["opset"], details["ir_version"], details["min_onnxruntime"]) == (opset, IR_FOR[opset],
+    assert (details.opset, details.ir_version, details.min_onnxruntime) == (opset, IR_FOR[opset],
                                                                                       ORT_FOR[opset])
     assert result.manifest.options == OnnxOptions(opset=opset)
     ops = [n.op_type for n in model.graph.node]
     if opset == 20:
         assert ops.count("Gelu") == GELUS and "Erf" not in ops
     else:  # the standard erf form: x * 0.5 * (1 + erf(x / sqrt(2))), ordered for ONNX Runtime's fusion
-        assert ops.count("Erf") == GELUS and "Gelu" not in ops and details["gelu_fused"] == 0
-        assert details["onnx_graph_rewrites"] == ["gelu_order"]
+        assert ops.count("Erf") == GELUS and "Gelu" not in ops and details.gelu_fused == 0
+        assert details.onnx_graph_rewrites == ["gelu_order"]
     report = check_artifact(result.artifact, loaded)
     assert report.passed, report.failures
     assert max(m.max_rel for s in report.input_sets for m in s.outputs) < 1e-5
@@ -115,7 +115,7 @@ def _checker_log(path) -> str:
 @pytest.mark.parametrize("opset, blocker", [(20, "Gelu"), (18, "Erf")])
 def test_mobile_usability_in_manifest_matches_ort_checker(opset, blocker, exports):
     result = exports("onnx", opset)
-    usability = result.manifest.details["mobile_usability"]
+    usability = result.manifest.details.mobile_usability
     log = _checker_log(result.artifact)
     for key, name in (("nnapi", "NNAPI"), ("coreml_mlprogram", "CoreML MLProgram"),
                       ("coreml_neuralnetwork", "CoreML NeuralNetwork")):
@@ -140,19 +140,19 @@ def test_ort_format_passes_parity_through_onnx_runtime(exports, loaded):
     assert report.passed, report.failures
     assert report.engine.endswith("ORT format") and "no intermediate tensors" in report.localization.note
     details = result.manifest.details
-    assert details["ort_format_version"] == 6 and details["optimization"] == {"style": "Fixed",
+    assert details.ort_format_version == 6 and details.optimization == {"style": "Fixed",
                                                                              "target_platform": "arm"}
-    assert "Gelu" in details["required_operators"]["ai.onnx;20"]
-    assert details["min_onnxruntime"] == "1.18"  # Gelu-20 from an .ort file (see onnx_opset.py)
-    assert details["mobile_usability"]["coreml_mlprogram"]["whole_graph"]
-    assert Manifest.load(result.artifact).latest_parity.status == "pass"
+    assert "Gelu" in details.required_operators["ai.onnx;20"]
+    assert details.min_onnxruntime == "1.18"  # Gelu-20 from an .ort file (see formats/ort/releases.py)
+    assert details.mobile_usability["coreml_mlprogram"]["whole_graph"]
+    assert manifests.load(result.artifact).latest_parity.status == "pass"
 
 
 @pytest.mark.slow  # CI time: opset 20 .ort stays fast
 def test_ort_format_below_opset_20(exports, loaded):
     result = exports("ort", 18)
-    assert result.manifest.details["min_onnxruntime"] == "1.16"  # ORT format version 6
-    operators = result.manifest.details["required_operators"]
+    assert result.manifest.details.min_onnxruntime == "1.16"  # ORT format version 6
+    operators = result.manifest.details.required_operators
     assert "Gelu" in operators["com.microsoft;1"]  # the ordered erf chain, fused by the converter
     assert not any("Erf" in ops for ops in operators.values())
     assert check_artifact(result.artifact, loaded, record=False).passed

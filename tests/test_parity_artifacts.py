@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from casvit_deploy.artifacts import Manifest
 from casvit_deploy.cli import app
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import ThresholdOverrides
 from casvit_deploy.parity import check_artifact
+from casvit_deploy.store import manifests
 from tests.parity_helpers import copy_artifact, perturb_float, reference_weight
 
 RESOLUTION = 64
@@ -35,7 +35,7 @@ def without_progress(stderr: str) -> list[str]:
 
 
 def _export(loaded, fmt: str, folder: Path, **kwargs) -> Path:
-    from casvit_deploy.export import export_model
+    from casvit_deploy.pipeline import export_model
 
     return export_model(loaded, fmt, folder, resolution=RESOLUTION, **kwargs).artifact
 
@@ -53,13 +53,13 @@ def onnx_artifact(ckpt_loaded, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pte_artifact(small_artifact):
     """The session's shared ExecuTorch artifact (random weights, seed 0); tests copy it before changing it."""
-    pytest.importorskip("casvit_deploy.runtime.executorch")
+    pytest.importorskip("casvit_deploy.formats.executorch.runner")
     return small_artifact("executorch")
 
 
 @pytest.fixture(scope="module")
 def coreml_artifact(tmp_path_factory):
-    pytest.importorskip("casvit_deploy.runtime.coreml")
+    pytest.importorskip("casvit_deploy.formats.coreml.runner")
     return _export(load_model(None, "xs", seed=0), "coreml", tmp_path_factory.mktemp("mlpackage"), precision="fp32")
 
 
@@ -91,7 +91,7 @@ def test_correct_onnx_passes_records_manifest_and_writes_reports(onnx_artifact, 
     assert images["name"] == "images" and images["outputs"][0]["top1_agreement"] == 1.0
     root = ET.parse(junit).getroot()
     assert root.get("failures") == "0" and int(root.get("tests")) == 3  # integrity + 2 input sets
-    assert Manifest.load(onnx_artifact).latest_parity.status == "pass"
+    assert manifests.load(onnx_artifact).latest_parity.status == "pass"
 
 
 def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs_checkpoint, tmp_path):
@@ -101,7 +101,7 @@ def test_corrupted_onnx_fails_and_names_the_block(onnx_artifact, ckpt_loaded, xs
     assert result.exit_code == 1, result.output
     assert f"first divergent block {CORRUPTED_BLOCK}" in result.stderr
     assert ET.parse(junit).getroot().get("failures") != "0"
-    recorded = Manifest.load(bad).latest_parity
+    recorded = manifests.load(bad).latest_parity
     assert recorded.status == "fail" and recorded.report["localization"]["first_divergent"] == CORRUPTED_BLOCK
 
 
@@ -215,7 +215,7 @@ def test_report_into_missing_folder_is_a_usage_error(onnx_artifact, tmp_path):
     ("xs", "coreml", "fp16"), ("t", "coreml", "fp16"), ("t", "onnx", "fp32"), ("t", "executorch", "fp32"),
 ])
 def test_larger_variant_and_fp16_pass_with_default_thresholds(variant, fmt, precision, tmp_path):
-    from casvit_deploy.export import export_model
+    from casvit_deploy.pipeline import export_model
 
     artifact = export_model(load_model(None, variant, seed=1), fmt, tmp_path, resolution=96,
                             precision=precision).artifact

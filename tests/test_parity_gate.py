@@ -12,9 +12,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
 from casvit_deploy.parity import check, check_artifact
-from casvit_deploy.runtime.registry import open_runner
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
+from casvit_deploy.store.runners import open_runner
 from tests.hostile import MODIFIED_ARTIFACTS, PARITY_FAST, Workspace
 from tests.test_hostile import run_casvit
 
@@ -36,7 +37,7 @@ def test_each_runner_reads_the_signature_its_manifest_records(small_artifact, fm
     artifact = small_artifact(fmt)
     with open_runner(artifact) as runner:
         found = runner.signature()
-    assert Manifest.load(artifact).signature.differences(found) == []
+    assert manifests.load(artifact).signature.differences(found) == []
     assert [s.name for s in found.inputs] == ["image"] and [s.name for s in found.outputs] == ["logits"]
 
 
@@ -60,9 +61,9 @@ def test_modified_artifact_fails_with_reports_naming_the_difference(name, worksp
 
 def test_allow_modified_checks_the_artifact_as_it_is_and_records_the_new_hash(workspace):
     artifact = MODIFIED_ARTIFACTS["onnx-input-renamed"](workspace)
-    exported = Manifest.load(artifact).sha256
+    exported = manifests.load(artifact).sha256
     assert run_casvit(["parity", str(artifact), *PARITY_FAST, "--allow-modified"]) == 0
-    manifest = Manifest.load(artifact)
+    manifest = manifests.load(artifact)
     record = manifest.latest_parity
     assert record.status == "pass" and record.sha256 == artifact_sha256(artifact) != exported
     assert "--allow-modified" in record.reason and "named 'input'" in record.reason
@@ -76,7 +77,7 @@ def test_unmodified_artifact_has_a_passing_integrity_case(workspace, tmp_path):
     assert run_casvit(["parity", str(artifact), *PARITY_FAST, "--junit", str(junit)]) == 0
     case = ET.parse(junit).getroot().find(".//testcase[@name='integrity']")
     assert case is not None and case.find("failure") is None
-    assert Manifest.load(artifact).latest_parity.sha256 == Manifest.load(artifact).sha256
+    assert manifests.load(artifact).latest_parity.sha256 == manifests.load(artifact).sha256
 
 
 def _during_check(monkeypatch, action) -> None:
@@ -104,10 +105,10 @@ def test_no_record_when_the_artifact_changes_during_the_check(workspace, monkeyp
 def test_no_record_into_the_manifest_of_another_export(workspace, monkeypatch):
     """An export replaced the manifest during the check: its manifest gets no record of ours."""
     artifact = workspace.artifact("onnx")
-    other = Manifest.load(artifact)
+    other = manifests.load(artifact)
     other.sha256 = "0" * 64
 
-    _during_check(monkeypatch, lambda: other.save(artifact))
+    _during_check(monkeypatch, lambda: manifests.save(other, artifact))
     report = check_artifact(artifact, inputs="random", samples=1)
     assert any("exported again" in n for n in report.notes)
-    assert Manifest.load(artifact).parity == []
+    assert manifests.load(artifact).parity == []

@@ -10,21 +10,30 @@ import numpy as np
 import pytest
 import torch
 
-from casvit_deploy.errors import UsageError
-from casvit_deploy.model import random_model
-from casvit_deploy.artifacts import ManifestError, Preprocessing
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.formats import format_for_path
-from casvit_deploy.artifacts.manifest import Manifest, ParityRecord, manifest_path
+from casvit_deploy.artifacts.preprocessing import Preprocessing
+from casvit_deploy.artifacts.records import ParityRecord
+from casvit_deploy.errors import UsageError
+from casvit_deploy.formats import format_for_path
+from casvit_deploy.model import random_model
 from casvit_deploy.model.blocks import block_names
-from casvit_deploy.numerics import DEFAULTS, ThresholdOverrides, compare, defaults_for, metric_failures
-from casvit_deploy.numerics import structural_failures, topk_agreement
+from casvit_deploy.numerics import (
+    DEFAULTS,
+    ThresholdOverrides,
+    compare,
+    defaults_for,
+    metric_failures,
+    structural_failures,
+    topk_agreement,
+)
 from casvit_deploy.parity.execute import run_all
 from casvit_deploy.parity.inputs import build_input_sets, preprocess
 from casvit_deploy.parity.report import InputSetResult, ParityReport
 from casvit_deploy.parity.writers import junit_tree
 from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.settings import Precision
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import ManifestError, manifest_path
 from tests.manifest_helpers import minimal_manifest
 
 
@@ -149,18 +158,18 @@ def test_unknown_or_missing_artifacts_are_usage_errors(tmp_path, name, message):
 def test_manifest_record_is_atomic_and_keeps_everything_else(tmp_path):
     artifact = tmp_path / "a.onnx"
     artifact.write_bytes(b"")
-    minimal_manifest().save(artifact)
+    manifests.save(minimal_manifest(), artifact)
     path = manifest_path(artifact)
     path.chmod(0o640)
     before = json.loads(path.read_text())
-    Manifest.append_parity(artifact, ParityRecord("pass", artifact_sha256(artifact)))
+    manifests.append_parity(artifact, ParityRecord("pass", artifact_sha256(artifact)))
     after = json.loads(path.read_text())
     assert [p["status"] for p in after.pop("parity")] == ["pass"] and before.pop("parity") == []
     assert after == before
     assert path.stat().st_mode & 0o777 == 0o640 and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     path.write_text("{not json")
     with pytest.raises(ManifestError, match="not readable JSON"):
-        Manifest.load(artifact)
+        manifests.load(artifact)
 
 
 def test_junit_marks_failing_input_sets():

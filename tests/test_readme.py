@@ -43,15 +43,16 @@ def test_deploy_form_op_census_is_what_info_reports(xs_facts):
 
 def test_onnx_opsets_are_what_the_options_allow_and_the_manifest_records(tmp_path):
     found = stated(r"`--opset (\d+)\.\.(\d+)` \(default (\d+)\)")
-    from casvit_deploy.artifacts.options import DEFAULT_OPSET, ONNX_OPSETS
-    from casvit_deploy.export import export_model
+    from casvit_deploy.formats.onnx.options import DEFAULT_OPSET
+    from casvit_deploy.formats.onnx.options import OPSETS as ONNX_OPSETS
     from casvit_deploy.model import load_model
+    from casvit_deploy.pipeline import export_model
 
     low, high, default = map(int, found.groups())
     assert (low, high, default) == (min(ONNX_OPSETS), max(ONNX_OPSETS), DEFAULT_OPSET)
     assert list(ONNX_OPSETS) == list(range(low, high + 1))
     manifest = export_model(load_model(None, "xs"), "onnx", tmp_path, resolution=32).manifest
-    assert manifest.details["opset"] == default
+    assert manifest.details.opset == default
 
 
 def test_python_version_and_extras_are_what_pyproject_declares():

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from casvit_deploy.artifacts.manifest import Manifest
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.errors import UsageError
-from casvit_deploy.export import artifact_stem, default_out_dir
 from casvit_deploy.model import check_resolution
 from casvit_deploy.parity.inputs import build_input_sets, preprocess
+from casvit_deploy.pipeline import artifact_stem, default_out_dir
 from casvit_deploy.settings import Form, Precision, Resolution
+from casvit_deploy.store import manifests
 from tests.manifest_helpers import minimal_manifest
 
 
@@ -104,7 +104,7 @@ def test_manifest_records_sizes_as_height_and_width(tmp_path):
     assert data["resolution"] == {"height": 64, "width": 96} and data["schema"] == 3
     assert data["preprocessing"]["crop"] == {"height": 64, "width": 96}
     assert data["preprocessing"]["resize"] is None and data["preprocessing"]["resize_mode"] == "cover"
-    assert Manifest.from_dict(json.loads(json.dumps(data))) == manifest
+    assert manifests.parse(json.loads(json.dumps(data))) == manifest
 
 
 def test_schema_2_manifests_with_integer_sizes_are_still_read():
@@ -113,6 +113,6 @@ def test_schema_2_manifests_with_integer_sizes_are_still_read():
     data["preprocessing"] |= {"crop": 64}
     for spec in data["outputs"] + data["inputs"]:
         spec.pop("stride")
-    manifest = Manifest.from_dict(data)
+    manifest = manifests.parse(data)
     assert manifest.resolution == Resolution(64, 64) and manifest.preprocessing.crop == Resolution(64, 64)
     assert not manifest.dynamic_shape and manifest.outputs[0].stride is None

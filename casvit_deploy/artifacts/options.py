@@ -1,4 +1,11 @@
-"""Export options, one frozen dataclass per format, recorded in the manifest as plain data."""
+"""Export options: `FormatOptions`, the base of every format's options dataclass
+(formats/<name>/options.py), the int8 settings they share, and their one JSON form.
+
+Options are frozen dataclasses whose defaults are the defaults: a value the user did not
+give is None on the way in (`from_flags` ignores it), never compared with a default.
+In a manifest they are plain data (enums as values, paths as strings, tuples as lists,
+nested options as objects); `from_record` reads them back, naming a bad field.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +15,18 @@ from enum import Enum
 from pathlib import Path
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import CalibrationMethod, Delegate
+from casvit_deploy.settings import CalibrationMethod
 
-DEFAULT_DEPLOYMENT_TARGET = "iOS16"
-PALETTE_BITS = (8, 6, 4)
-DEFAULT_MIN_COSINE = 0.999
-ONNX_OPSETS = (17, 18, 19, 20)
-DEFAULT_OPSET = 20
-IMAGENET_LABELS = "imagenet"  # --labels value: the ImageNet-1k class names shipped with the package
+DEFAULT_MIN_COSINE = 0.999  # --auto-keep-float's target
 
 
 @dataclasses.dataclass(frozen=True)
 class Int8Options:
-    """Post-training static int8 quantization (formats that offer `--precision int8`)."""
+    """Post-training calibration settings (precisions that calibrate: int8, w8a8)."""
 
     calibration: Path | None = None                      # image folder; None: bundled photographs + noise
     calibration_samples: int | None = None               # None: the whole folder, or the default set's 32
-    calibration_method: CalibrationMethod | None = None  # None: the backend's default
+    calibration_method: CalibrationMethod | None = None  # None: the format's default
     keep_float: tuple[str, ...] = ()                     # blocks or op kinds left in float
     quantize_residual: bool = False                      # also quantize the residual stream between blocks
     auto_keep_float: bool = False                        # add the fewest blocks that reach min_cosine
@@ -37,59 +39,53 @@ class Int8Options:
                 self.calibration_samples, int) or self.calibration_samples < 1):
             raise UsageError(f"--calibration-samples {self.calibration_samples!r}: must be a positive integer")
 
-
-@dataclasses.dataclass(frozen=True)
-class OnnxOptions:
-    """ONNX (and ORT format): the default-domain opset; the IR version follows it."""
-
-    opset: int = DEFAULT_OPSET
-    int8: Int8Options | None = None     # set for --precision int8
-
-    def __post_init__(self):
-        if self.opset not in ONNX_OPSETS:
-            raise UsageError(f"--opset {self.opset}: choose one of {', '.join(map(str, ONNX_OPSETS))}")
+    def given(self) -> list[str]:
+        """The flags of the settings that differ from the defaults, e.g. ["--keep-float"]."""
+        defaults = Int8Options()
+        return ["--" + f.name.replace("_", "-") for f in dataclasses.fields(self)
+                if getattr(self, f.name) != getattr(defaults, f.name)]
 
 
 @dataclasses.dataclass(frozen=True)
-class CoreMLOptions:
-    image_input: bool = False           # RGB pixel-buffer input, ImageNet normalization folded in
-    labels: Path | None = None          # class labels file, or "imagenet": the package becomes a classifier
-    deployment_target: str = DEFAULT_DEPLOYMENT_TARGET
-    fp16_output: bool = False           # fp16 programs: keep the output float16 (default: cast to float32)
-    author: str | None = None           # model metadata Xcode shows (None: casvit-deploy's defaults)
-    license: str | None = None
-    version: str | None = None
-    description: str | None = None
-    palettize: int | None = None        # k-means palettized weights of this many bits (PALETTE_BITS)
-    fp16_safe: bool = False             # keep the blocks the fp16 pre-check flags in fp32
-    int8: Int8Options | None = None     # --precision int8/w8a8: the calibration set (w8a8 ranges, pre-check)
+class FormatOptions:
+    """The base of every format's options. `int8` holds the calibration settings of a
+    calibrated precision (int8, w8a8) and is None for the others."""
 
-    def __post_init__(self):
-        if self.palettize is not None and self.palettize not in PALETTE_BITS:
-            raise UsageError(f"--palettize {self.palettize!r}: choose {', '.join(map(str, PALETTE_BITS))} bits")
+    int8: Int8Options | None = dataclasses.field(default=None, kw_only=True)
 
     @property
-    def classifier(self) -> bool:
-        return self.labels is not None
+    def lossy(self) -> bool:
+        """True when these options make the artifact lossy whatever its precision (e.g.
+        palettized weights): it is then judged by agreement with fp32, as int8 is."""
+        return False
 
+    def target(self) -> dict:
+        """The options that decide which runtime releases load the artifact, for `casvit info`
+        (e.g. a CoreML deployment target); none by default."""
+        return {}
 
-@dataclasses.dataclass(frozen=True)
-class ExecuTorchOptions:
-    delegate: Delegate = Delegate.XNNPACK
-    allow_portable: bool = False        # accept ops left on portable kernels
-    int8: Int8Options | None = None     # set for --precision int8
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
 
+    @classmethod
+    def from_flags(cls, flags: dict):
+        """Options from command-line flags: those this class has no field for belong to other
+        formats and are ignored; a flag that is None (not given) keeps the field's default."""
+        names = set(cls.field_names())
+        return cls(**{name: value for name, value in flags.items() if name in names and value is not None})
 
-def from_flags(kind: type, flags: dict):
-    """An options object of `kind` from command-line flags (those it has no field for are
-    ignored: they belong to other formats; a flag left at None keeps the field's default)."""
-    names = {f.name for f in dataclasses.fields(kind)}
-    return kind(**{name: value for name, value in flags.items() if name in names and value is not None})
+    def to_record(self) -> dict:
+        return to_record(self)
+
+    @classmethod
+    def from_record(cls, data: object, where: str = "options"):
+        """Options from manifest data; UsageError naming a bad field."""
+        return from_record(cls, data, where)
 
 
 def to_record(options) -> dict:
-    """Plain JSON data: enums as their values, paths as strings, tuples as lists, nested
-    options as objects."""
+    """Plain JSON data of an options dataclass."""
     def plain(value):
         if dataclasses.is_dataclass(value):
             return to_record(value)

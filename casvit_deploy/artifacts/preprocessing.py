@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD
-from casvit_deploy.settings import Resolution
+from casvit_deploy.settings import IMAGENET_MEAN, IMAGENET_STD, Resolution
 
 CROP_PCT = 0.875
 SQUARE_RESIZE_FROM = 384  # the reference resizes straight to the input size from here on

@@ -20,17 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.formats import FORMATS
-from casvit_deploy.artifacts.manifest import Manifest, manifest_path
+from casvit_deploy.artifacts.manifest import Manifest
 from casvit_deploy.artifacts.options import to_record
 from casvit_deploy.errors import CasvitError
-from casvit_deploy.export import export_model
-from casvit_deploy.export.record import tool_versions
+from casvit_deploy.formats import FORMATS, suffixes
 from casvit_deploy.paths import CACHE, EXPORTS
+from casvit_deploy.pipeline import export_model
+from casvit_deploy.pipeline.record import tool_versions
 from casvit_deploy.rewrite import PASS_NAMES
 from casvit_deploy.settings import Form, Resolution
+from casvit_deploy.store import manifests
+from casvit_deploy.store.manifests import manifest_path
 
-SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts", "quantize", "data")
+SHAPING_PACKAGES = ("model", "rewrite", "export", "artifacts", "quantize", "data", "formats", "pipeline")
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,8 +41,8 @@ def exporter_fingerprint() -> str:
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256(json.dumps(tool_versions(), sort_keys=True, default=str).encode())
     for package in SHAPING_PACKAGES:
-        for source in sorted((root / package).glob("*.py")):
-            digest.update(source.read_bytes())
+        for source in sorted((root / package).rglob("*.py")):
+            digest.update(source.relative_to(root).as_posix().encode() + source.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -67,9 +69,8 @@ def find_artifact(folder: Path) -> Path | None:
     """The complete artifact in `folder` (one whose manifest is present), if any."""
     if not folder.is_dir():
         return None
-    suffixes = {f.suffix for f in FORMATS.values()}
     for path in sorted(folder.iterdir()):
-        if path.suffix in suffixes and manifest_path(path).is_file():
+        if path.suffix in suffixes() and manifest_path(path).is_file():
             return path
     return None
 
@@ -95,7 +96,7 @@ def exported_match(loaded, key: ExportKey, exports: Path = EXPORTS) -> Path | No
     suffix = FORMATS[key.fmt].suffix
     for path in sorted(Path(exports).glob(f"*/*{suffix}")):
         try:
-            manifest = Manifest.load(path)
+            manifest = manifests.load(path)
         except CasvitError:
             continue
         if matches(manifest, key, loaded) and artifact_sha256(path) == manifest.sha256:

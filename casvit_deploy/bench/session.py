@@ -13,16 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from casvit_deploy.bench.backends import BACKENDS, Case, Prepared
+from casvit_deploy.bench.backends import Case, Prepared, known_backends
 from casvit_deploy.bench.environment import capture_environment
 from casvit_deploy.bench.gemm import gemm_gflops
 from casvit_deploy.bench.memory import PeakMemory
+from casvit_deploy.bench.process import process_settings
 from casvit_deploy.bench.results import BenchReport, BenchResult, Skipped, fill_derived
 from casvit_deploy.bench.stats import summarize
-from casvit_deploy.bench.process import process_settings
 from casvit_deploy.bench.timing import Schedule, measure
+from casvit_deploy.errors import first_line
 from casvit_deploy.paths import CACHE
-from casvit_deploy.settings import Device, Form, Precision, Resolution, choice
+from casvit_deploy.settings import MAX_BATCH, Device, Form, Precision, Resolution, choice
 
 
 @dataclass
@@ -39,7 +40,7 @@ class ModelSource:
     note: str = ""  # why there is no eager baseline for an artifact
 
 
-MAX_BATCH, MAX_THREADS = 65_536, 1024
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -139,18 +140,19 @@ def select_backends(requested: Sequence[str], device: Device) -> tuple[tuple[str
 
     device = choice(Device, device, "--device")
     requested = [part.strip() for name in requested for part in str(name).split(",") if part.strip()]
-    unknown = [n for n in requested if n != "all" and n not in BACKENDS]
+    known = known_backends()
+    unknown = [n for n in requested if n != "all" and n not in known]
     if unknown:
-        raise UsageError(f"unknown backend {unknown[0]!r}: choose from {', '.join(BACKENDS)} or all")
+        raise UsageError(f"unknown backend {unknown[0]!r}: choose from {', '.join(known)} or all")
     explicit = [n for n in requested if n != "all"]
     for name in explicit:
-        reason = BACKENDS[name].unavailable(device)
+        reason = known[name].unavailable(device)
         if reason:
             raise UsageError(f"backend {name} cannot run here: {reason}")
     if "all" not in requested:
         return tuple(dict.fromkeys(explicit)), []
     chosen, skipped = [], []
-    for name, backend in BACKENDS.items():
+    for name, backend in known.items():
         reason = backend.unavailable(device)
         if reason:
             skipped.append(Skipped(name, device.value, reason))
@@ -176,8 +178,8 @@ def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress 
     report = BenchReport(capture_environment(), config.to_dict(), {}, skipped=list(skipped))
     report.skipped += [Skipped("eager", config.device.value, s.note, s.label) for s in sources if s.note]
     cases = _supported(plan(sources, config), report)
-    executorch = any(c.backend.startswith("executorch") for c in cases)
-    with process_settings(config.threads, executorch, compile=any(c.backend == "compile" for c in cases)):
+    used = [known_backends()[name] for name in dict.fromkeys(c.backend for c in cases)]
+    with process_settings(config.threads, used, compile=any(c.backend == "compile" for c in cases)):
         gemm_start = measure_gemm(config.device)
         progress.begin(len(cases) * config.rounds)
         measured = _run_rounds(cases, config, progress, report)
@@ -195,7 +197,7 @@ def _supported(cases: list[Case], report: BenchReport) -> list[Case]:
     """The cases whose backend handles their precision; the others are listed as skipped."""
     kept = []
     for case in cases:
-        reason = BACKENDS[case.backend].unsupported(case.precision)
+        reason = known_backends()[case.backend].unsupported(case.precision)
         if reason:
             report.skipped.append(Skipped(case.backend, case.device.value, f"{case.precision.value}: {reason}",
                                           case.label))
@@ -223,8 +225,7 @@ def _run_rounds(cases: list[Case], config: BenchConfig, progress: Progress, repo
             try:
                 _measure_case(index, case, config, progress, measured)
             except Exception as err:  # one case's failure must not end the run
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-                report.failed.append(Skipped(case.backend, case.device.value, reason, case.label))
+                report.failed.append(Skipped(case.backend, case.device.value, first_line(err, 300), case.label))
                 failed.add(index)
                 measured.pop(index, None)
             if last and index in measured:
@@ -244,7 +245,7 @@ def _measure_case(index: int, case: Case, config: BenchConfig, progress: Progres
         return
     memory = PeakMemory(cuda=case.device is Device.CUDA)
     memory.start()
-    prep = BACKENDS[case.backend].prepare(case, progress.note)
+    prep = known_backends()[case.backend].prepare(case, progress.note)
     first_ms = _first_inference_ms(prep, case.device)
     samples = measure(prep.run, _schedule_for(case, config.schedule, first_ms), prep.clock)
     measured[index] = _Measured(prep, first_ms, memory.peak_rss_mb(), memory.cuda_peak_mb(), list(samples),
@@ -253,7 +254,7 @@ def _measure_case(index: int, case: Case, config: BenchConfig, progress: Progres
 
 def _schedule_for(case: Case, schedule: Schedule, first_ms: float) -> Schedule:
     """The schedule cut to the backend's time budget per case, for very slow backends."""
-    budget = getattr(BACKENDS[case.backend], "time_budget_s", None)
+    budget = getattr(known_backends()[case.backend], "time_budget_s", None)
     return schedule if budget is None else schedule.fitted(first_ms / 1e3, budget)
 
 

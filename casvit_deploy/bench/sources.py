@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casvit_deploy.artifacts.formats import format_for_path
 from casvit_deploy.artifacts.manifest import Manifest
-from casvit_deploy.bench.backends import BACKENDS
+from casvit_deploy.bench.backends import known_backends
 from casvit_deploy.bench.session import ModelSource
 from casvit_deploy.errors import UsageError
+from casvit_deploy.formats import format_for_path
 from casvit_deploy.model.loading import check_resolution, load_model
-from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import Delegate, Resolution
+from casvit_deploy.parity.reference import reference_model
+from casvit_deploy.settings import Resolution
+from casvit_deploy.store import manifests
+from casvit_deploy.store.runners import open_runner
 
 
 def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resolution: Resolution | int | str | None,
@@ -31,11 +33,10 @@ def model_sources(variants: list[str], checkpoint: Path | None, ema: bool, resol
     return sources
 
 
-def _backend(fmt, manifest: Manifest | None) -> str:
-    """The bench backend that times this artifact (an undelegated .pte: the portable one)."""
-    if manifest is not None and getattr(manifest.options, "delegate", None) is Delegate.PORTABLE:
-        return "executorch-portable"
-    return fmt.bench_backend
+def _backend(fmt, manifest: Manifest | None) -> str | None:
+    """The bench backend that times this artifact, as its format says (e.g. an undelegated
+    .pte: the portable one)."""
+    return fmt.backend_for(manifest.options if manifest is not None else fmt.options())
 
 
 def _artifact_size(manifest: Manifest, artifact: Path, resolution) -> Resolution:
@@ -55,9 +56,9 @@ def artifact_source(artifact: Path, resolution: Resolution | int | str | None) -
     `resolution` is needed without a manifest, and chooses the size of a free-size artifact."""
     artifact = Path(artifact)
     fmt = format_for_path(artifact)
-    manifest = Manifest.find(artifact)
+    manifest = manifests.find(artifact)
     backend = _backend(fmt, manifest)
-    if backend not in BACKENDS:
+    if backend not in known_backends():
         raise UsageError(f"{artifact}: no benchmark backend for {fmt.name}")
     if manifest is None:
         if not resolution:
@@ -73,7 +74,7 @@ def artifact_source(artifact: Path, resolution: Resolution | int | str | None) -
 def _reference(manifest: Manifest, artifact: Path):
     """(the model the artifact came from, "") or (None, why it cannot be rebuilt here)."""
     try:
-        return manifest.reference_model(artifact), ""
+        return reference_model(manifest, artifact), ""
     except UsageError as err:
         return None, f"no eager baseline: {err}"
 

@@ -8,18 +8,33 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from casvit_deploy.bench.backends import known_backends
 from casvit_deploy.commands.common import (
-    BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, PrecisionsOpt, ResolutionOpt, ThreadsOpt, VariantsOpt,
-    check_report_paths, console, emit, guarded, print_notes, report_option, split_values, to_stdout,
+    BackboneOpt,
+    CheckpointOpt,
+    EmaOpt,
+    JsonOpt,
+    PrecisionsOpt,
+    ResolutionOpt,
+    ThreadsOpt,
+    VariantsOpt,
+    check_report_paths,
+    console,
+    emit,
+    guarded,
+    print_notes,
+    report_option,
+    split_values,
+    to_stdout,
 )
 from casvit_deploy.commands.render import Status, show
+from casvit_deploy.formats import suffixes
 from casvit_deploy.settings import Device, Precision
 
 ArtifactsArg = Annotated[Optional[list[Path]], typer.Argument(
-    help="Exported artifacts (.onnx, .ort, .pte, .mlpackage) to time instead of a variant.", show_default=False)]
+    help=f"Exported artifacts ({', '.join(suffixes())}) to time instead of a variant.", show_default=False)]
 BackendOpt = Annotated[list[str], typer.Option(
-    "--backend", "-b", help="eager, compile, cudagraph, onnxruntime, executorch, executorch-portable, coreml, "
-    "or all (skips what cannot run here). Repeatable.")]
+    "--backend", "-b", help=f"{', '.join(known_backends())}, or all (skips what cannot run here). Repeatable.")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where PyTorch and ONNX Runtime run.", case_sensitive=False)]
 BatchesOpt = Annotated[list[int], typer.Option("--batch", help="Batch size (repeatable).")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed runs before timing.")]
@@ -142,7 +157,11 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
     from casvit_deploy.bench.compare import (
-        check_threshold, inconclusive, load_baseline, machine_change_pct, regressions,
+        check_threshold,
+        inconclusive,
+        load_baseline,
+        machine_change_pct,
+        regressions,
     )
     from casvit_deploy.bench.compare import compare as compare_runs
     from casvit_deploy.bench.sources import artifact_source, check_loads, model_sources

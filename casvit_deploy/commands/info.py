@@ -11,8 +11,18 @@ import typer
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    BackboneOpt, CheckpointOpt, EmaOpt, JsonOpt, ResolutionOpt, VariantOpt, check_report_paths, console, emit, guarded,
-    json_text, to_stdout,
+    BackboneOpt,
+    CheckpointOpt,
+    EmaOpt,
+    JsonOpt,
+    ResolutionOpt,
+    VariantOpt,
+    check_report_paths,
+    console,
+    emit,
+    guarded,
+    json_text,
+    to_stdout,
 )
 from casvit_deploy.commands.render import show
 
@@ -142,8 +152,8 @@ def _artifact_table(facts: dict) -> Table:
 
 
 def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
-    from casvit_deploy.artifacts.describe import describe_artifact
     from casvit_deploy.errors import UsageError
+    from casvit_deploy.store.describe import describe_artifact
 
     given = [flag for flag, value in model_flags.items() if value]
     if given:

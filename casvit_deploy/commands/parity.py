@@ -10,12 +10,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from casvit_deploy.commands.common import (
-    CheckpointOpt, JsonOpt, check_report_paths, console, emit, guarded, report_option, to_stdout,
+    CheckpointOpt,
+    JsonOpt,
+    check_report_paths,
+    console,
+    emit,
+    guarded,
+    report_option,
+    to_stdout,
 )
 from casvit_deploy.commands.render import Status, show
-from casvit_deploy.settings import CoreMLEngine, InputKind
+from casvit_deploy.formats import suffixes
+from casvit_deploy.formats.coreml.options import CoreMLEngine
+from casvit_deploy.settings import InputKind
 
-ArtifactsArg = Annotated[list[Path], typer.Argument(help="Artifacts (.onnx, .ort, .pte, .mlpackage) and manifests.",
+ArtifactsArg = Annotated[list[Path], typer.Argument(help=f"Artifacts ({', '.join(suffixes())}) and manifests.",
                                                     show_default=False)]
 FloatOpt = Optional[float]
 
@@ -115,8 +124,8 @@ def parity(
 
     fp32/fp16 artifacts are judged by tolerance, int8 ones by agreement (cosine, SNR, top-1,
     top-5) with the per-block table in SQNR."""
-    from casvit_deploy.artifacts.formats import format_for_path
     from casvit_deploy.errors import ParityFailure
+    from casvit_deploy.formats import format_for_path
     from casvit_deploy.numerics import ThresholdOverrides
     from casvit_deploy.parity import check_artifact
     from casvit_deploy.parity.inputs import check_samples

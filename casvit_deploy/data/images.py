@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from casvit_deploy.errors import BackendMissingError, UsageError
+from casvit_deploy.errors import BackendMissingError, UsageError, first_line
 from casvit_deploy.settings import Resolution
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -111,7 +111,7 @@ def folder_photos(directory: Path, option: str = "--images") -> list[tuple[str, 
         try:
             photos.append((str(path), skimage.io.imread(path)))
         except Exception as err:
-            raise UsageError(f"cannot read image {path}: {str(err).splitlines()[0][:120]}") from None
+            raise UsageError(f"cannot read image {path}: {first_line(err, 120)}") from None
     return photos
 
 

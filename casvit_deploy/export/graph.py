@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from casvit_deploy.model.blocks import (  # noqa: F401  (exporters import them here)
-    FINAL_OUTPUT, block_names, output_names,
+    FINAL_OUTPUT,
+    block_names,
+    output_names,
 )
 from casvit_deploy.model.program import MAX_DYNAMIC_BATCH, example_input, export_program  # noqa: F401  (likewise)
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from casvit_deploy.artifacts.formats import Format
-from casvit_deploy.artifacts.manifest import CalibrationRecord, KeptFloat, QuantizationRecord
 from casvit_deploy.artifacts.options import Int8Options
+from casvit_deploy.artifacts.records import CalibrationRecord, KeptFloat, QuantizationRecord
 from casvit_deploy.data.calibration import CalibrationSet, calibration_set
 from casvit_deploy.export.base import ExportJob
 from casvit_deploy.export.graph import block_names, block_outputs
@@ -46,10 +45,10 @@ class Int8Plan:
         return self.calibration.photographs
 
 
-def plan(job: ExportJob, fmt: Format) -> Int8Plan:
-    """Resolve `job.options.int8` (None: the defaults) for format `fmt`."""
+def plan(job: ExportJob) -> Int8Plan:
+    """Resolve `job.options.int8` (None: the defaults) for the job's format."""
     options = job.options.int8 or Int8Options()
-    method = fmt.calibration_method(options.calibration_method)
+    method = job.format.calibration_method(options.calibration_method)
     default_kept = () if options.quantize_residual else (RESIDUAL_ADDS,)
     kept = check_targets(job.model, default_kept + tuple(options.keep_float))
     reasons = {t: DEFAULT_REASON.get(t, "--keep-float") if t in default_kept else "--keep-float" for t in kept}

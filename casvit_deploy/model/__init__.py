@@ -1,12 +1,25 @@
-"""The CAS-ViT definition, variant table and checkpoint reading."""
+"""The CAS-ViT definition, variant table and checkpoint reading.
 
-from casvit_deploy.model.casvit import CASViT
-from casvit_deploy.model.checkpoint import CheckpointInfo, load_checkpoint
-from casvit_deploy.model.loading import LoadedModel, check_resolution, load_model
-from casvit_deploy.model.factory import RANDOM_WEIGHTS_NOTE, build_model, random_model, randomize
-from casvit_deploy.model.variants import IMAGENET_MEAN, IMAGENET_STD, VARIANTS, Variant, get_variant
+The names below load their module on first use (PEP 562), so that importing a light part
+(`casvit_deploy.model.variants`) does not import torch: the format table and the CLI's help
+stay instant.
+"""
 
-__all__ = [
-    "CASViT", "CheckpointInfo", "LoadedModel", "check_resolution", "load_model", "load_checkpoint", "RANDOM_WEIGHTS_NOTE", "build_model",
-    "random_model", "randomize", "IMAGENET_MEAN", "IMAGENET_STD", "VARIANTS", "Variant", "get_variant",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "CASViT": "casvit", "CheckpointInfo": "checkpoint", "load_checkpoint": "checkpoint",
+    "LoadedModel": "loading", "check_resolution": "loading", "load_model": "loading",
+    "RANDOM_WEIGHTS_NOTE": "factory", "build_model": "factory", "random_model": "factory", "randomize": "factory",
+    "IMAGENET_MEAN": "variants", "IMAGENET_STD": "variants", "VARIANTS": "variants", "Variant": "variants",
+    "get_variant": "variants",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

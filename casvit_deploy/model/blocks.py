@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from casvit_deploy.settings import Resolution
+
+if TYPE_CHECKING:  # torch is imported where a model is at hand, not where names are
+    from torch import nn
 
 FINAL_OUTPUT = "head"
 CLASSIFIER_OUTPUT = "logits"
@@ -50,6 +52,8 @@ def block_names(model: nn.Module) -> list[str]:
     blocks ("network.0.0", ...), the embeddings between stages ("network.1", ...), and
     "head" for a classifier's final output; a backbone's output norms ("norm0", "norm2",
     ...) follow the stage they normalize."""
+    from torch import nn
+
     names = ["patch_embed"]
     fork_feat = getattr(model, "fork_feat", False)
     for i, part in enumerate(model.network):

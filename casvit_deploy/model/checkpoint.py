@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from casvit_deploy.errors import CheckpointError
+from casvit_deploy.errors import CheckpointError, first_line
 from casvit_deploy.model.casvit import CASViT
 from casvit_deploy.model.factory import build_model
 from casvit_deploy.model.variants import VARIANTS
@@ -107,10 +107,10 @@ def _read_torch(path: Path) -> object:
 
 def _reason(err: Exception) -> str:
     """The first line of an exception, with its type when the message alone says little."""
-    text = (str(err).strip().splitlines() or [""])[0][:120]
-    if isinstance(err, (RuntimeError, EOFError, ValueError, OSError)) and text:
+    text = first_line(err, 120)
+    if isinstance(err, (RuntimeError, EOFError, ValueError, OSError)) or text == type(err).__name__:
         return text
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return f"{type(err).__name__}: {text}"
 
 
 def _read_safetensors(path: Path) -> dict:

@@ -11,7 +11,10 @@ from casvit_deploy.model.checkpoint import CheckpointInfo, load_checkpoint
 from casvit_deploy.model.factory import RANDOM_WEIGHTS_NOTE, random_model
 from casvit_deploy.model.variants import get_variant
 from casvit_deploy.settings import (  # noqa: F401  (the bounds are re-exported: they used to live here)
-    RESOLUTION_MAX, RESOLUTION_MIN, RESOLUTION_STEP, Resolution,
+    RESOLUTION_MAX,
+    RESOLUTION_MIN,
+    RESOLUTION_STEP,
+    Resolution,
 )
 
 DEFAULT_VARIANT = "xs"

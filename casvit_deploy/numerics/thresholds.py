@@ -10,7 +10,7 @@ and it has the reference's name, shape and dtype and no NaN/Inf.
 Per-block localization calls a block divergent when its relative error
 max|out - ref| / max|ref| exceeds `block_rtol`.
 
-int8 (also w8a8, and palettized weights: Manifest.judged_as) is judged by agreement, not
+int8 (and every lossy artifact: settings.judged_as) is judged by agreement, not
 by an fp32-style tolerance (atol and rtol are None: not
 judged unless given): per-sample cosine, SNR in dB (10 log10 of signal over error power),
 top-1 agreement and top-5 overlap; a block is divergent when its SQNR (the SNR of its
@@ -29,7 +29,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import Precision
+from casvit_deploy.settings import Precision, judged_as
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,8 @@ DEFAULTS: dict[Precision, Thresholds] = {
     Precision.INT8: Thresholds(atol=None, rtol=None, min_cosine=0.98, min_top1=0.5, block_rtol=None,
                                min_snr_db=15.0, min_top5=0.6, block_min_sqnr_db=10.0),
 }
-DEFAULTS[Precision.W8A8] = DEFAULTS[Precision.INT8]  # judged by agreement, as int8
 
 
-def defaults_for(precision: Precision) -> Thresholds:
-    """The default thresholds of `precision` (every Precision has an entry)."""
-    return DEFAULTS[Precision(precision)]
+def defaults_for(precision: Precision, lossy: bool = False) -> Thresholds:
+    """The default thresholds of an artifact of `precision` (lossy options: see judged_as)."""
+    return DEFAULTS[judged_as(precision, lossy)]

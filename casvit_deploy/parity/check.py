@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
 from casvit_deploy.artifacts.files import artifact_sha256
-from casvit_deploy.artifacts.formats import Localization, format_for_path
-from casvit_deploy.artifacts.manifest import Manifest, ParityRecord
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.artifacts.records import ParityRecord, ParityStatus
 from casvit_deploy.errors import CasvitError
+from casvit_deploy.formats import format_for_path
 from casvit_deploy.model.loading import LoadedModel
 from casvit_deploy.numerics import ThresholdOverrides, defaults_for, judge
 from casvit_deploy.parity.execute import run_all
 from casvit_deploy.parity.inputs import InputSet, build_input_sets
 from casvit_deploy.parity.integrity import check_integrity
 from casvit_deploy.parity.localize import localize
+from casvit_deploy.parity.reference import reference_model
 from casvit_deploy.parity.report import InputSetResult, ParityReport
-from casvit_deploy.parity.weight_audit import audit_weights
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.runtime.eager import EagerRunner
-from casvit_deploy.runtime.registry import open_runner
-from casvit_deploy.settings import CoreMLEngine, InputKind, Precision
+from casvit_deploy.settings import InputKind
+from casvit_deploy.store import manifests
+from casvit_deploy.store.runners import open_runner
 
 
 def _check_set(runner, reference: EagerRunner, inputs: InputSet, batch, thresholds) -> tuple[InputSetResult, dict]:
@@ -46,9 +49,10 @@ def _worst_sample(values: dict) -> int:
 
 def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpoint: Path | None = None,
                    inputs: InputKind = InputKind.BOTH, images_dir: Path | None = None, samples: int | None = None,
-                   per_block: bool = False, engine: CoreMLEngine = CoreMLEngine.AUTO, record: bool = True,
+                   per_block: bool = False, engine: Enum | None = None, record: bool = True,
                    overrides: ThresholdOverrides = ThresholdOverrides(), allow_modified: bool = False,
-                   report_as: Path | None = None, progress: Callable[[str], None] | None = None) -> ParityReport:
+                   report_as: Path | None = None, progress: Callable[[str], None] | None = None,
+                   manifest: Manifest | None = None) -> ParityReport:
     """Run the artifact and its reference on the same inputs and judge every output.
 
     First the artifact must be the one its manifest describes (sha256, and inputs and
@@ -56,20 +60,24 @@ def check_artifact(artifact: Path, loaded: LoadedModel | None = None, *, checkpo
     numbers, unless `allow_modified` (then the artifact is checked as it is). The reference
     is `loaded`, else rebuilt from the manifest (`checkpoint` overrides the recorded path;
     its sha256 must match). Localization runs with `per_block` and whenever a check fails.
+    `engine` chooses what executes the artifact where its format offers a choice (CoreML).
     With `record`, the result is added to the manifest's parity records (see `record_result`).
     `report_as` names the artifact in the report (a staged artifact by its final path).
     `progress` is told each stage (reference, inputs, each input set, localization).
+    `manifest` is the artifact's, when the caller holds it (the export gate); else it is read.
     """
     started, artifact = time.perf_counter(), Path(artifact)
     progress = progress or (lambda stage: None)
     fmt = format_for_path(artifact)
-    manifest = Manifest.load(artifact)
+    manifest = manifest or manifests.load(artifact)
     limits = overrides.apply(defaults_for(manifest.judged_as))
     progress("reference model")
-    loaded = manifest.reference_model(artifact, checkpoint, loaded)
+    loaded = reference_model(manifest, artifact, checkpoint, loaded)
     reference = EagerRunner(loaded.model, output_names=manifest.reference_outputs, head=manifest.head)
     checked_sha256 = artifact_sha256(artifact)
-    with open_runner(artifact, RunnerOptions(coreml_engine=engine)) as runner:
+    options = RunnerOptions(engine=engine, preprocessing=manifest.preprocessing,
+                            output_names=tuple(manifest.output_names))
+    with open_runner(artifact, options) as runner:
         report = ParityReport(str(report_as or artifact), fmt.name, runner.description, reference.description,
                               manifest.precision.value, loaded.weights, limits)
         report.integrity = check_integrity(manifest, checked_sha256, runner.signature(), allow_modified)
@@ -102,6 +110,12 @@ def _compare(report: ParityReport, runner, reference, loaded, manifest: Manifest
         report.localization = _localize(artifact, fmt, runner, reference, loaded, manifest, report, kept)
 
 
+def parity_record(report: ParityReport, reason: str = "") -> ParityRecord:
+    """The manifest's record of `report`, tied to the bytes it checked."""
+    status = ParityStatus.PASS if report.passed else ParityStatus.FAIL
+    return ParityRecord(status, report.sha256, reason=reason, report=report.summary())
+
+
 def record_result(artifact: Path, report: ParityReport, export_sha256: str) -> None:
     """Add `report` to the artifact's manifest as a parity record tied to the bytes checked,
     and only while they are still the artifact's and the manifest still describes the same
@@ -114,9 +128,9 @@ def record_result(artifact: Path, report: ParityReport, export_sha256: str) -> N
         return
     reason = ("checked with --allow-modified: " + "; ".join(integrity.differences)
               if integrity is not None and integrity.modified else "")
-    record = ParityRecord("pass" if report.passed else "fail", report.sha256, reason=reason, report=report.summary())
+    record = parity_record(report, reason)
     try:
-        Manifest.append_parity(artifact, record, export_sha256)
+        manifests.append_parity(artifact, record, export_sha256)
     except CasvitError as err:
         report.notes.append(f"result not recorded in the manifest: {err}")
     except OSError as err:
@@ -124,19 +138,15 @@ def record_result(artifact: Path, report: ParityReport, export_sha256: str) -> N
 
 
 def _localize(artifact, fmt, runner, reference, loaded, manifest: Manifest, report: ParityReport, kept: dict):
-    """Localize on the worst sample of the first failing input set (else the last set).
-    Where the format hides activations (ExecuTorch's delegate), its weights are audited, or
-    for int8 programs the module they were lowered from is rebuilt and read block by block."""
+    """Localize on the worst sample of the first failing input set (else the last set): from
+    block outputs read inside the artifact, or by the format's own localization where its
+    runtime hides them (e.g. ExecuTorch's delegate)."""
     chosen = ([s for s in report.input_sets if s.failures] or report.input_sets[-1:])[0]
     index = _worst_sample(kept[chosen.name])
     sample = kept[chosen.name]["images"][index:index + 1]
     sample = np.repeat(sample, manifest.fixed_batch or 1, axis=0)
-    if fmt.localization is Localization.WEIGHT_AUDIT and manifest.precision is Precision.INT8:
-        from casvit_deploy.parity.simulated_blocks import simulate_blocks
-
-        return simulate_blocks(loaded, manifest, runner, reference, sample, report.thresholds, chosen.name,
-                               chosen.sources[index])
-    if fmt.localization is Localization.WEIGHT_AUDIT:
-        return audit_weights(artifact, loaded, manifest, runner.description, chosen.name, chosen.sources[index])
+    if fmt.localize is not None:
+        return fmt.localize(artifact, loaded, manifest, runner, reference, sample, report.thresholds, chosen.name,
+                            chosen.sources[index])
     return localize(fmt.name, runner, reference, sample, manifest.block_outputs,
                     report.thresholds, chosen.name, chosen.sources[index])

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from casvit_deploy.errors import CasvitError, UsageError
-
-
-def _first_line(err: BaseException) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+from casvit_deploy.errors import CasvitError, UsageError, first_line
 
 
 def run_all(runner, images: np.ndarray, batch: int | None) -> dict[str, np.ndarray]:
@@ -33,5 +29,5 @@ def _run(runner, images: np.ndarray) -> dict[str, np.ndarray]:
         raise
     except Exception as err:  # a corrupt or mismatched artifact fails inside its runtime
         raise UsageError(f"{runner.description} could not run the artifact on input {list(images.shape)}: "
-                         f"{_first_line(err)}") from None
+                         f"{first_line(err)}") from None
     return {k: np.asarray(v) for k, v in outputs.items()}

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from casvit_deploy.artifacts.manifest import Manifest, Signature
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.artifacts.records import Signature
 
 
 @dataclass

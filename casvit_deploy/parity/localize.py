@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from casvit_deploy.model.blocks import block_names
-from casvit_deploy.numerics import Thresholds, sqnr_db
-from casvit_deploy.parity.report import BlockResult, Localization
+from casvit_deploy.numerics import Thresholds
+from casvit_deploy.numerics.localization import Localization, compare_block
 from casvit_deploy.runtime.eager import EagerRunner
 
 
@@ -24,29 +24,6 @@ def tensor_names(fmt: str, runner, block_outputs: dict[str, str]) -> tuple[dict[
     if not block_outputs:
         return {}, "manifest has no block_outputs; re-export the artifact"
     return runner.block_tensors(block_outputs), ""
-
-
-def _within(rel_err: float, sqnr: float, limits: Thresholds) -> bool:
-    if limits.block_min_sqnr_db is not None and not sqnr >= limits.block_min_sqnr_db:
-        return False
-    return limits.block_rtol is None or rel_err <= limits.block_rtol
-
-
-def compare_block(block: str, tensor: str | None, out, ref: np.ndarray, limits: Thresholds) -> BlockResult:
-    if tensor is None or out is None:
-        return BlockResult(block, tensor, "unmapped", note="no matching tensor in the artifact")
-    out = np.asarray(out, dtype=np.float64)
-    if out.size != ref.size:
-        return BlockResult(block, tensor, "mismatch", note=f"shape {list(out.shape)} vs reference {list(ref.shape)}")
-    out, ref = out.reshape(ref.shape), ref.astype(np.float64)
-    err = float(np.max(np.abs(out - ref)))
-    scale = float(np.max(np.abs(ref))) or 1.0
-    norms = np.linalg.norm(out) * np.linalg.norm(ref)
-    cosine = float(np.sum(out * ref) / norms) if norms > 0 else float(np.array_equal(out, ref))
-    finite = bool(np.all(np.isfinite(out)))
-    sqnr = sqnr_db(out, ref)
-    status = "ok" if finite and _within(err / scale, sqnr, limits) else "diverged"
-    return BlockResult(block, tensor, status, err, err / scale, cosine, "" if finite else "NaN/Inf", sqnr)
 
 
 def localize(fmt: str, runner, reference: EagerRunner, image: np.ndarray, block_outputs: dict[str, str],

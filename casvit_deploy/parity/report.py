@@ -4,44 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from casvit_deploy.numerics import OutputMetrics, Thresholds, plain
+from casvit_deploy.numerics import OutputMetrics, Thresholds
+from casvit_deploy.numerics.localization import Localization
 from casvit_deploy.parity.integrity import Integrity
-
-BLOCK_STATUSES = ("ok", "diverged", "unmapped", "mismatch")
-
-
-@dataclass
-class BlockResult:
-    """One block's output in the artifact against the reference."""
-
-    block: str
-    tensor: str | None
-    status: str
-    max_abs: float | None = None
-    rel_err: float | None = None
-    cosine: float | None = None
-    note: str = ""
-    sqnr_db: float | None = None  # int8: the block's SQNR against the fp32 block output
-
-    def to_dict(self) -> dict:
-        return {k: plain(v) for k, v in self.__dict__.items()}
-
-
-@dataclass
-class Localization:
-    """Per-block comparison on one sample; `first_divergent` names where it starts."""
-
-    engine: str
-    input_set: str
-    sample: str
-    method: str
-    blocks: list[BlockResult] = field(default_factory=list)
-    first_divergent: str | None = None
-    note: str = ""
-
-    def to_dict(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items() if k != "blocks"}
-        return data | {"blocks": [b.to_dict() for b in self.blocks]}
 
 
 @dataclass

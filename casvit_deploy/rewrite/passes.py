@@ -14,12 +14,17 @@ import torch
 from torch import nn
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.settings import Form
 from casvit_deploy.model.casvit import AdditiveBlock, AdditiveTokenMixer, CASViT, Embedding, FlattenMean
 from casvit_deploy.rewrite.fusion import (
-    average_linears, bn_affine, fold_bn_into_linear, fold_bn_into_pointwise, fuse_conv_bn, split_conv_outputs,
+    average_linears,
+    bn_affine,
+    fold_bn_into_linear,
+    fold_bn_into_pointwise,
+    fuse_conv_bn,
+    split_conv_outputs,
 )
 from casvit_deploy.rewrite.modules import ChannelAffine, QKVConvs, SpatialMean
+from casvit_deploy.settings import Form
 
 
 def _pure(fn: Callable[[nn.Module], None]) -> Callable[[nn.Module], nn.Module]:

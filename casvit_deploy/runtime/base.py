@@ -12,22 +12,26 @@ inside the artifact declare `supports_intermediates` and implement `block_tensor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from casvit_deploy.artifacts.manifest import Signature
 from casvit_deploy.artifacts.preprocessing import Preprocessing
-from casvit_deploy.settings import CoreMLEngine, Device
+from casvit_deploy.artifacts.records import Signature
+from casvit_deploy.settings import Device
 
 
 @dataclass(frozen=True)
 class RunnerOptions:
+    """How to open an artifact. `open_runner` (store/runners.py) fills `preprocessing` and
+    `output_names` from the artifact's manifest when they are not given."""
+
     threads: int | None = None                      # None: the runtime's default
     device: Device = Device.CPU
-    coreml_engine: CoreMLEngine = CoreMLEngine.AUTO
-    preprocessing: Preprocessing | None = None      # image inputs: default from the manifest
-    output_names: tuple[str, ...] | None = None     # formats that store none (ExecuTorch): default from the manifest
+    engine: Enum | None = None                      # what executes it, where a format offers a choice (CoreML)
+    preprocessing: Preprocessing | None = None      # image inputs: how the app's pixels were preprocessed
+    output_names: tuple[str, ...] | None = None     # formats that store none (ExecuTorch)
 
 
 class Runner:

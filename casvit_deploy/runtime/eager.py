@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names, output_names as model_output_names  # noqa: F401
+from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names  # noqa: F401
+from casvit_deploy.model.blocks import output_names as model_output_names
 from casvit_deploy.settings import Head
 
 

@@ -9,7 +9,6 @@ from collections.abc import Callable
 
 from casvit_deploy.bench.backends.base import Case, Prepared, input_batch
 from casvit_deploy.bench.timing import CudaEvents, WallClock
-from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.settings import Device, Precision
 
 DTYPES = {Precision.FP32: "float32", Precision.FP16: "float16"}
@@ -18,6 +17,8 @@ DTYPES = {Precision.FP32: "float32", Precision.FP16: "float16"}
 def _model_and_input(case: Case):
     """The case's model form and input on its device, dtype and memory format."""
     import torch
+
+    from casvit_deploy.rewrite import deploy_form
 
     model, passes = deploy_form(case.loaded.model, case.form, case.disable)
     dtype = getattr(torch, DTYPES[case.precision])

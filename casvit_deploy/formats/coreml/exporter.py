@@ -1,0 +1,55 @@
+"""The CoreML exporter: checks a request before any work (deployment target, compression and
+the target it needs, flags CoreML does not take), then converts (convert.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casvit_deploy.errors import UsageError
+from casvit_deploy.export.base import ExportJob, ExportSettings, FormatOutput
+from casvit_deploy.formats.coreml.compression import check_target, compression_for, deployment_target
+from casvit_deploy.formats.coreml.labels import is_imagenet
+from casvit_deploy.formats.coreml.options import CoreMLOptions
+from casvit_deploy.settings import Precision
+
+UNSUPPORTED_INT8 = (("keep_float", "--keep-float"), ("auto_keep_float", "--auto-keep-float"),
+                    ("quantize_residual", "--quantize-residual"), ("calibration_method", "--calibration-method"))
+
+
+def _check_program(settings: ExportSettings) -> None:
+    options: CoreMLOptions = settings.options
+    if settings.dynamic_batch:
+        raise UsageError("CoreML export takes a fixed batch; drop --dynamic-batch for coreml")
+    if options.fp16_output and settings.precision is not Precision.FP16:
+        raise UsageError("--fp16-output applies to fp16 CoreML programs only; drop it or use --precision fp16")
+    if options.classifier and settings.batch != 1:
+        raise UsageError("a CoreML classifier classifies one image per prediction; drop --batch for --labels")
+    if options.classifier and not is_imagenet(options.labels) and not Path(options.labels).is_file():
+        raise UsageError(f"--labels {options.labels}: no such file")
+
+
+def _check_compression(settings: ExportSettings) -> None:
+    """The compression asked for and its deployment target; flags that CoreML does not take."""
+    options: CoreMLOptions = settings.options
+    target = deployment_target(options.deployment_target)
+    compression = compression_for(settings.precision, options.palettize)
+    if compression is not None:
+        check_target(compression, target, options.deployment_target)
+    if options.fp16_safe and settings.precision is Precision.FP32:
+        raise UsageError("--fp16-safe keeps fp16-sensitive blocks in fp32; it applies to fp16 computation, "
+                         "not --precision fp32")
+    given = [flag for field, flag in UNSUPPORTED_INT8 if options.int8 and getattr(options.int8, field)]
+    if given:
+        raise UsageError(f"{given[0]} is not offered by CoreML compression (ONNX and ExecuTorch int8 only)")
+
+
+class CoreMLExporter:
+    @staticmethod
+    def check(settings: ExportSettings) -> None:
+        _check_program(settings)
+        _check_compression(settings)
+
+    def export(self, job: ExportJob) -> FormatOutput:
+        from casvit_deploy.formats.coreml.convert import export_package
+
+        return export_package(job)

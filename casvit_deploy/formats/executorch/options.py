@@ -1,0 +1,26 @@
+"""ExecuTorch export options: the delegate a program is lowered to, and whether ops may be
+left on portable kernels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from casvit_deploy.artifacts.options import FormatOptions
+
+
+class Delegate(str, Enum):
+    """ExecuTorch lowering: XNNPACK, the Core ML delegate, or none (portable kernels)."""
+
+    XNNPACK = "xnnpack"
+    COREML = "coreml"
+    PORTABLE = "portable"
+
+
+@dataclass(frozen=True)
+class ExecuTorchOptions(FormatOptions):
+    delegate: Delegate = Delegate.XNNPACK
+    allow_portable: bool = False        # accept ops left on portable kernels
+
+    def target(self) -> dict:
+        return {"delegate": self.delegate.value}

@@ -1,0 +1,53 @@
+"""What an exported artifact is, from its manifest and its file: what `casvit info ARTIFACT`
+reports (format, interface and what to feed it, preprocessing, precision, target runtime,
+size, tool versions, parity status, and whether the file still matches its manifest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from casvit_deploy.artifacts.files import artifact_sha256, artifact_size
+from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.formats import format_for_path
+from casvit_deploy.store import manifests
+
+
+def _target(manifest: Manifest) -> dict:
+    """Which runtime versions can load the artifact, as its format knows it (e.g. opset, IR
+    version and first ONNX Runtime release; CoreML spec version and deployment target)."""
+    return manifest.details.target() | manifest.options.target()
+
+
+def _parity(manifest: Manifest, sha256: str) -> dict:
+    record = manifest.latest_parity
+    if record is None:
+        return {"status": "never checked", "checks": 0}
+    return {"status": record.status.value, "checked_at": record.checked_at, "reason": record.reason,
+            "checked_these_bytes": record.sha256 == sha256, "checks": len(manifest.parity)}
+
+
+def _model(manifest: Manifest) -> dict:
+    checkpoint = None if manifest.checkpoint is None else manifest.checkpoint.to_dict()
+    return {"variant": manifest.variant, "num_classes": manifest.num_classes, "weights": manifest.weights,
+            "checkpoint": checkpoint, "seed": manifest.seed, "form": manifest.form.value, "passes": manifest.passes}
+
+
+def describe_artifact(artifact: Path) -> dict:
+    """Everything `casvit info ARTIFACT` reports, as plain data; UsageError/ManifestError for
+    a missing artifact, an unknown format or a missing or invalid manifest."""
+    artifact = Path(artifact)
+    fmt = format_for_path(artifact)
+    manifest = manifests.load(artifact)
+    sha256 = artifact_sha256(artifact)
+    return {
+        "artifact": str(artifact), "format": fmt.name, "size_bytes": artifact_size(artifact),
+        "sha256": sha256, "matches_manifest": sha256 == manifest.sha256, "manifest_sha256": manifest.sha256,
+        "model": _model(manifest), "precision": manifest.precision.value, "resolution": manifest.resolution,
+        "batch": "dynamic" if manifest.dynamic_batch else manifest.batch, "head": manifest.head.value,
+        "inputs": [spec.to_dict() for spec in manifest.inputs],
+        "outputs": [spec.to_dict() for spec in manifest.outputs],
+        "preprocessing": manifest.preprocessing.to_dict(), "target": _target(manifest),
+        "mobile_usability": manifest.details.mobile_summary(),
+        "options": manifest.options.to_record(), "tools": {k: v for k, v in manifest.tools.items() if v},
+        "exported_at": manifest.exported_at, "parity": _parity(manifest, sha256),
+    }
