@@ -15,10 +15,15 @@ from casvit_deploy.runtime.base import RunnerOptions
 
 
 def open_coreml(path: Path, engine: str = "mil-reference", threads: int | None = None):
-    """An opened CoreMLRunner for `path` (not through open_runner: any suffix will do)."""
+    """An opened CoreMLRunner for `path` (not through open_runner: any suffix will do), with
+    its manifest's preprocessing when it has one, as open_runner gives it."""
     from casvit_deploy.formats.coreml.runner import CoreMLRunner
+    from casvit_deploy.store import manifests
 
-    runner = CoreMLRunner(path, RunnerOptions(threads=threads, engine=CoreMLEngine(engine)))
+    manifest = manifests.find(path)
+    options = RunnerOptions(threads=threads, engine=CoreMLEngine(engine),
+                            preprocessing=manifest.preprocessing if manifest else None)
+    runner = CoreMLRunner(path, options)
     runner.open()
     return runner
 

@@ -15,6 +15,8 @@ import pytest
 from casvit_deploy.errors import UsageError
 from casvit_deploy.formats.onnx.opset import min_onnxruntime
 from casvit_deploy.formats.onnx.options import OnnxOptions
+from casvit_deploy.formats.ort.options import OrtOptions
+from casvit_deploy.formats.ort.releases import min_onnxruntime as ort_min_onnxruntime
 from casvit_deploy.model import load_model
 from casvit_deploy.parity import check_artifact
 from casvit_deploy.pipeline import export_model
@@ -38,8 +40,8 @@ def exports(loaded, tmp_path_factory):
 
     def get(fmt: str, opset: int):
         if (fmt, opset) not in done:
-            done[fmt, opset] = export_model(loaded, fmt, out / f"{fmt}{opset}", resolution=RES,
-                                            options=OnnxOptions(opset=opset))
+            options = (OrtOptions if fmt == "ort" else OnnxOptions)(opset=opset)
+            done[fmt, opset] = export_model(loaded, fmt, out / f"{fmt}{opset}", resolution=RES, options=options)
         return done[fmt, opset]
 
     return get
@@ -160,14 +162,21 @@ def test_ort_format_below_opset_20(exports, loaded):
 
 @pytest.mark.parametrize("args, first", [
     ((17, 8), "1.13"), ((18, 8), "1.14"), ((19, 9), "1.15"), ((20, 9), "1.17"), ((20, 10), "1.18"),
-    ((18, 8, 6), "1.16"), ((20, 9, 6), "1.17"), ((17, 8, 5), "1.13"),
 ])
 def test_min_onnxruntime_table(args, first):
     assert min_onnxruntime(*args) == first
 
 
+@pytest.mark.parametrize("args, first", [
+    ((18, 8, 6), "1.16"), ((20, 9, 6), "1.17"), ((17, 8, 5), "1.13"),
+])
+def test_min_onnxruntime_of_ort_format(args, first):
+    opset, ir_version, ort_format = args
+    assert ort_min_onnxruntime(min_onnxruntime(opset, ir_version), ort_format, frozenset()) == first
+
+
 def test_min_onnxruntime_of_gelu_in_ort_format():
-    assert min_onnxruntime(20, 9, 6, frozenset({("ai.onnx", 20, "Gelu")})) == "1.18"
+    assert ort_min_onnxruntime(min_onnxruntime(20, 9), 6, frozenset({("ai.onnx", 20, "Gelu")})) == "1.18"
 
 
 @pytest.mark.parametrize("opset", [16, 21, 0])

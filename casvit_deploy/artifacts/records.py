@@ -132,6 +132,9 @@ class ParityRecord:
     reason: str = ""
     report: dict | None = None
 
+    def __post_init__(self):
+        object.__setattr__(self, "status", ParityStatus(self.status))
+
     def to_dict(self) -> dict:
         return {"status": self.status.value, "sha256": self.sha256, "checked_at": self.checked_at,
                 "reason": self.reason, "report": self.report}
