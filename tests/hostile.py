@@ -308,6 +308,9 @@ for _name, _change, _message in [
     ("bool-tensor", _replace(_HEAD, lambda t: t > 0), "dtype bool"),
     ("integer-tensor", _replace(_HEAD, lambda t: t.long()), "dtype int64"),
     ("nan-weight", _replace(_HEAD, _with_value(float("nan"))), "NaN/Inf"),
+    ("negative-running-var", _replace("norm.running_var", _with_value(-5.0)), "norm.running_var holds a negative"),
+    ("huge-weight", _replace(_DWC, _with_value(3e38)), "dwc.weight holds a value of magnitude 3e"),
+    ("huge-fp64-weight", _replace(_HEAD, lambda t: _with_value(1e300)(t.double())), "head.weight holds a value"),
     ("inf-weight", _replace(_DWC, _with_value(float("inf"))), "NaN/Inf"),
     ("negative-inf-bn", _replace("norm.running_var", _with_value(float("-inf"))), "NaN/Inf"),
     ("expanded-million-classes", _replace(_HEAD, _expanded), "storage holds"),
@@ -366,6 +369,12 @@ def _(ws):
 @case("info-ckpt-input-size-zero", message="args.input_size 0 ")
 def _(ws):
     path = ws.write("c.pth", torch_bytes({"model": ws.state_dict(), "args": argparse.Namespace(input_size=0)}))
+    return ["info", "-c", str(path)]
+
+
+@case("info-ckpt-negative-running-var", message="norm.running_var holds a negative variance")
+def _(ws):
+    path = ws.write("c.pth", torch_bytes({"model": _replace("norm.running_var", _with_value(-5.0))(ws.state_dict())}))
     return ["info", "-c", str(path)]
 
 

@@ -84,3 +84,10 @@ def test_threshold_table_and_int8_agreement_limits_are_the_defaults():
 def test_every_file_the_readme_shows_or_names_in_benchmarks_exists():
     for name in set(re.findall(r"benchmarks/[\w./-]+\.(?:png|json|md)", README)):
         assert (ROOT / name).is_file(), name
+
+
+def test_the_input_limits_stated_are_the_code_s():
+    """Refusal bounds the Guarantees section states, read from where they live."""
+    from casvit_deploy.model.checkpoint import MAX_MAGNITUDE
+
+    assert float(stated(r"a magnitude above (1e\d+)").group(1)) == MAX_MAGNITUDE
