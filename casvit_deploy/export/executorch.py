@@ -15,6 +15,7 @@ import sys
 
 from casvit_deploy.artifacts.formats import FORMATS
 from casvit_deploy.artifacts.options import ExecuTorchOptions
+from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.errors import ExportError
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export import int8
@@ -108,11 +109,12 @@ class ExecuTorchExporter:
         lowered = _quantized_program(job, program, plan) if plan else program
         rewritten = keepdim_spatial_means(lowered)
         job.progress("lower")
-        edge = _lower(lowered, options.delegate)
-        report = coverage(edge)
-        if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
-            _refuse_portable(report, options.delegate)
-        job.artifact.write_bytes(edge.to_executorch().buffer)
+        with temp_files_in(job.artifact.parent):  # the serializers' flatbuffer files, in the staging folder
+            edge = _lower(lowered, options.delegate)
+            report = coverage(edge)
+            if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
+                _refuse_portable(report, options.delegate)
+            job.artifact.write_bytes(edge.to_executorch().buffer)
         job.progress("verify")
         check = _check(job, program, options.delegate, plan.photographs if plan else None)
         if check.failures:

@@ -180,7 +180,8 @@ def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path
 
     def evaluate(kept: tuple[str, ...]):
         trial = folder / "trial.onnx"
-        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache)
+        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache,
+                     work_dir=folder)
         with open_runner(trial) as runner:
             return ort.block_outputs(runner, names, plan.photographs, batch)
 
@@ -193,13 +194,13 @@ def _int8(job: ExportJob, program, fp32: Path):
     from casvit_deploy.quantize.targets import keeps_float
 
     plan = int8.plan(job, FORMATS["onnx"])
-    with tempfile.TemporaryDirectory(dir=job.artifact.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=job.artifact.parent) as tmp:  # in the staging folder
         cache = Path(tmp) / "calibration.json"  # ranges observed once, reused by every trial
         if plan.options.auto_keep_float:
             _search(job, program, fp32, plan, Path(tmp), cache)
         job.progress("quantize")
         ort.quantize(fp32, job.artifact, plan.calibration.images, None if job.dynamic_batch else job.batch,
-                     plan.method, keeps_float(plan.kept), cache)
+                     plan.method, keeps_float(plan.kept), cache, work_dir=Path(tmp))
     _strip_node_metadata(job.artifact)
     job.progress("verify")
     check = job.check(job.artifact, program, images=plan.photographs)
