@@ -689,6 +689,42 @@ for _name, (_build, _message) in OPTION_CASES.items():
     case(_name, message=_message, unprivileged="read-only" in _name)(_build)
 
 
+def _fifo(ws: Workspace, name: str) -> Path:
+    """A named pipe with no writer: reading it would block forever."""
+    path = ws.path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+# --- image folders (--calibration, --images) ---------------------------------------------------
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height (RGB, 8 bits) and whose image data is missing:
+    only a reader that decides from the header alone gives more than "truncated"."""
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+IMAGE_FOLDERS = {
+    "fifo-named-png": (lambda ws: _fifo(ws, "imgs/a.png").parent, "a.png is a FIFO"),
+    "folder-named-jpg": (lambda ws: ws.path("imgs/b.jpg").mkdir(parents=True) or ws.path("imgs"), "b.jpg is a folder"),
+    "png-of-8000x8000": (lambda ws: ws.write("imgs/big.png", _png_header(8000, 8000)).parent,
+                         "8000x8000 pixels, above the 40 megapixels"),
+    "empty-png": (lambda ws: ws.write("imgs/e.png", b"").parent, "cannot read image"),
+}
+for _name, (_make, _message) in IMAGE_FOLDERS.items():
+    case(f"parity-images-{_name}", message=_message)(
+        lambda ws, m=_make: ["parity", str(ws.artifact("onnx")), "--inputs", "images", "--images", str(m(ws))])
+case("export-calibration-fifo-named-png", message="a.png is a FIFO")(  # W8A8 reads its calibration set first
+    lambda ws: _export(ws, "-f", "coreml", "-p", "w8a8", "--deployment-target", "iOS17", "--calibration",
+                       str(_fifo(ws, "cal/a.png").parent)))
+
+
 def write_corpus(folder: Path) -> list[str]:
     """Write the inputs of every case that needs no exported artifact into `folder`."""
     from tests.conftest import official_checkpoint
