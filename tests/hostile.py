@@ -677,6 +677,15 @@ OPTION_CASES = {
                                           "--allow-portable applies to executorch only"),
     "export-labels-file-missing": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(ws.path("no.txt"))),
                                    "no such file"),
+    "export-labels-dev-zero": (lambda ws: _export(ws, "-f", "coreml", "--labels", "/dev/zero"), "character device"),
+    "export-labels-fifo": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(_fifo(ws, "labels.txt"))), "FIFO"),
+    "export-labels-folder": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(ws.folder)), "is a folder"),
+    "export-labels-nul-byte": (lambda ws: _labels(ws, "\0"), "line 4 holds the control character '\\\\x00'"),
+    "export-labels-whitespace-line": (lambda ws: _labels(ws, " \t "), "line 4 is blank"),
+    "export-labels-long-line": (lambda ws: _labels(ws, "x" * 10**6), "line 4 is 1000000 characters long"),
+    "export-labels-line-separator": (lambda ws: _labels(ws, "a\u2028b"), "control character"),
+    "export-labels-not-utf8": (lambda ws: _labels(ws, "\udcff"), "not UTF-8"),
+    "export-labels-larger-than-1000-can-be": (lambda ws: _labels(ws, "x\n" * 600_000), "is larger than 1000 labels"),
     "export-dynamic-batch-coreml": (lambda ws: _export(ws, "-f", "coreml", "--dynamic-batch"),
                                     "drop --dynamic-batch"),
     "export-out-is-a-file": (lambda ws: ["export", "-f", "onnx", "-o", str(ws.write("f", "x")), "--no-check"],
@@ -695,6 +704,14 @@ def _fifo(ws: Workspace, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(path)
     return path
+
+
+def _labels(ws: Workspace, line: str) -> list[str]:
+    """A CoreML classifier export whose labels file has `line` as its 4th line among 1000."""
+    lines = [f"class {i}" for i in range(1000)]
+    lines[3] = line
+    path = ws.write("labels.txt", ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+    return _export(ws, "-f", "coreml", "--labels", str(path))
 
 
 # --- image folders (--calibration, --images) ---------------------------------------------------

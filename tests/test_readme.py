@@ -89,7 +89,9 @@ def test_every_file_the_readme_shows_or_names_in_benchmarks_exists():
 def test_the_input_limits_stated_are_the_code_s():
     """Refusal bounds the Guarantees section states, read from where they live."""
     from casvit_deploy.data.images import MAX_PIXELS
+    from casvit_deploy.export.labels import MAX_LABEL_CHARS
     from casvit_deploy.model.checkpoint import MAX_MAGNITUDE
 
     assert float(stated(r"a magnitude above (1e\d+)").group(1)) == MAX_MAGNITUDE
     assert int(stated(r"an image above (\d+) megapixels").group(1)) == MAX_PIXELS // 10**6
+    assert int(stated(r"a label over (\d+) characters").group(1)) == MAX_LABEL_CHARS

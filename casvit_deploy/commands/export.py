@@ -139,10 +139,10 @@ def _option_defaults(fmt) -> dict:
 def check_format_flags(formats, flags: dict) -> None:
     """UsageError for a format option given (not None) and set away from its default that no
     chosen format takes (e.g. --labels with -f onnx), and for a --labels file that is not
-    there."""
+    there or not a regular file."""
     from casvit_deploy.artifacts.formats import FORMATS
     from casvit_deploy.errors import UsageError
-    from casvit_deploy.export.labels import is_imagenet
+    from casvit_deploy.export.labels import check_source
 
     for name, value in flags.items():
         owners = [f for f in FORMATS.values() if name in _option_defaults(f)]
@@ -152,9 +152,7 @@ def check_format_flags(formats, flags: dict) -> None:
         flag = "--" + name.replace("_", "-")
         raise UsageError(f"{flag} applies to {' and '.join(f.name for f in owners)} only, which is not among the "
                          f"formats chosen; add -f {owners[0].name} or drop {flag}")
-    labels = flags.get("labels")
-    if labels is not None and not is_imagenet(labels) and not Path(labels).is_file():
-        raise UsageError(f"--labels {labels}: no such file")
+    check_source(flags.get("labels"))
 
 
 def _compression_label(details: dict) -> str:
