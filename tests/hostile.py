@@ -607,14 +607,32 @@ for _command_name, _option in sorted(REPORT_OPTIONS):
 
 # --- option values -------------------------------------------------------------------------------
 
-def _baseline(ws: Workspace, p50) -> Path:
+def _baseline(ws: Workspace, p50, change: Callable[[dict], object] = lambda data: None) -> Path:
+    """A one-result baseline of the case `_bench` runs, with p50 `p50`, then `change`d in place."""
     result = {"model": "xs", "form": "deploy", "backend": "eager", "device": "cpu", "precision": "fp32",
               "batch": 1, "resolution": 32, "channels_last": False, "variant": "xs", "weights": "w", "passes": [],
               "engine": "e", "threads": 1, "round_p50_ms": [1.0], "load_s": 0.1, "first_inference_ms": 1.0,
               "peak_rss_mb": 1.0, "iters": 1, "p50_ms": p50, "p90_ms": 1.0, "p99_ms": 1.0, "mean_ms": 1.0,
               "std_ms": 0.0, "min_ms": 1.0, "throughput": 1.0}
     data = {"schema": "casvit-bench/1", "environment": {}, "config": {}, "gemm": {}, "results": [result]}
+    change(data)
     return ws.write("baseline.json", json.dumps(data))
+
+
+def _compare(ws: Workspace, dotted: str, value) -> list[str]:
+    return _bench(ws, "--compare", str(_baseline(ws, 1.0, _set(dotted, value))))
+
+
+BASELINE_FIELDS = [("results.0.batch", "1", "results\\[0\\].batch is '1'"), ("gemm", "fast", "gemm is 'fast'"),
+                   ("results.0.std_ms", "x", "std_ms is 'x'"), ("results.0.iqr_ms", "x", "iqr_ms is 'x'"),
+                   ("results.0.p25_ms", "x", "p25_ms is 'x'"), ("results.0.variant", 5, "variant is 5"),
+                   ("results", {}, "results is \\{\\}"), ("results", [], "results is \\[\\]"),
+                   ("results.0.resolution", {"height": 33, "width": 32}, "resolution is"),
+                   ("gemm", {"cpu": {"fp32_gflops": "many"}}, "gemm.cpu.fp32_gflops is 'many'"),
+                   ("results.0.channels_last", "no", "channels_last is 'no'"), ("failed", [{"backend": 1}], "failed")]
+for _field, _value, _message in BASELINE_FIELDS:
+    case(f"bench-compare-{_field.replace('results.0.', '')}={json.dumps(_value)[:24]}", message=_message)(
+        lambda ws, f=_field, v=_value: _compare(ws, f, v))
 
 
 def _bench(ws: Workspace, *extra: str) -> list[str]:
@@ -659,6 +677,8 @@ OPTION_CASES = {
     "bench-compare-not-a-report": (lambda ws: _bench(ws, "--compare", str(ws.write("b.json", "[]"))),
                                    "not a casvit bench report"),
     "bench-compare-missing": (lambda ws: _bench(ws, "--compare", str(ws.path("none.json"))), "does not exist"),
+    "bench-compare-matches-no-case": (lambda ws: _compare(ws, "results.0.resolution", {"height": 64, "width": 64}),
+                                      "no case of this run is in the baseline"),
     "bench-compare-folder": (lambda ws: _bench(ws, "--compare", str(ws.folder)), "not readable"),
     "bench-backend-unknown": (lambda ws: ["bench", "-b", "tpu"], "unknown backend 'tpu'"),
     "bench-device-unknown": (lambda ws: _bench(ws, "--device", "tpu"), "'tpu' is not one of"),
