@@ -50,6 +50,22 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def temp_files_in(folder: Path) -> Iterator[None]:
+    """Within the block, what `tempfile` would create in the system temporary folder (third-party
+    code that takes no folder: ONNX Runtime's quantizer, coremltools, ExecuTorch's serializers) is
+    created in `folder` instead, so a killed process leaves it where the next run cleans up.
+    Process-wide while it lasts (`tempfile.tempdir`), restored after. Enter it only after
+    torch.export has run once in the process: torch keeps paths under the temporary folder that
+    it derives when its compiler modules are first imported."""
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(folder)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -83,11 +83,13 @@ SMALL_RESOLUTION = 32
 def small_artifact(tmp_path_factory, worker_id):
     """get(format) -> a good artifact of XS at 32x32 with seeded random weights (the format's
     default precision: fp16 for CoreML), exported once per test run and shared by the xdist
-    workers (the first exports, the others wait). Tests copy it before changing it."""
+    workers (the first exports, the others wait), with the system temp folder unwritable (an
+    export that puts a temporary file there fails). Tests copy it before changing it."""
     from casvit_deploy.locks import folder_lock
     from casvit_deploy.model import load_model
     from casvit_deploy.pipeline import export_model
     from casvit_deploy.store.manifests import manifest_path
+    from tests.fakes import system_temp_forbidden
 
     base = tmp_path_factory.getbasetemp()
     shared = (base if worker_id == "master" else base.parent) / "small-artifacts"
@@ -99,7 +101,8 @@ def small_artifact(tmp_path_factory, worker_id):
             done = [p for p in folder.iterdir() if not p.name.startswith(".") and manifest_path(p).is_file()]
             if done:
                 return done[0]
-            return export_model(load_model(None, "xs"), fmt, folder, resolution=SMALL_RESOLUTION).artifact
+            with system_temp_forbidden(shared):  # every temporary file of an export: in its staging folder
+                return export_model(load_model(None, "xs"), fmt, folder, resolution=SMALL_RESOLUTION).artifact
 
     return get
 

@@ -3,9 +3,14 @@ publication), where the backend is not the point: it writes bytes, not a model."
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
+from unittest import mock
 
 from casvit_deploy.artifacts.records import TensorSpec
 from casvit_deploy.export.base import ExportJob, FormatOutput
@@ -41,3 +46,17 @@ PROGRESS_LINE = re.compile(r"^\[\s*\d+\.\ds\] ")  # "[   0.0s] load model": a st
 def error_lines(stderr: str) -> list[str]:
     """stderr without the progress lines of the stages that ran before a refusal."""
     return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]
+
+
+@contextlib.contextmanager
+def system_temp_forbidden(folder: Path):
+    """Within the block, creating anything in the system temp folder fails: `tempfile`'s folder
+    is a path under a regular file in `folder` (root cannot create there either), so an export
+    passes only if every temporary file goes where it belongs. torch's compiler cache, which
+    torch would also place under the temp folder, is pinned to `folder` for the block."""
+    blocker = Path(folder) / "system-temp-is-a-file"
+    blocker.touch()
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or str(Path(folder) / "torchinductor")
+    with mock.patch.object(tempfile, "tempdir", str(blocker / "tmp")), \
+            mock.patch.dict(os.environ, {"TORCHINDUCTOR_CACHE_DIR": cache}):
+        yield

@@ -309,6 +309,9 @@ for _name, _change, _message in [
     ("bool-tensor", _replace(_HEAD, lambda t: t > 0), "dtype bool"),
     ("integer-tensor", _replace(_HEAD, lambda t: t.long()), "dtype int64"),
     ("nan-weight", _replace(_HEAD, _with_value(float("nan"))), "NaN/Inf"),
+    ("negative-running-var", _replace("norm.running_var", _with_value(-5.0)), "norm.running_var holds a negative"),
+    ("huge-weight", _replace(_DWC, _with_value(3e38)), "dwc.weight holds a value of magnitude 3e"),
+    ("huge-fp64-weight", _replace(_HEAD, lambda t: _with_value(1e300)(t.double())), "head.weight holds a value"),
     ("inf-weight", _replace(_DWC, _with_value(float("inf"))), "NaN/Inf"),
     ("negative-inf-bn", _replace("norm.running_var", _with_value(float("-inf"))), "NaN/Inf"),
     ("expanded-million-classes", _replace(_HEAD, _expanded), "storage holds"),
@@ -367,6 +370,12 @@ def _(ws):
 @case("info-ckpt-input-size-zero", message="args.input_size 0 ")
 def _(ws):
     path = ws.write("c.pth", torch_bytes({"model": ws.state_dict(), "args": argparse.Namespace(input_size=0)}))
+    return ["info", "-c", str(path)]
+
+
+@case("info-ckpt-negative-running-var", message="norm.running_var holds a negative variance")
+def _(ws):
+    path = ws.write("c.pth", torch_bytes({"model": _replace("norm.running_var", _with_value(-5.0))(ws.state_dict())}))
     return ["info", "-c", str(path)]
 
 
@@ -599,14 +608,32 @@ for _command_name, _option in sorted(REPORT_OPTIONS):
 
 # --- option values -------------------------------------------------------------------------------
 
-def _baseline(ws: Workspace, p50) -> Path:
+def _baseline(ws: Workspace, p50, change: Callable[[dict], object] = lambda data: None) -> Path:
+    """A one-result baseline of the case `_bench` runs, with p50 `p50`, then `change`d in place."""
     result = {"model": "xs", "form": "deploy", "backend": "eager", "device": "cpu", "precision": "fp32",
               "batch": 1, "resolution": 32, "channels_last": False, "variant": "xs", "weights": "w", "passes": [],
               "engine": "e", "threads": 1, "round_p50_ms": [1.0], "load_s": 0.1, "first_inference_ms": 1.0,
               "peak_rss_mb": 1.0, "iters": 1, "p50_ms": p50, "p90_ms": 1.0, "p99_ms": 1.0, "mean_ms": 1.0,
               "std_ms": 0.0, "min_ms": 1.0, "throughput": 1.0}
     data = {"schema": "casvit-bench/1", "environment": {}, "config": {}, "gemm": {}, "results": [result]}
+    change(data)
     return ws.write("baseline.json", json.dumps(data))
+
+
+def _compare(ws: Workspace, dotted: str, value) -> list[str]:
+    return _bench(ws, "--compare", str(_baseline(ws, 1.0, _set(dotted, value))))
+
+
+BASELINE_FIELDS = [("results.0.batch", "1", "results\\[0\\].batch is '1'"), ("gemm", "fast", "gemm is 'fast'"),
+                   ("results.0.std_ms", "x", "std_ms is 'x'"), ("results.0.iqr_ms", "x", "iqr_ms is 'x'"),
+                   ("results.0.p25_ms", "x", "p25_ms is 'x'"), ("results.0.variant", 5, "variant is 5"),
+                   ("results", {}, "results is \\{\\}"), ("results", [], "results is \\[\\]"),
+                   ("results.0.resolution", {"height": 33, "width": 32}, "resolution is"),
+                   ("gemm", {"cpu": {"fp32_gflops": "many"}}, "gemm.cpu.fp32_gflops is 'many'"),
+                   ("results.0.channels_last", "no", "channels_last is 'no'"), ("failed", [{"backend": 1}], "failed")]
+for _field, _value, _message in BASELINE_FIELDS:
+    case(f"bench-compare-{_field.replace('results.0.', '')}={json.dumps(_value)[:24]}", message=_message)(
+        lambda ws, f=_field, v=_value: _compare(ws, f, v))
 
 
 def _bench(ws: Workspace, *extra: str) -> list[str]:
@@ -651,6 +678,8 @@ OPTION_CASES = {
     "bench-compare-not-a-report": (lambda ws: _bench(ws, "--compare", str(ws.write("b.json", "[]"))),
                                    "not a casvit bench report"),
     "bench-compare-missing": (lambda ws: _bench(ws, "--compare", str(ws.path("none.json"))), "does not exist"),
+    "bench-compare-matches-no-case": (lambda ws: _compare(ws, "results.0.resolution", {"height": 64, "width": 64}),
+                                      "no case of this run is in the baseline"),
     "bench-compare-folder": (lambda ws: _bench(ws, "--compare", str(ws.folder)), "not readable"),
     "bench-backend-unknown": (lambda ws: ["bench", "-b", "tpu"], "unknown backend 'tpu'"),
     "bench-device-unknown": (lambda ws: _bench(ws, "--device", "tpu"), "'tpu' is not one of"),
@@ -669,6 +698,15 @@ OPTION_CASES = {
                                           "--allow-portable applies to executorch only"),
     "export-labels-file-missing": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(ws.path("no.txt"))),
                                    "no such file"),
+    "export-labels-dev-zero": (lambda ws: _export(ws, "-f", "coreml", "--labels", "/dev/zero"), "character device"),
+    "export-labels-fifo": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(_fifo(ws, "labels.txt"))), "FIFO"),
+    "export-labels-folder": (lambda ws: _export(ws, "-f", "coreml", "--labels", str(ws.folder)), "is a folder"),
+    "export-labels-nul-byte": (lambda ws: _labels(ws, "\0"), "line 4 holds the control character '\\\\x00'"),
+    "export-labels-whitespace-line": (lambda ws: _labels(ws, " \t "), "line 4 is blank"),
+    "export-labels-long-line": (lambda ws: _labels(ws, "x" * 10**6), "line 4 is 1000000 characters long"),
+    "export-labels-line-separator": (lambda ws: _labels(ws, "a\u2028b"), "control character"),
+    "export-labels-not-utf8": (lambda ws: _labels(ws, "\udcff"), "not UTF-8"),
+    "export-labels-larger-than-1000-can-be": (lambda ws: _labels(ws, "x\n" * 600_000), "is larger than 1000 labels"),
     "export-dynamic-batch-coreml": (lambda ws: _export(ws, "-f", "coreml", "--dynamic-batch"),
                                     "drop --dynamic-batch"),
     "export-out-is-a-file": (lambda ws: ["export", "-f", "onnx", "-o", str(ws.write("f", "x")), "--no-check"],
@@ -679,6 +717,50 @@ OPTION_CASES = {
 }
 for _name, (_build, _message) in OPTION_CASES.items():
     case(_name, message=_message, unprivileged="read-only" in _name)(_build)
+
+
+def _fifo(ws: Workspace, name: str) -> Path:
+    """A named pipe with no writer: reading it would block forever."""
+    path = ws.path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _labels(ws: Workspace, line: str) -> list[str]:
+    """A CoreML classifier export whose labels file has `line` as its 4th line among 1000."""
+    lines = [f"class {i}" for i in range(1000)]
+    lines[3] = line
+    path = ws.write("labels.txt", ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+    return _export(ws, "-f", "coreml", "--labels", str(path))
+
+
+# --- image folders (--calibration, --images) ---------------------------------------------------
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height (RGB, 8 bits) and whose image data is missing:
+    only a reader that decides from the header alone gives more than "truncated"."""
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data  # noqa: E731
+                                + struct.pack(">I", zlib.crc32(kind + data)))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+IMAGE_FOLDERS = {
+    "fifo-named-png": (lambda ws: _fifo(ws, "imgs/a.png").parent, "a.png is a FIFO"),
+    "folder-named-jpg": (lambda ws: ws.path("imgs/b.jpg").mkdir(parents=True) or ws.path("imgs"), "b.jpg is a folder"),
+    "png-of-8000x8000": (lambda ws: ws.write("imgs/big.png", _png_header(8000, 8000)).parent,
+                         "8000x8000 pixels, above the 40 megapixels"),
+    "empty-png": (lambda ws: ws.write("imgs/e.png", b"").parent, "cannot read image"),
+}
+for _name, (_make, _message) in IMAGE_FOLDERS.items():
+    case(f"parity-images-{_name}", message=_message)(
+        lambda ws, m=_make: ["parity", str(ws.artifact("onnx")), "--inputs", "images", "--images", str(m(ws))])
+case("export-calibration-fifo-named-png", message="a.png is a FIFO")(  # W8A8 reads its calibration set first
+    lambda ws: _export(ws, "-f", "coreml", "-p", "w8a8", "--deployment-target", "iOS17", "--calibration",
+                       str(_fifo(ws, "cal/a.png").parent)))
 
 
 def write_corpus(folder: Path) -> list[str]:

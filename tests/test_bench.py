@@ -427,8 +427,22 @@ def test_plot_has_spread_values_weights_note_and_machine(tmp_path):
 def test_a_baseline_with_unusable_spread_fields_is_refused_in_one_line(tmp_path, field, value):
     data = json.loads(to_json(_report([_result("eager", 10.0)])))
     data["results"][0][field] = value
-    data["gemm"] = {"cpu": {"fp32_gflops": "many"}}  # ignored, not a crash: no machine change is computed
+    data["gemm"] = {"cpu": {"fp32_gflops": "many"}}  # refused too, after the results
     path = tmp_path / "base.json"
     path.write_text(json.dumps(data))
     with pytest.raises(UsageError, match=field.split("[")[0]):
         load_baseline(path)
+
+
+def test_a_baseline_sharing_no_case_with_the_run_is_refused_not_passed():
+    from casvit_deploy.bench.compare import check_matched
+
+    changes = compare([_result("eager", 10.0, batch=2)], [_result("eager", 10.0), _result("compile", 5.0)], 10.0)
+    assert {c.status for c in changes} == {"new", "missing"}
+    with pytest.raises(UsageError, match="no case of this run is in the baseline \\(ran xs deploy eager cpu fp32 b2 "
+                                         "64; the baseline holds xs deploy eager cpu fp32 b1 64\\)"):
+        check_matched(changes, "base.json")
+    with pytest.raises(UsageError, match="ran nothing"):
+        check_matched(compare([], [_result("eager", 10.0)], 10.0), "base.json")
+    check_matched(compare([_result("eager", 10.0), _result("eager", 9.0, batch=2)], [_result("eager", 10.0)], 10.0),
+                  "base.json")  # one case compared: the gate can pass

@@ -195,3 +195,29 @@ def test_architecture_matching_no_variant(tmp_path):
     sd = {k: v for k, v in sd.items() if not k.startswith("network.0.1.")}
     with pytest.raises(CheckpointError, match="match no CAS-ViT variant"):
         load_checkpoint(_save(tmp_path, sd))
+
+
+@pytest.mark.parametrize("key, value, dtype, refused", [
+    ("norm.running_var", -5.0, torch.float32, "norm.running_var holds a negative variance"),
+    ("norm.running_var", -1e-30, torch.float32, "negative variance"),
+    ("norm.running_var", 0.0, torch.float32, None),  # a dead channel: eps keeps BN finite
+    ("norm.running_mean", -5.0, torch.float32, None),  # a mean may be negative
+    ("head.weight", 3e38, torch.float32, "head.weight holds a value of magnitude 3e\\+38"),
+    ("head.weight", -1.5e10, torch.float32, "magnitude 1.5e\\+10"),
+    ("head.weight", 1e300, torch.float64, "magnitude 1e\\+300"),  # finite in float64, inf in float32
+    ("head.weight", 1e10, torch.float32, None),  # the bound itself
+    ("head.weight", 6e4, torch.float16, None),  # near fp16's max: the fp16 pre-check's business
+])
+def test_values_no_training_produces_are_refused_at_load(tmp_path, key, value, dtype, refused):
+    from casvit_deploy.model.checkpoint import MAX_MAGNITUDE
+
+    sd = random_model("xs").state_dict()
+    sd[key] = sd[key].to(dtype)
+    sd[key].view(-1)[1] = value
+    path = _save(tmp_path, sd)
+    if refused is None:
+        assert abs(value) <= MAX_MAGNITUDE and load_checkpoint(path)[1].variant == "xs"
+        return
+    with pytest.raises(CheckpointError, match=refused) as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,6 +107,29 @@ def test_leftovers_of_dead_exports_are_put_right(stub, tmp_path):
     _export(out)
     assert _hidden(out) == [".notes", ".report.json.abcd1234.tmp.json"]
     assert (out / "casvit_xs_32_fp16.mlpackage" / "weight.bin").read_bytes() == b"previous package"
+
+
+def test_temporary_files_of_the_backends_are_made_in_the_staging_folder(stub, tmp_path):
+    """What `tempfile` would create in the system temp folder inside `temp_files_in` (the
+    backends' own temporary files) is made in the staging folder, which a finished export
+    removes and the next export clears after a SIGKILL; the system's folder is back after."""
+    import tempfile
+
+    from casvit_deploy.atomic import temp_files_in
+
+    made = []
+
+    def during(job):
+        with temp_files_in(job.artifact.parent):
+            made.append(Path(tempfile.mkdtemp(prefix="backend-")))
+
+    stub.during, before = during, tempfile.tempdir
+    _export(tmp_path / "out")
+    assert made[0].parent.parent == tmp_path / "out" and made[0].parent.name.startswith(".casvit-staging-")
+    assert not made[0].exists() and tempfile.tempdir == before
+    with pytest.raises(RuntimeError), temp_files_in(tmp_path):
+        raise RuntimeError
+    assert tempfile.tempdir == before
 
 
 @pytest.mark.parametrize("existed", [False, True])

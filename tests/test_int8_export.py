@@ -24,6 +24,7 @@ from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.settings import Precision
 from casvit_deploy.store import manifests
 from casvit_deploy.store.runners import open_runner
+from tests.fakes import system_temp_forbidden
 
 RES = 64
 SAMPLES = 8  # 4 photographs + 4 noise images
@@ -125,10 +126,13 @@ def test_onnx_int8_parity_passes_with_a_per_block_sqnr_table(onnx_int8, loaded):
 
 
 def test_keep_float_leaves_a_block_float(loaded, tmp_path):
+    """... and ONNX Runtime's quantizer writes its temporary files (pre.onnx, the augmented
+    calibration model) in the export's staging folder, never in the system temp folder."""
     import onnx
 
     options = OnnxOptions(int8=Int8Options(calibration_samples=SAMPLES, keep_float=("network.2.0", "head")))
-    result = export_model(loaded, "onnx", tmp_path, resolution=RES, precision="int8", options=options)
+    with system_temp_forbidden(tmp_path):
+        result = export_model(loaded, "onnx", tmp_path / "out", resolution=RES, precision="int8", options=options)
     inits = {i.name: i.data_type for i in onnx.load(str(result.artifact)).graph.initializer}
     kept = [n for n, t in inits.items() if n.startswith(("network.2.0.", "head.")) and n.endswith(".weight")]
     assert kept and all(inits[n] == onnx.TensorProto.FLOAT for n in kept)

@@ -85,3 +85,14 @@ def test_threshold_table_and_int8_agreement_limits_are_the_defaults():
 def test_every_file_the_readme_shows_or_names_in_benchmarks_exists():
     for name in set(re.findall(r"benchmarks/[\w./-]+\.(?:png|json|md)", README)):
         assert (ROOT / name).is_file(), name
+
+
+def test_the_input_limits_stated_are_the_code_s():
+    """Refusal bounds the Guarantees section states, read from where they live."""
+    from casvit_deploy.data.images import MAX_PIXELS
+    from casvit_deploy.formats.coreml.labels import MAX_LABEL_CHARS
+    from casvit_deploy.model.checkpoint import MAX_MAGNITUDE
+
+    assert float(stated(r"a magnitude above (1e\d+)").group(1)) == MAX_MAGNITUDE
+    assert int(stated(r"an image above (\d+) megapixels").group(1)) == MAX_PIXELS // 10**6
+    assert int(stated(r"a label over (\d+) characters").group(1)) == MAX_LABEL_CHARS

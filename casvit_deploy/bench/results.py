@@ -10,6 +10,9 @@ from casvit_deploy.settings import Resolution
 
 SCHEMA = "casvit-bench/1"
 KEY_FIELDS = ("model", "form", "backend", "device", "precision", "batch", "resolution", "channels_last")
+# What `BenchResult.to_dict` adds to the fields (recomputed on loading), with their types.
+DERIVED_FIELDS = {"iqr_ms": "float | None", "iqr_pct": "float | None", "round_spread_pct": "float | None",
+                  "noisy": "bool"}
 
 
 @dataclass

@@ -157,6 +157,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
 
     from casvit_deploy.bench import BenchConfig, Schedule, select_backends
     from casvit_deploy.bench.compare import (
+        check_matched,
         check_threshold,
         inconclusive,
         load_baseline,
@@ -189,6 +190,8 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
         sources = model_sources(split_values(variant), checkpoint, ema, resolution, backbone)
         print_notes([note for s in sources for note in s.loaded.notes])
     report = _run(sources, replace(config, backends=chosen), skipped)
+    if baseline is not None and not report.failed:  # a failed run is exit 1 whatever it compared
+        check_matched(compare_runs(report.results, baseline.results, threshold), compare)
     _write_outputs(report, json, csv, markdown, plot)
     machine_output = any(to_stdout(p) for p in (json, csv, markdown))
     if not machine_output:

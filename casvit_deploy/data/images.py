@@ -1,5 +1,8 @@
 """Reading photographs and applying the reference evaluation transform.
 
+A folder's images are read by Pillow one at a time, from regular files only, each converted to
+RGB by Pillow's own conversion and refused above MAX_PIXELS (JPEGs are reduced instead).
+
 `preprocess` takes anything with the fields of `artifacts.preprocessing.Preprocessing`
 (resize, resize_mode, crop as a Resolution, mean, std): the transform a manifest records.
 """
@@ -11,36 +14,47 @@ from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.data.files import open_regular
 from casvit_deploy.errors import BackendMissingError, UsageError, first_line
 from casvit_deploy.settings import Resolution
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# The largest image read: 40 megapixels (7700x5200) covers camera and phone photographs at full size
+# and bounds the memory of preprocessing one to about 15 bytes a pixel (600 MB); a JPEG above it is
+# reduced while decoding, any other image is refused (see _within_pixel_limit).
+MAX_PIXELS = 40_000_000
+JPEG_REDUCTIONS = (2, 4, 8)  # the scales a JPEG decoder reduces by (PIL's draft)
+NOT_AN_IMAGE = "an image folder may hold only image files: move it out"
+PHOTOS_NEED = ("photographs need scikit-image, which is not installed: pip install 'casvit-deploy[onnx]' "
+               "(any format extra) or pip install scikit-image (parity: or use --inputs random)")
 # Photographs shipped inside scikit-image's wheel (no download needed).
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
                   "retina", "camera", "coins", "moon", "grass", "gravel", "brick", "clock", "stereo_motorcycle")
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bicubic antialiased resize of an (H, W, 3) float image in [0, 1], clamped like uint8."""
+    """Bicubic antialiased resize of a (3, H, W) float32 image in [0, 1], clamped like uint8."""
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
-    out = torch.nn.functional.interpolate(t, size=size, mode="bicubic", antialias=True, align_corners=False)
-    return out[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+    out = torch.nn.functional.interpolate(torch.from_numpy(image)[None], size=size, mode="bicubic",
+                                          antialias=True, align_corners=False)
+    return out[0].clamp(0, 1).numpy()
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) float64 in [0, 1] from gray, RGB, RGBA, bool, uint8/uint16 or float images."""
+    """(3, H, W) float32 in [0, 1] from an (H, W) gray or (H, W, 3 or 4) RGB(A) image, bool,
+    uint8/uint16 or float (clipped); alpha is dropped. One float32 copy of the pixels, made
+    channels-first while converting (a large photograph is not copied twice)."""
     if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
+        image = np.broadcast_to(image[..., None], (*image.shape, 3))
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise UsageError(f"image of shape {image.shape} is not gray, RGB or RGBA")
-    image = image[..., :3]
-    if image.dtype == bool:
-        return image.astype(np.float64)
+    rgb = np.ascontiguousarray(image[..., :3].transpose(2, 0, 1), dtype=np.float32)
     if np.issubdtype(image.dtype, np.integer):
-        return image.astype(np.float64) / np.iinfo(image.dtype).max
-    return np.clip(image.astype(np.float64), 0, 1)
+        rgb /= np.float32(np.iinfo(image.dtype).max)  # the same float32 values as dividing in float64
+    elif image.dtype != bool:
+        np.clip(rgb, 0, 1, out=rgb)
+    return rgb
 
 
 def _covering(h: int, w: int, height: int, width: int) -> tuple[int, int]:
@@ -53,8 +67,8 @@ def _covering(h: int, w: int, height: int, width: int) -> tuple[int, int]:
 
 def preprocess(image: np.ndarray, pre) -> np.ndarray:
     """One image -> (3, crop height, crop width) float32, transformed as `pre` records."""
-    rgb = as_rgb(image).astype(np.float32)
-    h, w = rgb.shape[:2]
+    rgb = as_rgb(image)
+    h, w = rgb.shape[1:]
     if pre.resize_mode == "square":
         rgb = _resize(rgb, (pre.resize, pre.resize))
     elif pre.resize_mode == "shorter-side":
@@ -62,21 +76,18 @@ def preprocess(image: np.ndarray, pre) -> np.ndarray:
     else:  # "cover"
         rgb = _resize(rgb, _covering(h, w, pre.crop.height, pre.crop.width))
     crop_h, crop_w = pre.crop.height, pre.crop.width
-    top, left = (rgb.shape[0] - crop_h) // 2, (rgb.shape[1] - crop_w) // 2
-    rgb = rgb[top:top + crop_h, left:left + crop_w]
-    out = (rgb - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-    return out.transpose(2, 0, 1).astype(np.float32)
+    top, left = (rgb.shape[1] - crop_h) // 2, (rgb.shape[2] - crop_w) // 2
+    rgb = rgb[:, top:top + crop_h, left:left + crop_w]
+    channel = (3, 1, 1)
+    return (rgb - np.reshape(pre.mean, channel).astype(np.float32)) / np.reshape(pre.std, channel).astype(np.float32)
 
 
 def _skimage():
     """scikit-image (every format extra brings it); BackendMissingError with the remedy otherwise."""
     try:
         import skimage.data
-        import skimage.io
     except ModuleNotFoundError:
-        raise BackendMissingError("photographs need scikit-image, which is not installed: pip install "
-                                  "'casvit-deploy[onnx]' (any format extra) or pip install scikit-image "
-                                  "(parity: or use --inputs random)") from None
+        raise BackendMissingError(PHOTOS_NEED) from None
     return skimage
 
 
@@ -96,32 +107,91 @@ def bundled_photos() -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def folder_photos(directory: Path, option: str = "--images") -> list[tuple[str, np.ndarray]]:
-    """(path, image) for each image file in `directory`, sorted; UsageError naming `option`."""
-    skimage = _skimage()
+def _too_large(path: Path, size: str) -> UsageError:
+    return UsageError(f"image {path} is {size} pixels, above the {MAX_PIXELS // 10**6} megapixels read at most; "
+                      "downscale it (images are resized to the model's input anyway)")
 
+
+def _within_pixel_limit(image, path: Path) -> None:
+    """Refuse an image of more than MAX_PIXELS from its header, before anything is decoded;
+    a JPEG is first reduced by 2, 4 or 8 while decoding (PIL's draft: the full size is
+    never held in memory), so large photographs still read."""
+    width, height = image.size
+    if width * height <= MAX_PIXELS:
+        return
+    for factor in JPEG_REDUCTIONS:
+        if -(-width // factor) * -(-height // factor) <= MAX_PIXELS:
+            image.draft(None, (width // factor, height // factor))  # JPEG only; a no-op for other formats
+            break
+    if image.size[0] * image.size[1] > MAX_PIXELS:
+        raise _too_large(path, f"{width}x{height}")
+
+
+def _pixels(image) -> np.ndarray:
+    """The decoded pixels as `as_rgb` takes them: 16-bit gray (I;16*) as uint16, 32-bit integer
+    gray (I: how PIL holds 16-bit data from some files) clipped to 16 bits, 32-bit float gray (F)
+    as float32 in [0, 1]; every other mode (CMYK, palette with or without transparency, gray,
+    gray + alpha, RGBA, YCbCr, ...) as uint8 RGB by PIL's own conversion, which would clip the
+    ones above to 8 bits."""
+    if image.mode.startswith("I;16") or image.mode == "F":
+        return np.asarray(image)
+    if image.mode == "I":
+        return np.asarray(image).clip(0, 65535).astype(np.uint16)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The image file at `path` (a regular file, at most MAX_PIXELS, see _within_pixel_limit)
+    decoded by Pillow; UsageError naming the file when it cannot be."""
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise BackendMissingError(PHOTOS_NEED) from None
+    with open_regular(path, "image", NOT_AN_IMAGE) as file, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL's size and palette-transparency warnings
+        try:
+            with Image.open(file) as image:
+                _within_pixel_limit(image, path)
+                return _pixels(image)
+        except UsageError:
+            raise
+        except Image.DecompressionBombError:  # PIL's own limit, checked on opening, is far above ours
+            raise _too_large(path, "over 100 million") from None
+        except Image.UnidentifiedImageError:
+            raise UsageError(f"cannot read image {path}: not in an image format Pillow reads") from None
+        except Exception as err:  # noqa: BLE001  decoders fail on malformed data in many ways
+            raise UsageError(f"cannot read image {path}: {first_line(err, 120)}") from None
+
+
+def _image_files(directory: Path, option: str) -> list[Path]:
+    """The files of `directory` named as images, sorted; UsageError naming `option`."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UsageError(f"{option} {directory} is not a folder")
     files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UsageError(f"{option} {directory} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    photos = []
-    for path in files:
-        try:
-            photos.append((str(path), skimage.io.imread(path)))
-        except Exception as err:
-            raise UsageError(f"cannot read image {path}: {first_line(err, 120)}") from None
-    return photos
+    return files
+
+
+def folder_photos(directory: Path, option: str = "--images", samples: int | None = None):
+    """(path, image) for the first `samples` (default all) image files in `directory`, sorted,
+    read one at a time as they are consumed; UsageError naming `option`."""
+    for path in _image_files(directory, option)[:samples]:
+        yield str(path), read_image(path)
 
 
 def photo_batch(pre, directory: Path | None = None, samples: int | None = None,
                 option: str = "--images") -> tuple[np.ndarray, list[str]]:
     """(N, 3, crop, crop) float32 photographs from `directory` (default: the bundled ones),
-    the first `samples` of them, preprocessed by `pre`; and their names."""
-    photos = folder_photos(directory, option) if directory else bundled_photos()
-    photos = photos[:samples] if samples else photos
-    return np.stack([preprocess(img, pre) for _, img in photos]), [name for name, _ in photos]
+    the first `samples` of them, preprocessed by `pre`; and their names. Each image is
+    preprocessed as soon as it is read, so at most one is held at full size."""
+    photos = folder_photos(directory, option, samples) if directory else bundled_photos()[:samples]
+    names, images = [], []
+    for name, image in photos:
+        names.append(name)
+        images.append(preprocess(image, pre))
+    return np.stack(images), names
 
 
 def seeded_noise(resolution: Resolution | int | str, samples: int, seed: int = 0) -> np.ndarray:

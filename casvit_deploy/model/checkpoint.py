@@ -7,8 +7,9 @@ others counted and reported as ignored), keys prefixed `module.`/`_orig_mod.`, a
 `.safetensors`. The only class allowed through the unpickler is `argparse.Namespace`.
 
 Everything read is untrusted: any failure of the unpickler is a CheckpointError, and the
-state dict is checked before a model sees it (string keys; dense, real, finite floating-point
-tensors whose storage holds their data; the shapes the architecture needs).
+state dict is checked before a model sees it (string keys; dense, real floating-point tensors
+whose storage holds their data and whose values training can produce: finite, within
+MAX_MAGNITUDE, variances not negative; the shapes the architecture needs).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ WEIGHT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 COUNTERS = ("num_batches_tracked",)  # integer buffers that carry no weights
 MAX_CLASSES = 100_000
 TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+MAX_MAGNITUDE = 1e10  # the largest |value| a trained weight or BN statistic can have (see _value_problem)
+DENSE_RULE = "a CAS-ViT weight must be a dense floating-point tensor"
+VALUE_RULE = "no usable trained model holds that: use another checkpoint (download it again if it should be good)"
 
 
 @dataclass
@@ -166,28 +170,58 @@ def select_state_dict(raw: object, path: Path, ema: bool) -> tuple[dict, bool, b
 def check_tensors(state_dict: dict, path: Path) -> None:
     """CheckpointError naming the first entry that cannot be a CAS-ViT weight: a key that is
     not a string; a sparse, meta, quantized or non-floating-point tensor (integer counters
-    aside); a tensor whose storage is smaller than its data; NaN or Inf values."""
+    aside); a tensor whose storage is smaller than its data; a value no training produces
+    (see `_value_problem`)."""
     for key, tensor in state_dict.items():
         if not isinstance(key, str):
             raise CheckpointError(f"{path}: state dict key {key!r:.40} is not a string (parameter names are)")
         _refuse(path, key, _tensor_problem(key, tensor))
     weights = [(k, t) for k, t in state_dict.items() if t.dtype in WEIGHT_DTYPES and t.numel()]
-    if weights and not _all_finite([t for _, t in weights]):
+    if weights and not _all_plausible(weights):
         for key, tensor in weights:
-            if not bool(torch.isfinite(tensor).all()):
-                _refuse(path, key, f"holds {int((~torch.isfinite(tensor)).sum())} NaN/Inf value(s)")
+            _refuse(path, key, _value_problem(key, tensor), VALUE_RULE)
 
 
-def _refuse(path: Path, key: str, problem: str | None) -> None:
+def _refuse(path: Path, key: str, problem: str | None, rule: str = DENSE_RULE) -> None:
     if problem:
-        raise CheckpointError(f"{path}: tensor {key[:120]} {problem}; a CAS-ViT weight must be a dense, "
-                              "finite floating-point tensor")
+        raise CheckpointError(f"{path}: tensor {key[:120]} {problem}; {rule}")
 
 
-def _all_finite(tensors: list[torch.Tensor]) -> bool:
-    """No NaN or Inf in any of `tensors` (one pass over their values joined: hundreds of
-    small per-tensor ops cost far more than one large one)."""
-    return bool(torch.isfinite(torch.cat([t.reshape(-1).float() for t in tensors])).all())
+def _is_variance(key: str) -> bool:
+    return key.endswith(".running_var")
+
+
+def _all_plausible(weights: list[tuple[str, torch.Tensor]]) -> bool:
+    """No value of `weights` that `_value_problem` refuses, checked over their values joined
+    (hundreds of small per-tensor ops cost far more than one large one; NaN fails every
+    comparison)."""
+    low, high = torch.aminmax(torch.cat([t.reshape(-1).float() for _, t in weights]))
+    variances = [t.reshape(-1).float() for k, t in weights if _is_variance(k)]
+    return (bool(-MAX_MAGNITUDE <= low) and bool(high <= MAX_MAGNITUDE)
+            and (not variances or bool(torch.cat(variances).min() >= 0)))
+
+
+def _value_problem(key: str, tensor: torch.Tensor) -> str | None:
+    """What no training produces: NaN or Inf; a magnitude above MAX_MAGNITUDE; a negative
+    BatchNorm running variance. None if the values are plausible.
+
+    MAX_MAGNITUDE (1e10) sits orders of magnitude above anything training gives: an optimizer
+    step moves a weight by about the learning rate (AdamW; 1e-3 to 1e-2 in CAS-ViT's recipes),
+    and BatchNorm statistics are moments of activations that float32 inference must hold, so a
+    larger value is corruption (a flipped exponent bit) or a crafted file. It is far above
+    float16's 65504 on purpose: trained-like weights past fp16's range are the fp16 pre-check's
+    business (it names the blocks, --fp16-safe keeps them in fp32), not a bad checkpoint. And
+    the square of a value within it (variances, CATM's product of two branches) still fits
+    float32 (1e20 < 3.4e38), where 3e38 itself overflows at the first product."""
+    values = tensor.detach().double()
+    if not bool(torch.isfinite(values).all()):
+        return f"holds {int((~torch.isfinite(values)).sum())} NaN/Inf value(s)"
+    largest = float(values.abs().max())
+    if largest > MAX_MAGNITUDE:
+        return f"holds a value of magnitude {largest:.3g}, beyond the {MAX_MAGNITUDE:.0e} trained weights stay within"
+    if _is_variance(key) and float(values.min()) < 0:
+        return f"holds a negative variance ({float(values.min()):.3g})"
+    return None
 
 
 def _tensor_problem(key: str, tensor: torch.Tensor) -> str | None:

@@ -29,6 +29,7 @@ import torch
 from casvit_deploy.artifacts.files import artifact_size
 from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.artifacts.records import TensorSpec
+from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.data.calibration import CalibrationSet, calibration_set
 from casvit_deploy.errors import ExportError, UsageError
 from casvit_deploy.export import int8
@@ -107,12 +108,13 @@ def _convert(job: ExportJob, model, labels: list[str] | None, keep_blocks: list[
         converted = exported.run_decompositions({})
         append_softmax(converted)
     job.progress("lower")
-    mlmodel = ct.convert(
-        converted, convert_to="mlprogram", inputs=[_input_type(job, job.options.image_input)],
-        outputs=_output_types(job, bool(labels)),
-        classifier_config=ct.ClassifierConfig(labels) if labels else None,
-        minimum_deployment_target=deployment_target(job.options.deployment_target),
-        compute_precision=_compute_precision(job, keep_fp32), skip_model_load=True)
+    with temp_files_in(job.artifact.parent):  # its weights and package, in the staging folder
+        mlmodel = ct.convert(
+            converted, convert_to="mlprogram", inputs=[_input_type(job, job.options.image_input)],
+            outputs=_output_types(job, bool(labels)),
+            classifier_config=ct.ClassifierConfig(labels) if labels else None,
+            minimum_deployment_target=deployment_target(job.options.deployment_target),
+            compute_precision=_compute_precision(job, keep_fp32), skip_model_load=True)
     return program, mlmodel, keep_fp32
 
 
@@ -270,8 +272,9 @@ def export_package(job: ExportJob) -> FormatOutput:
     program, mlmodel, kept_ops = _convert(job, model, labels, keep)
     if compression is not None:
         job.progress(f"compress ({compression.flag})")
-        mlmodel = compress(mlmodel, compression, job.model, program_of,
-                           _program_feeds(job, calibration.images), job.batch)
+        with temp_files_in(job.artifact.parent):  # each compressed model is a temporary package
+            mlmodel = compress(mlmodel, compression, job.model, program_of,
+                               _program_feeds(job, calibration.images), job.batch)
     describe(mlmodel, job, preprocessing, labels)
     mlmodel.save(str(job.artifact))
     job.progress("verify")

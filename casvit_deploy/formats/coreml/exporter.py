@@ -3,12 +3,10 @@ the target it needs, flags CoreML does not take), then converts (convert.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from casvit_deploy.errors import UsageError
 from casvit_deploy.export.base import ExportJob, ExportSettings, FormatOutput
 from casvit_deploy.formats.coreml.compression import check_target, compression_for, deployment_target
-from casvit_deploy.formats.coreml.labels import is_imagenet
+from casvit_deploy.formats.coreml.labels import check_source
 from casvit_deploy.formats.coreml.options import CoreMLOptions
 from casvit_deploy.settings import Precision
 
@@ -24,8 +22,7 @@ def _check_program(settings: ExportSettings) -> None:
         raise UsageError("--fp16-output applies to fp16 CoreML programs only; drop it or use --precision fp16")
     if options.classifier and settings.batch != 1:
         raise UsageError("a CoreML classifier classifies one image per prediction; drop --batch for --labels")
-    if options.classifier and not is_imagenet(options.labels) and not Path(options.labels).is_file():
-        raise UsageError(f"--labels {options.labels}: no such file")
+    check_source(options.labels)
 
 
 def _check_compression(settings: ExportSettings) -> None:

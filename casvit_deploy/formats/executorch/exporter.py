@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 
+from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.errors import ExportError, UsageError, first_line
 from casvit_deploy.export.base import ExportJob, ExportSettings, FormatOutput, LoadCheck
 from casvit_deploy.formats.executorch.details import ExecuTorchDetails
@@ -118,11 +119,12 @@ class ExecuTorchExporter:
         lowered = _quantized_program(job, program, plan) if plan else program
         rewritten = keepdim_spatial_means(lowered)
         job.progress("lower")
-        edge = _lower(lowered, options.delegate)
-        report = coverage(edge)
-        if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
-            _refuse_portable(report, options.delegate)
-        job.artifact.write_bytes(edge.to_executorch().buffer)
+        with temp_files_in(job.artifact.parent):  # the serializers' flatbuffer files, in the staging folder
+            edge = _lower(lowered, options.delegate)
+            report = coverage(edge)
+            if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
+                _refuse_portable(report, options.delegate)
+            job.artifact.write_bytes(edge.to_executorch().buffer)
         job.progress("verify")
         check = _check(job, program, options.delegate, plan.photographs if plan else None)
         if check.failures:

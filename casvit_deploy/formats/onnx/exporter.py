@@ -177,7 +177,8 @@ def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path
 
     def evaluate(kept: tuple[str, ...]):
         trial = folder / "trial.onnx"
-        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache)
+        ort.quantize(fp32, trial, plan.calibration.images, batch, plan.method, keeps_float(kept), cache,
+                     work_dir=folder)
         runner = OnnxRunner(trial)
         runner.open()
         with runner:
@@ -199,7 +200,7 @@ def _int8(job: ExportJob, program, fp32: Path):
             _search(job, program, fp32, plan, Path(tmp), cache)
         job.progress("quantize")
         ort.quantize(fp32, job.artifact, plan.calibration.images, None if job.dynamic_batch else job.batch,
-                     plan.method, keeps_float(plan.kept), cache)
+                     plan.method, keeps_float(plan.kept), cache, work_dir=Path(tmp))
     _strip_node_metadata(job.artifact)
     job.progress("verify")
     check = job.check(job.artifact, program, images=plan.photographs)

@@ -59,10 +59,11 @@ def summary(providers: dict) -> str:
 def check_mobile_usability(path: Path) -> dict:
     """Per provider: partitions, supported/total nodes, unsupported ops, the checker's verdict
     (YES/MAYBE/NO) and caveats; with a dynamic input also `with_fixed_shapes`; plus a
-    one-line summary."""
+    one-line summary. The optimized copy it inspects is written next to `path` (an export's
+    staging folder), not in the system temp folder."""
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo, optimize_model
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=Path(path).parent) as tmp:
         optimized = Path(tmp) / Path(path).name
         optimize_model(Path(path), optimized, use_external_initializers=True)
         model = ModelProtoWithShapeInfo(optimized.resolve()).model_with_shape_info

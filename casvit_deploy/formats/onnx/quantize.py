@@ -14,12 +14,12 @@ Q/DQ pair among all consumers, which would quantize a float-kept residual stream
 from __future__ import annotations
 
 import ast
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.data.batches import chunks, run_in_batches
 from casvit_deploy.data.images import seeded_noise
 from casvit_deploy.model.blocks import FINAL_OUTPUT
@@ -100,24 +100,27 @@ def _float_inputs(model, excluded: set[str]) -> int:
 
 
 def quantize(fp32_path: Path, out_path: Path, images: np.ndarray, batch: int | None,
-             method: CalibrationMethod,
-             keep_float: Callable[[NodeOrigin], bool] = lambda origin: False, cache: Path | None = None) -> None:
+             method: CalibrationMethod, keep_float: Callable[[NodeOrigin], bool] = lambda origin: False,
+             cache: Path | None = None, *, work_dir: Path) -> None:
     """Write the QDQ int8 form of the ONNX model at `fp32_path` to `out_path`. With `cache`
-    (a file path), the tensor ranges are calibrated once and reused by later calls."""
+    (a file path), the tensor ranges are calibrated once and reused by later calls. Every
+    temporary file, ONNX Runtime's own included, is written in `work_dir` (a folder the
+    caller owns and removes: an export's staging folder), never in the system temp folder."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pre = Path(tmp) / "pre.onnx"
+    pre = Path(work_dir) / "pre.onnx"
+    with temp_files_in(work_dir):  # quant_pre_process and quantize_static take no folder of their own
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         model = onnx.load(str(pre))
         exclude = [name for name, where in node_origins(model).items() if keep_float(where)]
         with stdout_silenced():  # the calibrators print their settings
-                quantize_static(str(pre), str(out_path), _reader(model.graph.input[0].name, images, batch),
+            quantize_static(str(pre), str(out_path), _reader(model.graph.input[0].name, images, batch),
                             quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8, per_channel=True, calibrate_method=_ort_method(method),
                             nodes_to_exclude=exclude, calibration_cache_path=cache)
+    pre.unlink()
     quantized = onnx.load(str(out_path))
     if _float_inputs(quantized, set(exclude)):
         onnx.save(quantized, str(out_path))
