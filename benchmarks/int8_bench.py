@@ -25,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from casvit_deploy.machine import cpu_model, describe_int8
 from casvit_deploy.store import manifests
 
 CASVIT = [str(Path(sys.executable).parent / "casvit")]
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--skip-fidelity", action="store_true")
     args = parser.parse_args()
     args.reports.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_model()}; load {load_average()}")
+    print(f"CPU: {cpu_model()} ({describe_int8()}); load {load_average()}")
     if not args.skip_speed:
         for variant in args.speed_variants:
             speed(variant, checkpoint(args.work, variant, args.resolution), args)
@@ -120,16 +121,6 @@ def main() -> None:
         rows = [row for v in args.fidelity_variants
                 for row in fidelity(v, checkpoint(args.work, v, args.resolution), args)]
         (args.reports / "fidelity.json").write_text(json.dumps(rows, indent=2) + "\n")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

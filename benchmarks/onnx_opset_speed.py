@@ -59,9 +59,9 @@ def _time(session, x, runs: int) -> float:
 def main() -> None:
     import torch
 
-    from casvit_deploy.bench.environment import cpu_model
     from casvit_deploy.bench.gemm import gemm_gflops
     from casvit_deploy.formats.onnx.options import OnnxOptions
+    from casvit_deploy.machine import cpu_model
     from casvit_deploy.model import load_model
     from casvit_deploy.pipeline import export_model
     from casvit_deploy.quiet import quiet_third_party

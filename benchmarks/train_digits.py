@@ -208,7 +208,7 @@ def summary(path: Path, recipe: dict, accuracy: float, seconds: dict, sizes: dic
     """What the run produced and on what: the figures ACCURACY.md and the tests quote. The
     machine is shared: the load average says how loaded it was when training ended, and the
     CPU seconds (all threads) change far less with the load than the wall time does."""
-    from casvit_deploy.bench.environment import cpu_model
+    from casvit_deploy.machine import cpu_model
     from casvit_deploy.model.checkpoint import sha256_of
 
     return {"heldout_top1": accuracy, "heldout_correct": round(accuracy * sizes["heldout"]),

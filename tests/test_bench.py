@@ -21,7 +21,7 @@ from casvit_deploy.bench.compare import compare, load_baseline, regressions
 from casvit_deploy.bench.results import BenchReport, BenchResult, baseline_for, fill_derived
 from casvit_deploy.bench.session import select_backends
 from casvit_deploy.bench.timing import measure
-from casvit_deploy.bench.writers import CSV_FIELDS, to_csv, to_json, to_markdown
+from casvit_deploy.bench.writers import CSV_FIELDS, RESULT_HEADERS, to_csv, to_json, to_markdown
 from casvit_deploy.cli import app
 from casvit_deploy.errors import UsageError
 from casvit_deploy.formats.executorch.options import ExecuTorchOptions
@@ -446,3 +446,46 @@ def test_a_baseline_sharing_no_case_with_the_run_is_refused_not_passed():
         check_matched(compare([], [_result("eager", 10.0)], 10.0), "base.json")
     check_matched(compare([_result("eager", 10.0), _result("eager", 9.0, batch=2)], [_result("eager", 10.0)], 10.0),
                   "base.json")  # one case compared: the gate can pass
+
+
+def test_an_int8_artifact_exported_for_npus_is_not_shown_as_a_slowdown():
+    from casvit_deploy.bench.writers import NPU_ONLY, npu_lines, result_cells
+
+    results = [_result("onnxruntime", 9.0), _result("onnxruntime", 10.0, precision="int8"),
+               _result("executorch", 8.0), _result("executorch", 9.0, precision="int8")]
+    results[1].npu_only = True  # its export found it slower than fp32 on the CPU EP
+    fill_derived(results, {"cpu": 400.0})
+    vs_fp32 = RESULT_HEADERS.index("vs fp32")
+    assert result_cells(results[1])[vs_fp32] == NPU_ONLY
+    assert result_cells(results[3])[vs_fp32] == "0.89x"  # a slowdown not labelled for NPUs stays a result
+    (line,) = npu_lines(results)
+    assert "0.90x fp32 on this CPU" in line and "NPU execution providers" in line
+    assert f"- {NPU_ONLY}: " in to_markdown(_report(results))
+
+
+def test_machine_lines_name_the_int8_instructions(monkeypatch):
+    from casvit_deploy import machine
+    from casvit_deploy.bench.environment import capture_environment, describe_machine
+
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ["model name : Intel Xeon", "flags : avx2 avx512_vnni amx_int8"])
+    assert machine.int8_isa() == ["AVX-512 VNNI", "AMX int8"]
+    assert "int8: AVX-512 VNNI, AMX int8" in describe_machine(capture_environment())
+    monkeypatch.setattr(machine, "_cpuinfo", lambda: ["model name : AMD EPYC", "flags : avx2 fma"])
+    assert "int8: no dot-product instructions" in describe_machine(capture_environment())
+
+
+def test_profile_says_where_the_time_goes_per_op_kind(small_artifact, tmp_path):
+    onnx, pte = small_artifact("onnx"), small_artifact("executorch")
+    result = runner.invoke(app, ["bench", str(onnx), str(pte), "--iters", "2", "--warmup", "1", "--threads", "1",
+                                 "--no-baseline", "--profile", "--cache-dir", str(tmp_path), "--json", "-"])
+    assert result.exit_code == 0, result.output
+    profiles = {p["backend"]: p for p in json.loads(result.stdout)["profiles"]}
+    assert set(profiles) == {"onnxruntime", "executorch"}
+    kinds = {b: {op["kind"] for op in p["ops"]} for b, p in profiles.items()}
+    assert "Conv 1x1 (pointwise)" in kinds["onnxruntime"] and "Conv 3x3 depthwise" in kinds["onnxruntime"]
+    assert any("GEMM" in k for k in kinds["executorch"]) and any("DWConv" in k for k in kinds["executorch"])
+    for p in profiles.values():
+        covered = sum(op["ms"] for op in p["ops"][:-1])
+        assert p["total_ms"] > 0 and p["ops"][-1]["kind"] == "untraced time"
+        assert p["ops"][-1]["ms"] == pytest.approx(max(p["total_ms"] - covered, 0.0))
+    assert not any(tmp_path.glob(".profile-*"))  # the trace files went with their folder

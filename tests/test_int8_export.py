@@ -16,6 +16,8 @@ from casvit_deploy.cli import app
 from casvit_deploy.data.calibration import calibration_set
 from casvit_deploy.formats.executorch.options import ExecuTorchOptions
 from casvit_deploy.formats.onnx.options import OnnxOptions
+from casvit_deploy.formats.onnx.quantize import NPU_PROVIDERS
+from casvit_deploy.machine import cpu_model, int8_isa
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import compare, defaults_for
 from casvit_deploy.parity import check_artifact
@@ -96,6 +98,11 @@ def test_onnx_int8_is_a_checked_u8s8_per_channel_qdq_graph(onnx_int8, loaded, tm
     _check_record(onnx_int8, fp32.manifest.size_bytes)
     speed = onnx_int8.manifest.quantization.cpu_speed_ratio
     assert speed["ratio"] > 0 and speed["threads"] >= 1 and "CPUExecutionProvider" in speed["runtime"]
+    assert speed["cpu"] == cpu_model() and speed["int8_isa"] == int8_isa()  # the machine it was timed on
+    assert speed["npu_only"] == (speed["ratio"] < 1)
+    assert (speed["intended_for"] == NPU_PROVIDERS) == speed["npu_only"]
+    said = [note for note in onnx_int8.notes if note.startswith("int8 is")]
+    assert len(said) == 1 and ("not a CPU speed-up" in said[0]) == speed["npu_only"]
 
 
 def test_onnx_int8_matches_onnx_reference_semantics(onnx_int8):
@@ -214,3 +221,19 @@ def test_auto_keep_float_trials_read_the_logits_the_artifact_gives(onnx_int8):
         outputs = ort.block_outputs(runner, dict(onnx_int8.manifest.block_outputs), images, 1)
         plain = run_in_batches(runner.run, images, 1)[runner.output_names[0]]
     assert np.array_equal(outputs[FINAL_OUTPUT], plain) and len(outputs) > 10
+
+
+def test_info_shows_what_stayed_float_and_the_cpu_speed_measured_at_export(onnx_int8):
+    import json
+
+    from typer.testing import CliRunner
+
+    from casvit_deploy.cli import app
+
+    shown = CliRunner().invoke(app, ["info", str(onnx_int8.artifact), "--json", "-"])
+    assert shown.exit_code == 0, shown.output
+    quantization = json.loads(shown.stdout)["quantization"]
+    assert quantization["kept_float"] == ["residual-adds"] and quantization["agreement"]["cosine"] > 0.98
+    assert quantization["cpu_speed"]["cpu"] == cpu_model()
+    table = CliRunner().invoke(app, ["info", str(onnx_int8.artifact)], env={"COLUMNS": "200"}).stdout
+    assert "kept float: residual-adds" in table and f"int8 vs fp32 on {cpu_model()}" in table

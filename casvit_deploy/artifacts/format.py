@@ -41,7 +41,10 @@ class BenchTarget(Protocol):
     it can); `export_options(precision, form)`: the options of the artifact it exports;
     `runner_options(threads, device)`: how its runner opens it; `accepts(options)`: whether
     it times an existing artifact exported with `options`. May set `time_budget_s`: seconds
-    of timing per case, for backends too slow for the usual number of runs."""
+    of timing per case, for backends too slow for the usual number of runs; may have
+    `profile(artifact, threads, runs, work_dir) -> runtime.profile.OpProfile` (where the time
+    goes per op kind, for `casvit bench --profile`) and `process(threads)`, a context manager
+    for process-wide settings while its cases run (e.g. a runtime's threadpool)."""
 
     name: str
     summary: str

@@ -7,19 +7,9 @@ import platform
 import sys
 from importlib import metadata
 
+from casvit_deploy.machine import cpu_model, describe_int8, int8_isa
+
 PACKAGES = ("casvit-deploy", "torch", "numpy", "onnx", "onnxruntime", "executorch", "coremltools", "triton")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo on Linux, else `platform`)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _version(package: str) -> str | None:
@@ -56,6 +46,7 @@ def capture_environment() -> dict:
     physical, logical, memory_gb = _cores_and_memory()
     return {
         "cpu": cpu_model(),
+        "int8_isa": int8_isa(),
         "cores_physical": physical,
         "cores_logical": logical,
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -72,5 +63,6 @@ def describe_machine(env: dict) -> str:
     """One line for reports: CPU, cores, GPU, OS."""
     gpu = env.get("gpu")
     gpu_text = f", GPU {gpu['name']} (CUDA {gpu['cuda']})" if gpu else ", no GPU"
-    return (f"{env['cpu']}, {env['cores_usable']} usable cores, {env['memory_gb']} GB RAM{gpu_text}; "
+    isa = f" ({describe_int8(env['int8_isa'])})" if "int8_isa" in env else ""
+    return (f"{env['cpu']}{isa}, {env['cores_usable']} usable cores, {env['memory_gb']} GB RAM{gpu_text}; "
             f"{env['os']}; Python {env['python']}, torch {env['packages'].get('torch', '?')}")

@@ -48,6 +48,7 @@ class BenchResult:
     speedup_vs_fp32: float | None = None   # same backend's fp32 p50 / this p50 (int8 rows)
     size_vs_fp32: float | None = None      # artifact size / the same backend's fp32 artifact size
     agreement: dict | None = None          # int8: cosine, snr_db, top1, top5 vs fp32 eager (manifest)
+    npu_only: bool = False                 # int8 exported for NPU execution providers (slower on this CPU EP)
 
     def __post_init__(self):
         self.resolution = Resolution.parse(self.resolution, "resolution")
@@ -90,20 +91,22 @@ class BenchReport:
     results: list[BenchResult] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     failed: list[Skipped] = field(default_factory=list)
+    profiles: list[dict] = field(default_factory=list)  # --profile: per op kind, each artifact
     created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "created": self.created, "environment": self.environment,
                 "config": self.config, "gemm": self.gemm,
                 "results": [r.to_dict() for r in self.results],
-                "skipped": [asdict(s) for s in self.skipped], "failed": [asdict(s) for s in self.failed]}
+                "skipped": [asdict(s) for s in self.skipped], "failed": [asdict(s) for s in self.failed],
+                "profiles": self.profiles}
 
     @classmethod
     def from_dict(cls, data: dict) -> BenchReport:
         return cls(data["environment"], data.get("config", {}), data.get("gemm", {}),
                    [BenchResult.from_dict(r) for r in data["results"]],
                    [Skipped(**s) for s in data.get("skipped", [])], [Skipped(**s) for s in data.get("failed", [])],
-                   data.get("created", ""))
+                   data.get("profiles", []), data.get("created", ""))
 
 
 def baseline_for(result: BenchResult, results: list[BenchResult]) -> BenchResult | None:

@@ -60,6 +60,7 @@ class BenchConfig:
     disable: tuple[str, ...] = ()
     cache_dir: Path = CACHE
     baseline: bool = True  # add eager fp32 for speed-ups when not asked for
+    profile: bool = False  # also profile each artifact per op kind, where its backend can
 
     def __post_init__(self):
         from casvit_deploy.errors import UsageError
@@ -184,6 +185,8 @@ def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress 
         progress.begin(len(cases) * config.rounds)
         measured = _run_rounds(cases, config, progress, report)
         gemm_end = measure_gemm(config.device)
+        if config.profile:
+            report.profiles = _profiles(cases, measured, config, progress)
     peak = max(gemm_start, gemm_end)
     device = config.device.value
     report.gemm = {device: {"fp32_gflops": peak, "fp32_gflops_start": gemm_start,
@@ -191,6 +194,29 @@ def run(sources: Sequence[ModelSource], config: BenchConfig, progress: Progress 
     report.results = [_result(cases[i], m) for i, m in sorted(measured.items())]
     fill_derived(report.results, {device: peak})
     return report
+
+
+PROFILE_RUNS = 30
+
+
+def _profiles(cases: list[Case], measured: dict, config: BenchConfig, progress: Progress) -> list[dict]:
+    """Per op kind, where the time of every measured artifact goes, by its backend's own
+    profiler (backends without one are left out); trace files live in a folder of the
+    export cache that is removed afterwards."""
+    import tempfile
+
+    found = []
+    for index, m in sorted(measured.items()):
+        case, backend = cases[index], known_backends()[cases[index].backend]
+        if not getattr(backend, "can_profile", False) or m.prep.artifact is None:
+            continue
+        progress.case(f"profile {case.label} {case.backend} {case.precision.value}")
+        Path(config.cache_dir).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=config.cache_dir, prefix=".profile-") as work:
+            profile = backend.profile(m.prep.artifact, config.threads, PROFILE_RUNS, Path(work))
+        found.append({"model": case.label, "backend": case.backend, "precision": case.precision.value,
+                      "batch": case.batch, "artifact": str(m.prep.artifact)} | profile.to_dict())
+    return found
 
 
 def _supported(cases: list[Case], report: BenchReport) -> list[Case]:
@@ -295,4 +321,4 @@ def _result(case: Case, m: _Measured) -> BenchResult:
         first_inference_ms=m.first_ms, peak_rss_mb=m.peak_rss_mb, cuda_peak_mb=m.cuda_peak_mb,
         artifact=str(prep.artifact) if prep.artifact else None, artifact_mb=prep.artifact_mb,
         export_s=prep.export_s, gflop_per_image=_gflop_per_image(loaded, case.resolution),
-        agreement=prep.agreement)
+        agreement=prep.agreement, npu_only=prep.npu_only)

@@ -8,7 +8,7 @@ from rich.table import Table
 from casvit_deploy.bench.compare import INCONCLUSIVE, Change
 from casvit_deploy.bench.environment import describe_machine
 from casvit_deploy.bench.results import KEY_FIELDS, BenchReport, BenchResult
-from casvit_deploy.bench.writers import RESULT_HEADERS, noisy_lines, result_cells
+from casvit_deploy.bench.writers import NPU_ONLY, RESULT_HEADERS, noisy_lines, npu_lines, result_cells
 
 _TEXT_COLUMNS = {"model", "form", "backend", "device", "precision"}
 _TERMINAL_HIDDEN = {"device", "std ms", "p90 ms", "min ms", "max ms"}  # in the caption / the files
@@ -21,6 +21,7 @@ def results_table(report: BenchReport) -> Table:
     gemm = "; ".join(f"GEMM fp32 {d}: {g['fp32_gflops']:.0f} GFLOP/s" for d, g in report.gemm.items())
     caption = [describe_machine(report.environment), gemm] + ([fastest_line(fastest)] if fastest else [])
     caption += [f"[yellow]noisy: {escape(line)}[/]" for line in noisy_lines(report.results)]
+    caption += [f"{NPU_ONLY}: {escape(line)}" for line in npu_lines(report.results)]
     table = Table(title="casvit bench", caption="\n".join(caption))
     rows = [result_cells(r) for r in report.results]
     keep = [i for i, h in enumerate(RESULT_HEADERS)
@@ -72,3 +73,17 @@ def compare_table(changes: list[Change], threshold_pct: float) -> Table:
                       "–" if pct is None else f"{pct:+.1f}%", "–" if c.noise_pct is None else f"±{c.noise_pct:.1f}%",
                       c.status, style=styles.get(c.status))
     return table
+
+
+def profile_tables(report: BenchReport) -> list[Table]:
+    """One table per profiled artifact: op kind, count, ms per run, share of the run."""
+    tables = []
+    for prof in report.profiles:
+        table = Table(title=f"profile: {prof['model']} {prof['backend']} {prof['precision']} b{prof['batch']}",
+                      caption=f"{prof['engine']}; {prof['total_ms']:.2f} ms per run; {prof['note']}")
+        for column in ("op kind", "count", "ms", "share"):
+            table.add_column(column, justify="left" if column == "op kind" else "right")
+        for op in prof["ops"]:
+            table.add_row(op["kind"], str(op["count"] or ""), f"{op['ms']:.3f}", f"{100 * op['share']:.1f}%")
+        tables.append(table)
+    return tables

@@ -48,6 +48,9 @@ BothFormsOpt = Annotated[bool, typer.Option("--both-forms", help="Time upstream 
 ChannelsLastOpt = Annotated[bool, typer.Option("--channels-last", help="PyTorch backends: channels-last layout.")]
 CompileModeOpt = Annotated[str, typer.Option("--compile-mode", help="torch.compile mode: default, reduce-overhead, "
                                              "max-autotune-no-cudagraphs, max-autotune.")]
+ProfileOpt = Annotated[bool, typer.Option(
+    "--profile", help="Also show where each artifact's time goes per op kind (ExecuTorch: its event tracer; "
+    "ONNX Runtime: its profiler).")]
 NoBaselineOpt = Annotated[bool, typer.Option(
     "--no-baseline", help="Do not add eager fp32 runs for the speed-up column (saves time on slow CPUs).")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache-dir", help="Where exports are cached between runs "
@@ -142,7 +145,8 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
           threads: ThreadsOpt = None, warmup: WarmupOpt = 10, iters: ItersOpt = None,
           min_time: MinTimeOpt = None, rounds: RoundsOpt = 1, no_rewrite: NoRewriteOpt = False,
           both_forms: BothFormsOpt = False, channels_last: ChannelsLastOpt = False,
-          compile_mode: CompileModeOpt = "default", no_baseline: NoBaselineOpt = False, cache_dir: CacheOpt = None,
+          compile_mode: CompileModeOpt = "default", no_baseline: NoBaselineOpt = False, profile: ProfileOpt = False,
+          cache_dir: CacheOpt = None,
           json: JsonOpt = None,
           csv: report_option("--csv", "Write one CSV row per result ('-': print it).") = None,
           markdown: report_option("--markdown", "Write a Markdown report ('-': print it).") = None,
@@ -179,7 +183,7 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
     baseline = load_baseline(compare) if compare else None
     config = BenchConfig((), device, tuple(batch), tuple(precision), _forms(no_rewrite, both_forms),
                          _default_threads() if threads is None else threads, schedule, rounds, channels_last,
-                         compile_mode, cache_dir=cache_dir or CACHE, baseline=not no_baseline)
+                         compile_mode, cache_dir=cache_dir or CACHE, baseline=not no_baseline, profile=profile)
     if artifacts:
         sources = [artifact_source(a, resolution) for a in artifacts]
         chosen, skipped = select_backends(sorted({s.artifact_backend for s in sources}), device)
@@ -218,6 +222,6 @@ def bench(artifacts: ArtifactsArg = None, backend: BackendOpt = ["all"], variant
 
 
 def _print_report(report) -> None:
-    from casvit_deploy.bench.tables import results_table, skipped_table
+    from casvit_deploy.bench.tables import profile_tables, results_table, skipped_table
 
-    show(console(), results_table(report), skipped_table(report))
+    show(console(), results_table(report), skipped_table(report), *profile_tables(report))

@@ -124,6 +124,21 @@ def _tensor_rows(table: Table, kind: str, specs: list[dict]) -> None:
             f"\n{spec['description']}" if spec.get("description") else ""))
 
 
+def _quantization_text(q: dict) -> str:
+    """Kept float, agreement with fp32 and the CPU speed ratio measured at export, in words."""
+    agreement = {k: v for k, v in q["agreement"].items() if isinstance(v, float)}
+    lines = [f"kept float: {', '.join(q['kept_float']) or 'nothing'}",
+             "agreement with fp32: " + ", ".join(f"{k} {v:.4g}" for k, v in agreement.items())]
+    if q["cpu_speed"]:
+        from casvit_deploy.machine import describe_int8
+
+        speed = q["cpu_speed"]
+        lines.append(f"int8 vs fp32 on {speed.get('cpu', 'the exporting CPU')} "
+                     f"({describe_int8(speed.get('int8_isa', []))}): {speed['ratio']:.2f}x; for "
+                     f"{speed.get('intended_for', 'CPU')}")
+    return "\n".join(lines)
+
+
 def _artifact_table(facts: dict) -> Table:
     table = Table(title=f"{Path(facts['artifact']).name} ({facts['format']})", show_header=False)
     table.add_column(style="bold")
@@ -140,6 +155,8 @@ def _artifact_table(facts: dict) -> Table:
     table.add_row("target", ", ".join(f"{k} {v}" for k, v in facts["target"].items()) or "-")
     if facts["mobile_usability"]:
         table.add_row("mobile", facts["mobile_usability"])
+    if facts["quantization"]:
+        table.add_row("quantization", _quantization_text(facts["quantization"]))
     table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
     table.add_row("matches manifest", f"{_yes_no(facts['matches_manifest'])} (sha256 {facts['sha256'][:16]}...)")
     parity = facts["parity"]

@@ -18,6 +18,16 @@ def _target(manifest: Manifest) -> dict:
     return manifest.details.target() | manifest.options.target()
 
 
+def _quantization(manifest: Manifest) -> dict | None:
+    """How a lossy artifact was quantized: what stayed float, its agreement with fp32 and, where
+    measured at export, its CPU speed ratio to fp32 and what it is for."""
+    record = manifest.quantization
+    if record is None:
+        return None
+    return {"scheme": record.scheme, "kept_float": [k.target for k in record.kept_float],
+            "agreement": record.agreement, "cpu_speed": record.cpu_speed_ratio}
+
+
 def _parity(manifest: Manifest, sha256: str) -> dict:
     record = manifest.latest_parity
     if record is None:
@@ -50,4 +60,5 @@ def describe_artifact(artifact: Path) -> dict:
         "mobile_usability": manifest.details.mobile_summary(),
         "options": manifest.options.to_record(), "tools": {k: v for k, v in manifest.tools.items() if v},
         "exported_at": manifest.exported_at, "parity": _parity(manifest, sha256),
+        "quantization": _quantization(manifest),
     }

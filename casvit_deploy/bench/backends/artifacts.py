@@ -19,10 +19,14 @@ from casvit_deploy.store import manifests
 from casvit_deploy.store.runners import open_runner
 
 
-def _agreement(path) -> dict | None:
-    """An int8 artifact's recorded agreement with fp32 eager (None for other precisions)."""
+def _quantization(path) -> tuple[dict | None, bool]:
+    """An int8 artifact's recorded agreement with fp32 eager (None for other precisions), and
+    whether its export found it slower than fp32 on the CPU, so meant for NPU execution providers."""
     manifest = manifests.find(path)
-    return manifest.quantization.agreement if manifest and manifest.quantization else None
+    record = manifest.quantization if manifest else None
+    if record is None:
+        return None, False
+    return record.agreement, bool((record.cpu_speed_ratio or {}).get("npu_only"))
 
 
 class ArtifactBackend:
@@ -44,6 +48,14 @@ class ArtifactBackend:
         except CasvitError as err:
             return str(err)
         return self.target.unavailable(device)
+
+    @property
+    def can_profile(self) -> bool:
+        return hasattr(self.target, "profile")
+
+    def profile(self, artifact, threads: int, runs: int, work_dir):
+        """Where the time goes in `artifact`, per op kind (the target's own profiler)."""
+        return self.target.profile(artifact, threads, runs, work_dir)
 
     def process(self, threads: int):
         """Process-wide settings while this backend's cases run (e.g. a runtime's threadpool)."""
@@ -74,6 +86,7 @@ class ArtifactBackend:
         runner = open_runner(path, self.target.runner_options(case.threads, case.device))
         load_s = time.perf_counter() - start
         x = input_batch(case.batch, case.resolution)
+        agreement, npu_only = _quantization(path)
         return Prepared(lambda: runner.run(x), runner.description, load_s, passes=passes, artifact=path,
                         artifact_mb=size_mb(path), export_s=export_s, threads=case.threads, close=runner.close,
-                        agreement=_agreement(path))
+                        agreement=agreement, npu_only=npu_only)

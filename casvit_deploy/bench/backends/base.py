@@ -53,6 +53,7 @@ class Prepared:
     threads: int | None = None
     close: Callable[[], None] = lambda: None
     agreement: dict | None = None  # an int8 artifact's agreement with fp32, from its manifest
+    npu_only: bool = False  # its manifest says it is for NPU execution providers (slower than fp32 on CPU)
 
 
 class Backend(Protocol):

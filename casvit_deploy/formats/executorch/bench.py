@@ -7,6 +7,7 @@ import contextlib
 import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from casvit_deploy.formats.executorch.options import Delegate, ExecuTorchOptions
 from casvit_deploy.runtime.base import RunnerOptions
@@ -35,6 +36,12 @@ class ExecuTorchTarget:
     def accepts(self, options) -> bool:
         portable = getattr(options, "delegate", None) is Delegate.PORTABLE
         return portable == (self.delegate is Delegate.PORTABLE)
+
+    def profile(self, artifact: Path, threads: int, runs: int, work_dir: Path):
+        """Where the time goes, per op kind (ExecuTorch's event tracer)."""
+        from casvit_deploy.formats.executorch.profile import profile
+
+        return profile(artifact, threads, runs, work_dir)
 
     @contextlib.contextmanager
     def process(self, threads: int) -> Iterator[None]:

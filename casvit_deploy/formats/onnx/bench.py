@@ -3,6 +3,8 @@ or, with --device cuda, TensorRT/CUDA where this onnxruntime has them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.runtime.base import RunnerOptions
 from casvit_deploy.settings import Device, Form, Precision
@@ -29,3 +31,9 @@ class OnnxRuntimeTarget:
 
     def accepts(self, options) -> bool:
         return True
+
+    def profile(self, artifact: Path, threads: int, runs: int, work_dir: Path):
+        """Where the time goes, per op kind (ONNX Runtime's profiler, CPU provider)."""
+        from casvit_deploy.formats.onnx.profile import profile
+
+        return profile(artifact, threads, runs, work_dir)

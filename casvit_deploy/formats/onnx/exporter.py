@@ -234,11 +234,26 @@ class OnnxExporter:
         facts = versions(job.artifact)
         usability = check_mobile_usability(job.artifact)
         notes = [f"opset {facts['opset']}, IR {facts['ir_version']}: loads in ONNX Runtime "
-                 f">= {facts['min_onnxruntime']}", usability["summary"]]
+                 f">= {facts['min_onnxruntime']}", usability["summary"], *_speed_notes(record)]
         details = OnnxDetails(**facts, optimized=optimize, **rewrites, fp32_load_check=fp32_check,
                               dynamic_shape=_dynamic_shape_facts(job), mobile_usability=usability,
                               load_check=check.to_dict())
         return FormatOutput(program, inputs, outputs, details, notes=notes, quantization=record)
+
+
+def _speed_notes(record) -> list[str]:
+    """An int8 graph's CPU speed ratio, said plainly when it is no CPU speed-up."""
+    speed = record.cpu_speed_ratio if record else None
+    if not speed:
+        return []
+    from casvit_deploy.formats.onnx.quantize import NPU_PROVIDERS
+    from casvit_deploy.machine import describe_int8
+
+    where = f"on this CPU's CPU execution provider ({speed['cpu']}, {describe_int8(speed['int8_isa'])})"
+    if speed["intended_for"] == NPU_PROVIDERS:
+        return [f"int8 is {speed['ratio']:.2f}x fp32 {where}: slower, so this artifact is for {NPU_PROVIDERS}, "
+                "not a CPU speed-up"]
+    return [f"int8 is {speed['ratio']:.2f}x fp32 {where}"]
 
 
 def _dynamic_shape_facts(job: ExportJob) -> dict | None:

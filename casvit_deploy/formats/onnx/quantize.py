@@ -22,6 +22,7 @@ import numpy as np
 from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.data.batches import chunks, run_in_batches
 from casvit_deploy.data.images import seeded_noise
+from casvit_deploy.machine import cpu_record
 from casvit_deploy.model.blocks import FINAL_OUTPUT
 from casvit_deploy.quantize.targets import NodeOrigin
 from casvit_deploy.quiet import stdout_silenced
@@ -167,7 +168,18 @@ def cpu_speed_ratio(fp32_path: Path, int8_path: Path, batch: int, resolution: in
                 times.append(time.perf_counter() - start)
             out.append(statistics.median(times) * 1e3)
     ratios = [f / i for f, i in zip(*medians)]
-    return {"runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider", "threads": threads,
+    return {"runtime": f"onnxruntime {ort.__version__} CPUExecutionProvider", "threads": threads, **cpu_record(),
             "fp32_ms": statistics.median(medians[0]), "int8_ms": statistics.median(medians[1]),
             "ratio": statistics.median(ratios), "rounds": rounds, "runs_per_round": runs,
-            "note": "measured at export on this machine; fp32 / int8 latency, > 1 means int8 is faster"}
+            "note": "measured at export on this machine; fp32 / int8 latency, > 1 means int8 is faster",
+            "intended_for": intended_for(statistics.median(ratios)), "npu_only": statistics.median(ratios) < 1.0}
+
+
+NPU_PROVIDERS = "NPU execution providers (NNAPI, QNN, CoreML EP)"
+
+
+def intended_for(ratio: float) -> str:
+    """What an int8 QDQ graph is for, judged by its CPU speed ratio to fp32 measured here: a
+    CPU speed-up, or (slower than fp32 on the CPU execution provider) NPU execution
+    providers, which take QDQ graphs as their int8 input."""
+    return "CPU and NPU execution providers" if ratio >= 1.0 else NPU_PROVIDERS
