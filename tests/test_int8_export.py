@@ -15,6 +15,7 @@ from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.cli import app
 from casvit_deploy.data.calibration import calibration_set
 from casvit_deploy.formats.executorch.options import ExecuTorchOptions
+from casvit_deploy.formats.executorch.speed import SPEED_MIN_COSINE
 from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.formats.onnx.quantize import NPU_PROVIDERS
 from casvit_deploy.machine import cpu_model, int8_isa
@@ -151,7 +152,15 @@ def test_keep_float_leaves_a_block_float(loaded, tmp_path):
 def test_executorch_int8_lowers_whole_and_passes_parity(pte_int8, loaded):
     details = pte_int8.manifest.details
     assert details.delegation["portable_nodes"] == 0 and details.delegation["delegated_subgraphs"] >= 1
-    _check_record(pte_int8, _fp32_bytes(loaded))
+    q = pte_int8.manifest.quantization
+    choice = q.config["speed_choice"]  # formats/executorch/speed.py, on by default
+    _check_record(pte_int8, _fp32_bytes(loaded), kept=("residual-adds", *choice["chosen"]))
+    assert (choice["cpu"], choice["int8_isa"]) == (cpu_model(), int8_isa())  # the machine it was timed on
+    trials = {tuple(t["kept_float"]): t for t in choice["trials"]}
+    assert () in trials and set(choice["op_kinds"]) == {"depthwise", "multiplies"}
+    chosen = trials[tuple(choice["chosen"])]
+    assert chosen["vs_fp32"] == max(t["vs_fp32"] for t in trials.values() if t["cosine"] >= SPEED_MIN_COSINE)
+    assert q.cpu_speed_ratio["ratio"] == chosen["vs_fp32"] and q.cpu_speed_ratio["npu_only"] is False
     report = check_artifact(pte_int8.artifact, loaded, per_block=True, record=False)
     assert report.passed, report.failures
     loc = report.localization
@@ -185,6 +194,7 @@ def test_int8_cli_export_and_parity_json(loaded, trained_like_checkpoint, tmp_pa
     (("-f", "onnx", "-p", "int8", "--calibration-method", "histogram"), "onnx int8 export offers percentile"),
     (("-f", "onnx", "-p", "w8a8"), "onnx export supports precision"),
     (("-f", "executorch", "-p", "int8", "--min-cosine", "2"), "--min-cosine"),
+    (("-f", "executorch", "--no-speed-choice"), "--no-speed-choice applies to --precision int8 only"),
 ])
 def test_bad_int8_requests_exit_2_with_one_line(args, message, tmp_path):
     result = invoke("export", "-r", RES, "-o", tmp_path / "out", *args)

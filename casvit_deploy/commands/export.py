@@ -101,6 +101,10 @@ DelegateOpt = Annotated[Optional[Delegate], typer.Option(
     "--delegate", help=f"ExecuTorch delegate: {', '.join(d.value for d in Delegate)} (default "
     f"{Delegate.XNNPACK.value}; portable: no delegate, reference kernels, slow; a baseline).", case_sensitive=False,
     show_default=False)]
+SpeedChoiceOpt = Annotated[Optional[bool], typer.Option(
+    "--speed-choice/--no-speed-choice", help="ExecuTorch int8: time candidate programs here and keep the depthwise "
+    "convolutions and/or multiplies float where that is faster on this CPU (default on; the manifest records every "
+    "candidate and the CPU).", show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
     show_default=False)]
@@ -174,7 +178,7 @@ def export(
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="CoreML metadata: version (default: casvit-deploy's).", show_default=False)] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="CoreML metadata: short description.", show_default=False)] = None,
     allow_portable: Annotated[Optional[bool], typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.", show_default=False)] = None,
-    delegate: DelegateOpt = None,
+    delegate: DelegateOpt = None, speed_choice: SpeedChoiceOpt = None,
     calibration: CalibrationOpt = None, calibration_samples: CalibrationSamplesOpt = None,
     calibration_method: CalibrationMethodOpt = None, keep_float: KeepFloatOpt = None,
     auto_keep_float: AutoKeepFloatOpt = None, min_cosine: MinCosineOpt = None,
@@ -193,7 +197,7 @@ def export(
     options = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
                "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
                "description": description, "allow_portable": allow_portable, "delegate": delegate,
-               "palettize": palettize, "fp16_safe": fp16_safe}
+               "palettize": palettize, "fp16_safe": fp16_safe, "speed_choice": speed_choice}
     int8 = {"calibration": calibration, "calibration_samples": calibration_samples,
             "calibration_method": calibration_method, "keep_float": split_values(keep_float) if keep_float else None,
             "auto_keep_float": auto_keep_float, "quantize_residual": quantize_residual, "min_cosine": min_cosine}

@@ -136,7 +136,19 @@ def _quantization_text(q: dict) -> str:
         lines.append(f"int8 vs fp32 on {speed.get('cpu', 'the exporting CPU')} "
                      f"({describe_int8(speed.get('int8_isa', []))}): {speed['ratio']:.2f}x; for "
                      f"{speed.get('intended_for', 'CPU')}")
+    if q.get("speed_choice"):
+        lines.append(_speed_choice_text(q["speed_choice"]))
     return "\n".join(lines)
+
+
+def _speed_choice_text(choice: dict) -> str:
+    """Per op kind fp32 and int8 time, each candidate tried and the one chosen, in words."""
+    kinds = ", ".join(f"{k} fp32 {t['fp32_ms']:.3f} / int8 {t['int8_ms']:.3f} ms"
+                      for k, t in choice["op_kinds"].items())
+    tried = "; ".join(f"{' + '.join(t['kept_float']) + ' float' if t['kept_float'] else 'as planned'}: "
+                      f"{t['vs_fp32']:.2f}x, cosine {t['cosine']:.5f}" for t in choice["trials"])
+    chosen = " + ".join(choice["chosen"]) or "nothing more"
+    return f"speed choice ({choice['threads']} threads): {kinds}; tried {tried}; kept float for speed: {chosen}"
 
 
 def _artifact_table(facts: dict) -> Table:

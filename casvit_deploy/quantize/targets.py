@@ -18,16 +18,19 @@ from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names
 
 HEAD_MODULES = ("head", "dist_head", "norm", "pool")
 RESIDUAL_ADDS = "residual-adds"
+DEPTHWISE = "depthwise"
+MULTIPLIES = "multiplies"
 
 
 @dataclass(frozen=True)
 class NodeOrigin:
-    """Where a graph node came from: module paths and class names, outermost first, and
-    its op ("add", "conv2d", "mul", ...)."""
+    """Where a graph node came from: module paths and class names, outermost first, its op
+    ("add", "conv2d", "mul", ...) and, for a convolution, its groups."""
 
     paths: tuple[str, ...]
     classes: tuple[str, ...]
     op: str
+    groups: int = 1  # a convolution's groups: more than 1 for the depthwise ones
 
     @property
     def innermost_class(self) -> str:
@@ -54,6 +57,10 @@ KINDS: dict[str, tuple[str, Callable[[NodeOrigin], bool]]] = {
     "local": ("the local integration branches", _in_classes("LocalIntegration")),
     RESIDUAL_ADDS: ("the residual adds: the stream between blocks stays float",
                     lambda o: o.op == "add" and o.innermost_class == "AdditiveBlock"),
+    DEPTHWISE: ("the depthwise 3x3 convolutions", lambda o: o.op == "conv2d" and o.groups > 1),
+    MULTIPLIES: ("the gate and token-mixer multiplies",
+                 lambda o: o.op == "mul" and o.innermost_class in ("SpatialOperation", "ChannelOperation",
+                                                                   "AdditiveTokenMixer")),
 }
 
 

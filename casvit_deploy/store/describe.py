@@ -25,7 +25,8 @@ def _quantization(manifest: Manifest) -> dict | None:
     if record is None:
         return None
     return {"scheme": record.scheme, "kept_float": [k.target for k in record.kept_float],
-            "agreement": record.agreement, "cpu_speed": record.cpu_speed_ratio}
+            "agreement": record.agreement, "cpu_speed": record.cpu_speed_ratio,
+            "speed_choice": record.config.get("speed_choice")}
 
 
 def _parity(manifest: Manifest, sha256: str) -> dict:

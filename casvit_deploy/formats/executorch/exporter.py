@@ -1,6 +1,8 @@
 """ExecuTorch export: `.pte` lowered with the XNNPACK (or CoreML) partitioner, or with none
 ("portable": every op on ExecuTorch's reference kernels, a slow baseline for comparison).
-int8 programs are quantized first with PT2E and XNNPACK's quantizer (pt2e.py).
+int8 programs are quantized first with PT2E and XNNPACK's quantizer (pt2e.py); which op
+kinds run int8 is chosen by measured speed on this machine unless `speed_choice` is off
+(speed.py).
 
 Delegation coverage is measured on the lowered graph; an artifact that leaves compute
 ops on portable kernels is refused unless the `allow_portable` option is set. The
@@ -12,6 +14,8 @@ builds of the runtime can load it, so the manifest says the check was not run).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.errors import ExportError, UsageError, first_line
@@ -71,64 +75,128 @@ def _check(job: ExportJob, program, delegate: Delegate, images=None):
     return job.check(job.artifact, program, images=images)
 
 
-def _quantized_program(job: ExportJob, program, plan):
-    """The int8 program to lower: PT2E-quantized with what the plan (an export.int8 Int8Plan,
-    and its search) keeps float."""
+@dataclass(frozen=True)
+class _Lowered:
+    """A program lowered to its delegate, its serialized bytes (the .pte), and how many of
+    its spatial means were made delegable."""
+
+    edge: object
+    buffer: bytes
+    means: int
+
+
+def _lowered(exported, delegate: Delegate, staging: Path) -> _Lowered:
+    """`exported` lowered to `delegate`, its means made delegable first (in place)."""
+    from casvit_deploy.formats.executorch.delegable import keepdim_spatial_means
+
+    means = keepdim_spatial_means(exported)
+    with temp_files_in(staging):  # the serializers' flatbuffer files, in the staging folder
+        edge = _lower(exported, delegate)
+        return _Lowered(edge, edge.to_executorch().buffer, means)
+
+
+def _auto_keep_float(job: ExportJob, program, plan) -> None:
+    """--auto-keep-float: add to what the plan keeps float the fewest blocks that reach its
+    cosine target (export/int8.py), judged on a PT2E simulation read block by block."""
     from casvit_deploy.export import int8
-    from casvit_deploy.export.graph import export_program
     from casvit_deploy.formats.executorch import pt2e
     from casvit_deploy.quantize.targets import keeps_float
 
     batch = None if job.dynamic_batch else job.batch
-    images = plan.calibration.images
-    if plan.options.auto_keep_float:
-        job.progress("calibrate (search)")
-        calibrated = pt2e.Calibrated(program, images, batch, plan.method)
-        names, references = int8.reference_blocks(job, program, plan.photographs)
-        int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
-                         .outputs(plan.photographs, batch), references)
+    job.progress("calibrate (search)")
+    calibrated = pt2e.Calibrated(program, plan.calibration.images, batch, plan.method)
+    names, references = int8.reference_blocks(job, program, plan.photographs)
+    int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
+                     .outputs(plan.photographs, batch), references)
+
+
+def _int8(job: ExportJob, program, plan, extra: tuple[str, ...] = ()) -> object:
+    """The int8 program to lower: PT2E-quantized with what the plan, and `extra`, keep float."""
+    from casvit_deploy.export.graph import export_program
+    from casvit_deploy.formats.executorch import pt2e
+    from casvit_deploy.quantize.targets import keeps_float
+
     job.progress("calibrate")
-    converted = pt2e.quantize(program, images, batch, plan.method, keeps_float(plan.kept))
+    batch = None if job.dynamic_batch else job.batch
+    converted = pt2e.quantize(program, plan.calibration.images, batch, plan.method, keeps_float(plan.kept + extra))
     return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
 
 
-def _record(plan, check):
+def _speed_choice(job: ExportJob, program, plan, delegate: Delegate) -> tuple[_Lowered, object]:
+    """The int8 program whose op kinds run int8 only where that is faster here
+    (formats/executorch/speed.py), and the record of the choice (what it adds to the
+    plan's kept-float targets is added there, with the reason)."""
+    from casvit_deploy.export.graph import export_program
+    from casvit_deploy.formats.executorch import speed
+    from casvit_deploy.runtime.eager import EagerRunner
+
+    staging, built = job.artifact.parent, {}
+
+    def build(extra: tuple[str, ...]) -> bytes:
+        built[extra] = _lowered(_int8(job, program, plan, extra), delegate, staging)
+        return built[extra].buffer
+
+    job.progress("speed choice: lower fp32")
+    fp32 = _lowered(export_program(job.model, job.batch, job.resolution, job.dynamic_batch), delegate, staging)
+    reference = EagerRunner(job.model).run(plan.photographs)["logits"]
+    _, choice = speed.choose_program(
+        build, fp32.buffer, job.resolution.shape(job.batch),
+        lambda buffer: speed.min_cosine(buffer, plan.photographs, reference, job.batch), staging, job.progress)
+    for kind in choice.chosen.extra:
+        plan.kept += (kind,)
+        plan.reasons[kind] = choice.reason()
+    return built[choice.chosen.extra], choice
+
+
+def _program(job: ExportJob, program, plan, options: ExecuTorchOptions) -> tuple[_Lowered, object]:
+    """The lowered program to ship, and the speed choice that picked it (None if none ran)."""
+    staging = job.artifact.parent
+    if plan is None:
+        return _lowered(program, options.delegate, staging), None
+    if plan.options.auto_keep_float:
+        _auto_keep_float(job, program, plan)
+    if options.speed_choice:
+        return _speed_choice(job, program, plan, options.delegate)
+    return _lowered(_int8(job, program, plan), options.delegate, staging), None
+
+
+def _record(plan, check, choice):
     from casvit_deploy.export import int8
     from casvit_deploy.formats.executorch import pt2e
 
-    return int8.quantization_record(plan, pt2e.SCHEME, pt2e.config_record(plan.method), check)
+    config = pt2e.config_record(plan.method) | ({"speed_choice": choice.record()} if choice else {})
+    return int8.quantization_record(plan, pt2e.SCHEME, config, check, choice.speed_ratio() if choice else None)
 
 
 class ExecuTorchExporter:
     @staticmethod
     def check(settings: ExportSettings) -> None:
-        """int8 programs are quantized for XNNPACK only."""
+        """int8 programs are quantized for XNNPACK only; the speed choice is int8's."""
         options: ExecuTorchOptions = settings.options
         if settings.precision is Precision.INT8 and options.delegate is not Delegate.XNNPACK:
             raise UsageError("int8 ExecuTorch programs are quantized for XNNPACK: use --delegate xnnpack")
+        if not options.speed_choice and settings.precision is not Precision.INT8:
+            raise UsageError("--no-speed-choice applies to --precision int8 only (which op kinds run int8)")
 
     def export(self, job: ExportJob) -> FormatOutput:
         from casvit_deploy.export import int8
         from casvit_deploy.export.graph import export_program
-        from casvit_deploy.formats.executorch.delegable import keepdim_spatial_means
 
         options: ExecuTorchOptions = job.options
         job.progress("export")
         program = export_program(job.model, job.batch, job.resolution, job.dynamic_batch)
         plan = int8.plan(job) if job.precision is Precision.INT8 else None
-        lowered = _quantized_program(job, program, plan) if plan else program
-        rewritten = keepdim_spatial_means(lowered)
         job.progress("lower")
-        with temp_files_in(job.artifact.parent):  # the serializers' flatbuffer files, in the staging folder
-            edge = _lower(lowered, options.delegate)
-            report = coverage(edge)
-            if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
-                _refuse_portable(report, options.delegate)
-            job.artifact.write_bytes(edge.to_executorch().buffer)
+        lowered, choice = _program(job, program, plan, options)
+        report = coverage(lowered.edge)
+        if report["portable_nodes"] and options.delegate is not Delegate.PORTABLE and not options.allow_portable:
+            _refuse_portable(report, options.delegate)
+        job.artifact.write_bytes(lowered.buffer)
         job.progress("verify")
         check = _check(job, program, options.delegate, plan.photographs if plan else None)
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
-        details = ExecuTorchDetails(delegation=report, keepdim_mean_rewrites=rewritten, load_check=check.to_dict())
+        details = ExecuTorchDetails(delegation=report, keepdim_mean_rewrites=lowered.means,
+                                    load_check=check.to_dict())
         return FormatOutput(program, [job.input_spec()], job.output_specs(), details,
-                            quantization=plan and _record(plan, check))
+                            quantization=plan and _record(plan, check, choice))

@@ -21,6 +21,7 @@ class Delegate(str, Enum):
 class ExecuTorchOptions(FormatOptions):
     delegate: Delegate = Delegate.XNNPACK
     allow_portable: bool = False        # accept ops left on portable kernels
+    speed_choice: bool = True        # int8: op kinds run int8 only where that is faster here (speed.py)
 
     def target(self) -> dict:
         return {"delegate": self.delegate.value}

@@ -29,12 +29,12 @@ def profile(artifact: Path, threads: int, runs: int, work_dir: Path, stat: str =
 
     from casvit_deploy.quiet import native_stderr_silenced
 
-    with native_stderr_silenced():
+    with native_stderr_silenced():  # the runtime's cpuinfo lines
         program = portable_lib._load_for_executorch(str(artifact), enable_etdump=True, debug_buffer_size=0)
-    sizes = program.method_meta("forward").input_tensor_meta(0).sizes()
-    image = torch.randn(*sizes, generator=torch.Generator().manual_seed(0))
-    for _ in range(runs):
-        program.forward((image,))
+        sizes = program.method_meta("forward").input_tensor_meta(0).sizes()
+        image = torch.randn(*sizes, generator=torch.Generator().manual_seed(0))
+        for _ in range(runs):
+            program.forward((image,))
     dump = Path(work_dir) / "trace.etdp"
     program.write_etdump_result_to_file(str(dump), str(dump.with_suffix(".bin")))
     frame = Inspector(etdump_path=str(dump)).to_dataframe()

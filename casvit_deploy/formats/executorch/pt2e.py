@@ -54,7 +54,8 @@ def origin(node) -> NodeOrigin:
     """Where an FX node came from, from its `nn_module_stack` metadata."""
     stack = list((node.meta.get("nn_module_stack") or {}).values())
     op = str(node.target).split(".")[1] if node.op == "call_function" and "." in str(node.target) else node.op
-    return NodeOrigin(tuple(path for path, _ in stack if path), tuple(str(kind) for _, kind in stack), op)
+    groups = node.args[6] if op == "conv2d" and len(node.args) > 6 else 1
+    return NodeOrigin(tuple(path for path, _ in stack if path), tuple(str(kind) for _, kind in stack), op, groups)
 
 
 def _prepare(program, method: CalibrationMethod, keep_float: Callable[[NodeOrigin], bool]):

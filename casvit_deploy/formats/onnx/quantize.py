@@ -73,7 +73,8 @@ def node_origins(model) -> dict[str, NodeOrigin]:
         scopes, classes = _metadata_list(node, SCOPES), _metadata_list(node, CLASSES)
         if scopes and classes:
             op = classes[-1].split(".")[1] if classes[-1].count(".") >= 2 else node.op_type.lower()
-            found[node.name] = NodeOrigin(tuple(s for s in scopes[1:-1] if s), tuple(classes[:-1]), op)
+            groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+            found[node.name] = NodeOrigin(tuple(s for s in scopes[1:-1] if s), tuple(classes[:-1]), op, groups)
         else:
             source = producers.get(node.input[0]) if node.input else None
             inherited = found.get(source.name) if source is not None else None
