@@ -77,15 +77,16 @@ def _quantized_program(job: ExportJob, program, plan):
     from casvit_deploy.export import int8
     from casvit_deploy.export.graph import export_program
     from casvit_deploy.formats.executorch import pt2e
+    from casvit_deploy.quantize.pt2e import BlockProbe
     from casvit_deploy.quantize.targets import keeps_float
 
     batch = None if job.dynamic_batch else job.batch
     images = plan.calibration.images
     if plan.options.auto_keep_float:
         job.progress("calibrate (search)")
-        calibrated = pt2e.Calibrated(program, images, batch, plan.method)
+        calibrated = pt2e.calibrated(program, images, batch, plan.method)
         names, references = int8.reference_blocks(job, program, plan.photographs)
-        int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
+        int8.choose_kept(job, plan, lambda kept: BlockProbe(calibrated.convert(keeps_float(kept)), names)
                          .outputs(plan.photographs, batch), references)
     job.progress("calibrate")
     converted = pt2e.quantize(program, images, batch, plan.method, keeps_float(plan.kept))
