@@ -86,6 +86,26 @@ def choose_kept(job: ExportJob, int8: Int8Plan, evaluate: Callable[[tuple[str, .
     return int8.kept
 
 
+def quantized_module(job: ExportJob, program, int8: Int8Plan, make, fold: bool = True):
+    """The PT2E-converted (q/dq) module of the fp32 `program`, calibrated on the plan's set
+    with the format's quantizer (`make(keep_float)`, quantize/pt2e.py), the plan's targets
+    float; with --auto-keep-float the search (`choose_kept`) picks the blocks first, trying
+    each choice on one calibration's simulation."""
+    from casvit_deploy.quantize import pt2e
+    from casvit_deploy.quantize.targets import keeps_float
+
+    batch = None if job.dynamic_batch else job.batch
+    images = int8.calibration.images
+    if int8.options.auto_keep_float:
+        job.progress("calibrate (search)")
+        calibrated = pt2e.Calibrated(program, images, batch, make)
+        names, references = reference_blocks(job, program, int8.photographs)
+        choose_kept(job, int8, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
+                    .outputs(int8.photographs, batch), references)
+    job.progress("calibrate")
+    return pt2e.quantize(program, images, batch, make, keeps_float(int8.kept), fold)
+
+
 def quantization_record(int8: Int8Plan, scheme: str, config: dict, check, speed: dict | None = None
                         ) -> QuantizationRecord:
     """The manifest's record; `check` is the artifact's load check (its agreement)."""

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from casvit_deploy.artifacts.format import Format
 from casvit_deploy.errors import UsageError
-from casvit_deploy.formats import coreml, executorch, onnx, ort
+from casvit_deploy.formats import coreml, executorch, litert, onnx, ort
 
 ALL = "all"
-BUILTIN = (onnx.FORMAT, ort.FORMAT, coreml.FORMAT, executorch.FORMAT)
+BUILTIN = (onnx.FORMAT, ort.FORMAT, coreml.FORMAT, executorch.FORMAT, litert.FORMAT)
 FORMATS: dict[str, Format] = {f.name: f for f in BUILTIN}
 
 

@@ -72,24 +72,15 @@ def _check(job: ExportJob, program, delegate: Delegate, images=None):
 
 
 def _quantized_program(job: ExportJob, program, plan):
-    """The int8 program to lower: PT2E-quantized with what the plan (an export.int8 Int8Plan,
-    and its search) keeps float."""
+    """The int8 program to lower: PT2E-quantized with XNNPACK's quantizer, what the plan (an
+    export.int8 Int8Plan, and its search) keeps float left float."""
+    from functools import partial
+
     from casvit_deploy.export import int8
     from casvit_deploy.export.graph import export_program
     from casvit_deploy.formats.executorch import pt2e
-    from casvit_deploy.quantize.pt2e import BlockProbe
-    from casvit_deploy.quantize.targets import keeps_float
 
-    batch = None if job.dynamic_batch else job.batch
-    images = plan.calibration.images
-    if plan.options.auto_keep_float:
-        job.progress("calibrate (search)")
-        calibrated = pt2e.calibrated(program, images, batch, plan.method)
-        names, references = int8.reference_blocks(job, program, plan.photographs)
-        int8.choose_kept(job, plan, lambda kept: BlockProbe(calibrated.convert(keeps_float(kept)), names)
-                         .outputs(plan.photographs, batch), references)
-    job.progress("calibrate")
-    converted = pt2e.quantize(program, images, batch, plan.method, keeps_float(plan.kept))
+    converted = int8.quantized_module(job, program, plan, partial(pt2e.quantizer, plan.method))
     return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
 
 

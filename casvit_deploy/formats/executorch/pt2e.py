@@ -47,7 +47,3 @@ def quantize(program, images: np.ndarray, batch: int | None, method: Calibration
     """The converted (q/dq) module of the fp32 program, calibrated on `images`."""
     return pt2e.quantize(program, images, batch, partial(quantizer, method), keep_float)
 
-
-def calibrated(program, images: np.ndarray, batch: int | None, method: CalibrationMethod) -> pt2e.Calibrated:
-    """One calibration for `--auto-keep-float`'s trials."""
-    return pt2e.Calibrated(program, images, batch, partial(quantizer, method))
