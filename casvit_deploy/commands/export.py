@@ -127,6 +127,8 @@ class Row:
 
 
 def _row(outcome) -> Row:
+    if outcome.skipped is not None:
+        return Row(outcome.format, "skipped", reason=outcome.skipped)
     if not outcome.ok:
         return Row(outcome.format, "failed", parity="fail" if outcome.parity_failed else "", reason=str(outcome.error))
     result = outcome.result
@@ -145,7 +147,7 @@ def _table(rows: list[Row], weights: str) -> Table:
                          overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
-        style = "green" if r.status == "ok" else "red"
+        style = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
                       r.compression, f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
     return table

@@ -80,11 +80,14 @@ def ports(interpreter) -> tuple[list[Port], list[Port]]:
 
 def interpreter(path: Path, threads: int, preserve_all_tensors: bool = False):
     """An allocated interpreter on `path` (XNNPACK applied, as by default)."""
+    import warnings
+
     from ai_edge_litert.interpreter import Interpreter
 
     from casvit_deploy.quiet import native_stderr_silenced
 
-    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+    with native_stderr_silenced(), warnings.catch_warnings():  # the delegate's INFO line; preserving is for debugging
+        warnings.simplefilter("ignore", UserWarning)
         made = Interpreter(model_path=str(path), num_threads=threads,
                            experimental_preserve_all_tensors=preserve_all_tensors)
         made.allocate_tensors()
