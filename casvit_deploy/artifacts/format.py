@@ -78,6 +78,7 @@ class Format:
     bench: tuple[BenchTarget, ...] = ()    # `casvit bench` backends that export and time this format
     bench_backend: str | None = None       # backend that times an existing artifact no own target accepts
     inspect: Callable[..., dict] | None = None  # facts read from the artifact file itself, for casvit info
+    int8_backbone: bool = False            # int8 also for backbones (each feature map judged by agreement)
 
     @property
     def default_precision(self) -> Precision:

@@ -51,7 +51,7 @@ class Shipped:
 
 def _export(loaded: LoadedModel, item: Planned, checked: Plan, progress: Progress) -> ExportResult:
     request = checked.request
-    check_model(loaded, item.settings)
+    check_model(loaded, item.settings, item.format)
     resolution = loaded.input_resolution(checked.resolution)
     folder = request.out or default_out_dir(loaded.variant, resolution, item.settings.precision, request.form,
                                             loaded.is_backbone)

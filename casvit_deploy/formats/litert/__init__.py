@@ -19,4 +19,5 @@ FORMAT = Format(
     "litert", ".tflite", LiteRTExporter, LiteRTRunner, LiteRTOptions, LiteRTDetails,
     export_packages=_CONVERTER + (_RUNTIME,), run_packages=(_RUNTIME,), extra="litert",
     precisions=(Precision.FP32, Precision.FP16, Precision.INT8),
-    calibration_methods=(CalibrationMethod.HISTOGRAM, CalibrationMethod.MINMAX), bench=(LiteRTTarget(),), inspect=inspect)
+    calibration_methods=(CalibrationMethod.HISTOGRAM, CalibrationMethod.MINMAX), bench=(LiteRTTarget(),), inspect=inspect,
+    int8_backbone=True)
