@@ -1,9 +1,9 @@
 """LiteRT (.tflite), the fast part: the shared 32x32 fp32 export (tests/conftest.py
 `small_artifact`) checked through LiteRT's own interpreter against an independent PyTorch
-reference, its manifest, per-block localization, info and bench; the int8 code path
+reference, its manifest, every block read inside the file, info and bench; the int8 code path
 (quantizer, keep-float, converter config, the fake-int8 trap) and NHWC input on a tiny
 model; and the units. Full-size cases (224, int8 agreement and size, backbones, non-square,
-NHWC, fp16): tests/test_litert_slow.py."""
+NHWC, fp16) and the localization of a corrupted weight (-m slow): tests/test_litert_slow.py and below."""
 
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ def _scaled_weight(path, inside: str) -> None:
     path.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
 
 
+@pytest.mark.slow  # CI time: its fast sibling on the same code path is the test above (every block read)
 def test_a_corrupted_weight_is_localized_to_its_block(tflite):
     from casvit_deploy.parity import check_artifact
 
@@ -156,7 +157,7 @@ def _int8_module(program, x, keep_float=lambda origin: False):
                          fold=False)
 
 
-def test_int8_is_real_int8_and_the_fake_int8_trap_is_refused(tiny):
+def test_int8_is_real_int8_and_the_fake_int8_trap_is_refused(tiny, tmp_path):
     from casvit_deploy.formats.litert import flatbuffer, quantizer
     from casvit_deploy.formats.litert.convert import _require
     from casvit_deploy.settings import Precision
@@ -164,12 +165,17 @@ def test_int8_is_real_int8_and_the_fake_int8_trap_is_refused(tiny):
     _, x, program = tiny
     module = _int8_module(program, x)
     real = flatbuffer.census(_converted(module, x, quantizer.converter_config(CalibrationMethod.MINMAX)))
-    fake = flatbuffer.census(_converted(module, x))
+    fake_file = _converted(module, x)
+    fake = flatbuffer.census(fake_file)
     assert real["verdict"] == "int8" and real["compute"]["CONV_2D"] == {"INT8": 2}
     assert fake["verdict"] == "fake-int8" and fake["int8_compute_ops"] == 0 and fake["quantize_dequantize_pairs"]
     _require(real, Precision.INT8)
     with pytest.raises(ExportError, match="fake int8"):
         _require(fake, Precision.INT8)
+    path = tmp_path / "fake.tflite"  # a fake-int8 file from elsewhere: info labels it float
+    path.write_bytes(fake_file)
+    facts = json.loads(invoke("info", path, "--json", "-").stdout)["file"]
+    assert facts["computes"] == "fp32" and facts["summary"].startswith("float (fake int8)")
 
 
 def test_keep_float_leaves_that_module_float(tiny):
