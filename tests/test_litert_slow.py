@@ -20,7 +20,12 @@ from casvit_deploy.model.trained_like import trained_like_model
 from casvit_deploy.parity import check_artifact
 from casvit_deploy.pipeline import export_model
 from casvit_deploy.settings import Resolution
-from tests.litert_helpers import cosine, interpreter_outputs, photographs, reference_outputs
+from tests.litert_helpers import (
+    cosine,
+    interpreter_outputs,
+    photographs,
+    reference_outputs,
+)
 
 pytest.importorskip("ai_edge_litert", reason="the [litert] extra is not installed")
 pytestmark = pytest.mark.slow

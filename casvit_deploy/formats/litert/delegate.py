@@ -26,7 +26,7 @@ def _covered(ops: list[dict], delegates: list[dict]) -> set[int]:
 
 def partitions(interpreter) -> dict:
     """{"delegate", "partitions", "ops", "outside": {op: count}} for an allocated interpreter."""
-    details = interpreter._get_ops_details()  # noqa: SLF001 (the only view of the execution plan)
+    details = interpreter._get_ops_details()  # private, but the only view of the execution plan
     delegates = [op for op in details if op["op_name"] == "DELEGATE"]
     ops = [op for op in details if op["op_name"] != "DELEGATE"]
     covered = _covered(ops, delegates)

@@ -186,7 +186,7 @@ def _pack(model_t) -> bytes:
             super().__init__(size)
             self.stored = {}
 
-        def CreateNumpyVector(self, x):  # noqa: N802 (the flatbuffers API's name)
+        def CreateNumpyVector(self, x):  # the flatbuffers API's name
             if x.dtype != np.int64:
                 return super().CreateNumpyVector(x)
             key = x.tobytes()

@@ -71,7 +71,7 @@ def _port(detail: dict, name: str) -> Port:
 
 def ports(interpreter) -> tuple[list[Port], list[Port]]:
     """Inputs and outputs in the file's order, named by its signature (else by tensor name)."""
-    signatures = interpreter._get_full_signature_list() or {}  # noqa: SLF001 (the names only live there)
+    signatures = interpreter._get_full_signature_list() or {}  # private, but the names only live there
     first = next(iter(signatures.values()), {"inputs": {}, "outputs": {}})
     named = {index: name for side in ("inputs", "outputs") for name, index in first[side].items()}
     return ([_port(d, named.get(d["index"], d["name"])) for d in interpreter.get_input_details()],
