@@ -11,7 +11,8 @@ gate() {  # gate VARIANT RESOLUTION
   local variant=$1 res=$2 dir="$OUT/${1}_${2}"
   "$CASVIT" export --variant "$variant" --resolution "$res" --format all --no-check --out "$dir"
   "$CASVIT" export --variant "$variant" --resolution "$res" --format coreml --precision fp32 --no-check --out "$dir"
-  "$CASVIT" parity "$dir"/*.onnx "$dir"/*.ort "$dir"/*.pte "$dir"/*.mlpackage \
+  shopt -s nullglob  # .tflite only where the [litert] extra is installed
+  "$CASVIT" parity "$dir"/*.onnx "$dir"/*.ort "$dir"/*.pte "$dir"/*.mlpackage "$dir"/*.tflite \
     --junit "$OUT/${variant}_${res}.xml" --json "$OUT/${variant}_${res}.json"
 }
 

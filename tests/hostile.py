@@ -367,6 +367,13 @@ def _(ws):
     return _export_args(ws, ws.write("c.pth", torch_bytes({"state_dict": sd})), "-p", "int8")
 
 
+@case("ckpt-detection-backbone-int8-auto-keep-float", message="--auto-keep-float searches by the agreement of the logits")
+def _(ws):
+    sd = {"backbone." + k: v for k, v in random_model("xs", fork_feat=True).state_dict().items()}
+    args = _export_args(ws, ws.write("c.pth", torch_bytes({"state_dict": sd})), "-p", "int8", "--auto-keep-float")
+    return [("litert" if a == "onnx" else a) for a in args]
+
+
 @case("info-ckpt-input-size-zero", message="args.input_size 0 ")
 def _(ws):
     path = ws.write("c.pth", torch_bytes({"model": ws.state_dict(), "args": argparse.Namespace(input_size=0)}))
@@ -529,6 +536,7 @@ MODIFIED_ARTIFACTS = {
     "mlpackage-weight-bit-flip": lambda ws: _package_changed(ws, lambda p: _flip_bit(
         _weight_file(p), _weight_file(p).stat().st_size // 2)),
     "mlpackage-extra-file": lambda ws: _package_changed(ws, lambda p: (p / "Data" / "notes.txt").write_text("x")),
+    "tflite-weight-bit-flip": lambda ws: _flipped(ws.artifact("litert")),
 }
 
 
@@ -546,6 +554,21 @@ def _package_changed(ws: Workspace, change: Callable[[Path], object]) -> Path:
 for _name, _make in MODIFIED_ARTIFACTS.items():
     case(f"artifact-{_name}", exit_code=1, message="differs from its manifest")(
         lambda ws, m=_make: ["parity", str(m(ws)), *PARITY_FAST])
+
+
+def _tflite_op_replaced(ws: Workspace, custom: str | None) -> Path:
+    """The good .tflite with its GELU op code replaced: by a builtin code no runtime has
+    (250), or by a custom op named `custom` that no runtime registers."""
+    from ai_edge_litert import schema_py_generated as fb
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    artifact = ws.artifact("litert")
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(artifact.read_bytes()))
+    code = next(c for c in model.operatorCodes if c.builtinCode == fb.BuiltinOperator.GELU)
+    code.builtinCode, code.deprecatedBuiltinCode = (250, 127) if custom is None else (fb.BuiltinOperator.CUSTOM,) * 2
+    code.customCode = custom
+    artifact.write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    return artifact
 
 
 def _truncated(artifact: Path) -> Path:
@@ -570,15 +593,30 @@ CORRUPT_ARTIFACTS = {
     "folder-named-onnx": (lambda ws: ws.path("art/dir.onnx").mkdir(parents=True) or ws.path("art/dir.onnx"),
                           "cannot load|has no manifest"),
     "missing": (lambda ws: ws.path("art/none.onnx"), "does not exist"),
-    "unknown-suffix": (lambda ws: ws.write("art/model.tflite", b"x"), "unknown artifact format"),
+    "tflite-truncated": (lambda ws: _truncated(ws.artifact("litert")), "cannot load"),
+    "tflite-empty": (lambda ws: _emptied(ws.artifact("litert")), "cannot load"),
+    "tflite-unknown-builtin-op": (lambda ws: _tflite_op_replaced(ws, None), "cannot load"),
+    "tflite-unregistered-custom-op": (lambda ws: _tflite_op_replaced(ws, "MyGelu"), "cannot load"),
+    "tflite-random-bytes": (lambda ws: ws.write("art/x.tflite", bytes(range(256)) * 64), "cannot load|has no manifest"),
+    "unknown-suffix": (lambda ws: ws.write("art/model.engine", b"x"), "unknown artifact format"),
 }
 for _name, (_make, _message) in CORRUPT_ARTIFACTS.items():
     case(f"parity-{_name}", message=_message)(lambda ws, m=_make: ["parity", str(m(ws)), *PARITY_FAST])
 
-for _name in ("onnx-truncated", "pte-truncated", "onnx-random-bytes"):
+for _name in ("onnx-truncated", "pte-truncated", "onnx-random-bytes", "tflite-truncated", "tflite-unknown-builtin-op"):
     case(f"bench-{_name}", message=CORRUPT_ARTIFACTS[_name][1])(
         lambda ws, m=CORRUPT_ARTIFACTS[_name][0]: ["bench", str(m(ws)), "--iters", "1", "--warmup", "0",
                                                    "--no-baseline", "-r", str(RESOLUTION)])
+
+
+for _name in ("tflite-truncated", "tflite-random-bytes"):  # described from the file alone: it must load
+    case(f"info-{_name}-without-manifest", message="not a loadable .tflite file")(
+        lambda ws, m=CORRUPT_ARTIFACTS[_name][0]: ["info", str(_without_manifest(m(ws)))])
+
+
+def _without_manifest(artifact: Path) -> Path:
+    manifest_path(artifact).unlink(missing_ok=True)
+    return artifact
 
 
 # --- report paths -------------------------------------------------------------------------------

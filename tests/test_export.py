@@ -52,11 +52,11 @@ def exports(loaded, tmp_path_factory):
 
 
 def test_format_table():
-    assert list(FORMATS) == ["onnx", "ort", "coreml", "executorch"]
-    assert [f.suffix for f in FORMATS.values()] == [".onnx", ".ort", ".mlpackage", ".pte"]
+    assert list(FORMATS) == ["onnx", "ort", "coreml", "executorch", "litert"]
+    assert [f.suffix for f in FORMATS.values()] == [".onnx", ".ort", ".mlpackage", ".pte", ".tflite"]
 
 
-@pytest.mark.parametrize("fmt", [f if f != "executorch" else pytest.param("executorch", marks=pytest.mark.slow) for f in FORMATS])  # CI time
+@pytest.mark.parametrize("fmt", [f if f not in ("executorch", "litert") else pytest.param(f, marks=pytest.mark.slow) for f in FORMATS])  # CI time (litert: test_litert.py)
 def test_manifest_is_complete_and_correct(fmt, exports, loaded, xs_checkpoint):
     result = exports(fmt)
     manifest = manifests.load(result.artifact)

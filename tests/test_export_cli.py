@@ -57,7 +57,7 @@ class FakeExporter:
 @pytest.fixture
 def fakes(monkeypatch):
     """Replace every format's exporter by a fake; returns the dict to tweak."""
-    fake = {"onnx": FakeExporter(), "ort": FakeExporter(), "coreml": FakeExporter(), "executorch": FakeExporter()}
+    fake = {name: FakeExporter() for name in ("onnx", "ort", "coreml", "executorch", "litert")}
     monkeypatch.setattr(api, "exporter_for", lambda fmt: fake[fmt.name])
     return fake
 
@@ -167,7 +167,8 @@ def test_format_all_runs_each_format_independently(cli, fakes, tmp_path):
     assert "random weights, not pretrained" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.onnx.manifest.json", "casvit_xs_32_fp32.ort",
-         "casvit_xs_32_fp32.ort.manifest.json", "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json"])
+         "casvit_xs_32_fp32.ort.manifest.json", "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32.pte.manifest.json",
+         "casvit_xs_32_fp32.tflite", "casvit_xs_32_fp32.tflite.manifest.json"])
 
 
 def test_summary_in_an_80_column_log_is_whole_with_stage_lines(cli, fakes, tmp_path):
@@ -189,9 +190,25 @@ def test_format_all_json_and_default_precisions(cli, fakes, tmp_path):
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.stdout)["results"]
     assert [(r["format"], r["status"]) for r in rows] == [("onnx", "ok"), ("ort", "ok"), ("coreml", "ok"),
-                                                          ("executorch", "ok")]
+                                                          ("executorch", "ok"), ("litert", "ok")]
     assert rows[2]["file"].endswith("casvit_xs_32_fp16.mlpackage")
     assert rows[0]["file"].endswith("casvit_xs_32_fp32.onnx")
+
+
+def test_format_all_skips_a_format_whose_extra_is_missing(cli, fakes, tmp_path, monkeypatch):
+    import json
+
+    from casvit_deploy.artifacts.format import Package
+
+    installed = Package.installed
+    monkeypatch.setattr(Package, "installed", lambda p: p.module != "litert_torch" and installed(p))
+    result = invoke(cli, "--format", "all", "-r", "32", "--out", str(tmp_path), "--no-check", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["format"]: r for r in json.loads(result.stdout)["results"]}
+    assert [f for f, r in rows.items() if r["status"] == "ok"] == ["onnx", "ort", "coreml", "executorch"]
+    assert rows["litert"]["status"] == "skipped" and "pip install 'casvit-deploy[litert]'" in rows["litert"]["reason"]
+    named = invoke(cli, "--format", "litert", "-r", "32", "--out", str(tmp_path / "x"), "--no-check")
+    assert named.exit_code == 2 and "pip install 'casvit-deploy[litert]'" in single_line_error(named)
 
 
 def test_parity_not_available_is_recorded(cli, fakes, tmp_path, monkeypatch):

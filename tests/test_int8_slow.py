@@ -8,6 +8,7 @@ import pytest
 
 from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.formats.executorch.options import ExecuTorchOptions
+from casvit_deploy.formats.litert.options import LiteRTOptions
 from casvit_deploy.formats.onnx.options import OnnxOptions
 from casvit_deploy.model import load_model
 from casvit_deploy.numerics import defaults_for
@@ -17,18 +18,19 @@ from casvit_deploy.settings import Precision
 
 pytestmark = pytest.mark.slow
 RES = 128
-OPTIONS = {"onnx": OnnxOptions, "executorch": ExecuTorchOptions}
+OPTIONS = {"onnx": OnnxOptions, "executorch": ExecuTorchOptions, "litert": LiteRTOptions}
+MODULES = {"executorch": "executorch", "litert": "litert_torch"}
 
 
 def _export(trained_like_checkpoint, variant, fmt, folder, **int8):
-    if fmt == "executorch":
-        pytest.importorskip("executorch")
+    if fmt in MODULES:
+        pytest.importorskip(MODULES[fmt])
     loaded = load_model(trained_like_checkpoint(variant, RES))
     options = OPTIONS[fmt](int8=Int8Options(**int8))
     return loaded, export_model(loaded, fmt, folder, resolution=RES, precision="int8", options=options)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", "executorch", "litert"])
 @pytest.mark.parametrize("variant", ["s", "m", "t"])
 def test_int8_of_every_variant_passes_parity(trained_like_checkpoint, variant, fmt, tmp_path):
     loaded, result = _export(trained_like_checkpoint, variant, fmt, tmp_path)
@@ -37,7 +39,7 @@ def test_int8_of_every_variant_passes_parity(trained_like_checkpoint, variant, f
     assert report.passed, report.failures
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "executorch"])
+@pytest.mark.parametrize("fmt", ["onnx", "executorch", "litert"])
 def test_auto_keep_float_reaches_the_target_with_recorded_reasons(trained_like_checkpoint, fmt, tmp_path):
     target = 0.999
     loaded, result = _export(trained_like_checkpoint, "xs", fmt, tmp_path, auto_keep_float=True, min_cosine=target)

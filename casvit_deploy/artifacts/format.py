@@ -8,8 +8,11 @@ A format provides
   any work, and `export(job) -> FormatOutput` (export/base.py),
 - `runner`: a `runtime.base.Runner` that opens its artifacts for parity and bench,
 - optionally `localize`, its own per-block localization where the runtime hides block
-  outputs (`localize(context) -> numerics.Localization`, see parity/check.py), and `bench`,
-  the `casvit bench` backends that time it (`BenchTarget`).
+  outputs (`localize(context) -> numerics.Localization`, see parity/check.py), `bench`,
+  the `casvit bench` backends that time it (`BenchTarget`), and `inspect`, facts read from
+  the artifact file itself for `casvit info` (`inspect(path) -> dict` with a one-line
+  "summary" and what it "computes" in; UsageError for a file it cannot read), which also
+  describes a file that has no manifest.
 A format converted from another format's artifact (ORT from ONNX) names it as `source`:
 the export pipeline exports the source first and hands it to the exporter.
 """
@@ -77,6 +80,8 @@ class Format:
     localize: Callable[..., Any] | None = None  # own per-block localization (None: read block outputs)
     bench: tuple[BenchTarget, ...] = ()    # `casvit bench` backends that export and time this format
     bench_backend: str | None = None       # backend that times an existing artifact no own target accepts
+    inspect: Callable[..., dict] | None = None  # facts read from the artifact file itself, for casvit info
+    int8_backbone: bool = False            # int8 also for backbones (each feature map judged by agreement)
 
     @property
     def default_precision(self) -> Precision:

@@ -34,6 +34,7 @@ from casvit_deploy.commands.render import Status, show
 from casvit_deploy.formats import ALL, FORMATS
 from casvit_deploy.formats.coreml.options import DEFAULT_DEPLOYMENT_TARGET, PALETTE_BITS
 from casvit_deploy.formats.executorch.options import Delegate
+from casvit_deploy.formats.litert.options import Layout
 from casvit_deploy.formats.onnx.options import DEFAULT_OPSET, OPSETS
 from casvit_deploy.settings import CalibrationMethod, Form, Precision
 
@@ -105,6 +106,10 @@ SpeedChoiceOpt = Annotated[Optional[bool], typer.Option(
     "--speed-choice/--no-speed-choice", help="ExecuTorch int8: time candidate programs here and keep the depthwise "
     "convolutions and/or multiplies float where that is faster on this CPU (default on; the manifest records every "
     "candidate and the CPU).", show_default=False)]
+InputLayoutOpt = Annotated[Optional[Layout], typer.Option(
+    "--input-layout", help=f"LiteRT: the image input's layout, {' or '.join(x.value for x in Layout)} (default "
+    f"{Layout.NCHW.value}; nhwc is what Android camera pipelines and LiteRT's kernels use).", case_sensitive=False,
+    show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
     "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
     show_default=False)]
@@ -126,6 +131,8 @@ class Row:
 
 
 def _row(outcome) -> Row:
+    if outcome.skipped is not None:
+        return Row(outcome.format, "skipped", reason=outcome.skipped)
     if not outcome.ok:
         return Row(outcome.format, "failed", parity="fail" if outcome.parity_failed else "", reason=str(outcome.error))
     result = outcome.result
@@ -144,7 +151,7 @@ def _table(rows: list[Row], weights: str) -> Table:
                          overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
-        style = "green" if r.status == "ok" else "red"
+        style = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
                       r.compression, f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
     return table
@@ -179,6 +186,7 @@ def export(
     description: Annotated[Optional[str], typer.Option("--description", help="CoreML metadata: short description.", show_default=False)] = None,
     allow_portable: Annotated[Optional[bool], typer.Option("--allow-portable", help="ExecuTorch: accept ops left on portable kernels.", show_default=False)] = None,
     delegate: DelegateOpt = None, speed_choice: SpeedChoiceOpt = None,
+    input_layout: InputLayoutOpt = None,
     calibration: CalibrationOpt = None, calibration_samples: CalibrationSamplesOpt = None,
     calibration_method: CalibrationMethodOpt = None, keep_float: KeepFloatOpt = None,
     auto_keep_float: AutoKeepFloatOpt = None, min_cosine: MinCosineOpt = None,
@@ -187,7 +195,7 @@ def export(
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
     json: JsonOpt = None,
 ) -> None:
-    """Export to ONNX, ORT format, CoreML and/or ExecuTorch: parity-checked artifacts with JSON manifests.
+    """Export to ONNX, ORT format, CoreML, ExecuTorch and/or LiteRT: parity-checked artifacts with JSON manifests.
 
     A classifier gives one output, "logits"; a dense-prediction backbone four feature maps,
     "feat_s4", "feat_s8", "feat_s16", "feat_s32" (strides and channels in the manifest).
@@ -197,7 +205,8 @@ def export(
     options = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
                "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
                "description": description, "allow_portable": allow_portable, "delegate": delegate,
-               "palettize": palettize, "fp16_safe": fp16_safe, "speed_choice": speed_choice}
+               "palettize": palettize, "fp16_safe": fp16_safe, "speed_choice": speed_choice,
+               "input_layout": input_layout}
     int8 = {"calibration": calibration, "calibration_samples": calibration_samples,
             "calibration_method": calibration_method, "keep_float": split_values(keep_float) if keep_float else None,
             "auto_keep_float": auto_keep_float, "quantize_residual": quantize_residual, "min_cosine": min_cosine}

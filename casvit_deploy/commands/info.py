@@ -169,6 +169,7 @@ def _artifact_table(facts: dict) -> Table:
         table.add_row("mobile", facts["mobile_usability"])
     if facts["quantization"]:
         table.add_row("quantization", _quantization_text(facts["quantization"]))
+    _file_row(table, facts)
     table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
     table.add_row("matches manifest", f"{_yes_no(facts['matches_manifest'])} (sha256 {facts['sha256'][:16]}...)")
     parity = facts["parity"]
@@ -177,6 +178,30 @@ def _artifact_table(facts: dict) -> Table:
     table.add_row("parity", f"{parity['status']}{checked}" + (f" ({parity['reason']})" if parity.get("reason") else ""))
     table.add_row("tools", ", ".join(f"{k} {v}" for k, v in facts["tools"].items()))
     table.add_row("exported", facts["exported_at"])
+    return table
+
+
+def _file_row(table: Table, facts: dict) -> None:
+    """What the file itself says it computes in (formats that read their files), flagged
+    when it is not the manifest's precision."""
+    found = facts.get("file")
+    if not found:
+        return
+    summary = found["summary"]
+    if facts.get("precision") and found.get("computes") not in (None, facts["precision"]):
+        summary = f"[bold red]NOT {facts['precision']}[/]: {summary}"
+    table.add_row("computes (file)", summary)
+
+
+def _bare_table(facts: dict) -> Table:
+    table = Table(title=f"{Path(facts['artifact']).name} ({facts['format']})", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("manifest", "[bold red]none[/]: described from the file alone (not exported by casvit, or its "
+                              "manifest was lost)")
+    _file_row(table, facts)
+    table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
+    table.add_row("sha256", facts["sha256"])
     return table
 
 
@@ -190,12 +215,12 @@ def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:
     facts = describe_artifact(artifact)
     emit(json, lambda: json_text(facts))
     if not to_stdout(json):
-        show(console(), _artifact_table(facts))
+        show(console(), _artifact_table(facts) if facts.get("manifest", True) is not None else _bare_table(facts))
 
 
 @guarded
 def info(artifact: Annotated[Optional[Path], typer.Argument(
-             help="An exported artifact (.onnx, .ort, .mlpackage, .pte) to describe from its manifest.",
+             help="An exported artifact (.onnx, .ort, .mlpackage, .pte, .tflite) to describe from its manifest.",
              metavar="ARTIFACT", show_default=False)] = None,
          checkpoint: CheckpointOpt = None, variant: VariantOpt = None, ema: EmaOpt = False,
          backbone: BackboneOpt = False, resolution: ResolutionOpt = None, json: JsonOpt = None) -> None:

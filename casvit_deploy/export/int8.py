@@ -86,6 +86,35 @@ def choose_kept(job: ExportJob, int8: Int8Plan, evaluate: Callable[[tuple[str, .
     return int8.kept
 
 
+def search_pt2e(job: ExportJob, program, int8: Int8Plan, make) -> None:
+    """--auto-keep-float for a PT2E format (quantizer `make(keep_float)`, quantize/pt2e.py):
+    `choose_kept` tries each choice on one calibration's simulation, read block by block."""
+    from casvit_deploy.quantize import pt2e
+    from casvit_deploy.quantize.targets import keeps_float
+
+    if not int8.options.auto_keep_float:
+        return
+    batch = None if job.dynamic_batch else job.batch
+    job.progress("calibrate (search)")
+    calibrated = pt2e.Calibrated(program, int8.calibration.images, batch, make)
+    names, references = reference_blocks(job, program, int8.photographs)
+    choose_kept(job, int8, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
+                .outputs(int8.photographs, batch), references)
+
+
+def quantized_module(job: ExportJob, program, int8: Int8Plan, make, fold: bool = True,
+                     extra: tuple[str, ...] = ()):
+    """The PT2E-converted (q/dq) module of the fp32 `program`, calibrated on the plan's set
+    with the format's quantizer (`make(keep_float)`), the plan's targets and `extra` float
+    (run `search_pt2e` first for --auto-keep-float)."""
+    from casvit_deploy.quantize import pt2e
+    from casvit_deploy.quantize.targets import keeps_float
+
+    job.progress("calibrate")
+    batch = None if job.dynamic_batch else job.batch
+    return pt2e.quantize(program, int8.calibration.images, batch, make, keeps_float(int8.kept + extra), fold)
+
+
 def quantization_record(int8: Int8Plan, scheme: str, config: dict, check, speed: dict | None = None
                         ) -> QuantizationRecord:
     """The manifest's record; `check` is the artifact's load check (its agreement)."""

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from casvit_deploy.artifacts.format import Format
 from casvit_deploy.errors import UsageError
-from casvit_deploy.formats import coreml, executorch, onnx, ort
+from casvit_deploy.formats import coreml, executorch, litert, onnx, ort
 
 ALL = "all"
-BUILTIN = (onnx.FORMAT, ort.FORMAT, coreml.FORMAT, executorch.FORMAT)
+BUILTIN = (onnx.FORMAT, ort.FORMAT, coreml.FORMAT, executorch.FORMAT, litert.FORMAT)
 FORMATS: dict[str, Format] = {f.name: f for f in BUILTIN}
 
 
@@ -50,12 +50,21 @@ def get_format(name: str) -> Format:
     return found
 
 
+def _parts(values: Iterable[str]) -> list[str]:
+    return [part.strip().lower() for value in values for part in str(value).split(",") if part.strip()]
+
+
+def asks_all(values: Iterable[str]) -> bool:
+    """Whether `--format` values ask for every format ("all")."""
+    return ALL in _parts(values)
+
+
 def parse_formats(values: Iterable[str]) -> list[Format]:
     """`--format` values, repeated and/or comma-separated, "all" for every format; in table order."""
-    chosen_names = [part for value in values for part in str(value).split(",") if part.strip()]
+    chosen_names = _parts(values)
     if not chosen_names:
         raise UsageError(f"--format: give one of {', '.join(FORMATS)} or {ALL}")
-    if any(n.strip().lower() == ALL for n in chosen_names):
+    if ALL in chosen_names:
         return list(FORMATS.values())
     chosen = {get_format(n).name for n in chosen_names}
     return [f for f in FORMATS.values() if f.name in chosen]

@@ -99,18 +99,23 @@ def _check_calibration(fmt: Format, int8) -> None:
         raise UsageError(f"--calibration {int8.calibration} is not a folder")
 
 
-def check_model(loaded: LoadedModel, settings: ExportSettings) -> None:
-    """What only the loaded model can tell: a calibrated precision needs a classifier, and
-    the blocks kept float must be the model's."""
+def check_model(loaded: LoadedModel, settings: ExportSettings, fmt: Format) -> None:
+    """What only the loaded model can tell: a calibrated precision needs a classifier (or a
+    format that judges a backbone's int8 feature maps by agreement, without the keep-float
+    search, which follows the logits), and the blocks kept float must be the model's."""
     if not settings.precision.calibrated:
         return
-    if loaded.is_backbone:
-        raise UsageError("int8 export is for classifiers (judged by agreement of their logits); "
-                         "export a backbone in fp32")
-    if settings.options.int8 is not None:
+    int8 = settings.options.int8
+    if loaded.is_backbone and not fmt.int8_backbone:
+        offered = ", ".join(f.name for f in FORMATS.values() if f.int8_backbone)
+        raise UsageError("int8 export is for classifiers (judged by agreement of their logits) here; export a "
+                         f"backbone in fp32{f', or in int8 as {offered}' if offered else ''}")
+    if loaded.is_backbone and int8 is not None and int8.auto_keep_float:
+        raise UsageError("--auto-keep-float searches by the agreement of the logits: for classifiers only")
+    if int8 is not None:
         from casvit_deploy.quantize.targets import check_targets
 
-        check_targets(loaded.model, settings.options.int8.keep_float)
+        check_targets(loaded.model, int8.keep_float)
 
 
 def _run_exporter(fmt: Format, job: ExportJob) -> FormatOutput:
@@ -235,6 +240,6 @@ def export_model(loaded: LoadedModel, fmt: Format | str, out_dir: Path, *, resol
     settings = ExportSettings(precision, batch, dynamic_batch, dynamic_shape,
                               fmt.options() if options is None else options)
     check_format(fmt, settings)
-    check_model(loaded, settings)
+    check_model(loaded, settings, fmt)
     return export_checked(loaded, fmt, out_dir, settings, check_resolution(resolution), form, disable, force,
                           progress, gate)

@@ -4,7 +4,9 @@ check: once, before the model is loaded, into one `ExportSettings` per format.
 A format option given for none of the chosen formats, a calibration setting without a
 calibrated precision, a bad option value: the whole request is refused. A format that
 cannot build what is asked (e.g. int8 for ORT) is refused alone when several formats are
-asked for, so the others still run.
+asked for, so the others still run. `--format all` means every format whose backend is
+installed: the others are skipped, each with the pip extra that brings it (none installed
+is an error); a format named explicitly must be installed.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from pathlib import Path
 
 from casvit_deploy.artifacts.format import Format
 from casvit_deploy.artifacts.options import Int8Options
-from casvit_deploy.errors import CasvitError, UsageError
+from casvit_deploy.errors import BackendMissingError, CasvitError, UsageError
 from casvit_deploy.export.base import ExportSettings
-from casvit_deploy.formats import FORMATS, parse_formats
+from casvit_deploy.formats import FORMATS, asks_all, parse_formats
 from casvit_deploy.pipeline.export import check_batch, check_dynamic_shape, check_format
 from casvit_deploy.settings import Form, Precision, Resolution, choice
 
@@ -47,11 +49,13 @@ class ExportRequest:
 
 @dataclass
 class Planned:
-    """One format of a checked request: its settings, or why it was refused."""
+    """One format of a checked request: its settings, or why it was refused, or (asked for
+    through "all") why it is skipped."""
 
     format: Format
     settings: ExportSettings | None
     refused: CasvitError | None = None
+    skipped: str | None = None
 
 
 @dataclass
@@ -106,9 +110,7 @@ def plan(request: ExportRequest) -> Plan:
 
     if request.precision is not None:
         request = replace(request, precision=choice(Precision, request.precision, "--precision"))
-    formats = parse_formats(request.formats)
-    for fmt in formats:
-        fmt.require("export")  # a missing backend is named, with its pip extra, before any work
+    formats, missing = _installed(request.formats)
     check_batch(request.batch)
     resolution = None if request.resolution is None else check_resolution(request.resolution)
     for fmt in formats if request.dynamic_shape else ():
@@ -116,4 +118,23 @@ def plan(request: ExportRequest) -> Plan:
     _check_owned(formats, request.options)
     int8 = _int8_options(request.precision, request.int8)
     planned = [_planned(fmt, request, int8, len(formats) == 1) for fmt in formats]
-    return Plan(request, resolution, planned)
+    planned += [Planned(fmt, None, skipped=reason) for fmt, reason in missing]
+    return Plan(request, resolution, sorted(planned, key=lambda p: list(FORMATS).index(p.format.name)))
+
+
+def _installed(values) -> tuple[list[Format], list[tuple[Format, str]]]:
+    """The chosen formats whose backend is installed, and (for "all") those skipped and why;
+    a missing backend is named, with its pip extra, before any work."""
+    formats, missing = parse_formats(values), []
+    for fmt in list(formats):
+        try:
+            fmt.require("export")
+        except BackendMissingError as err:
+            if not asks_all(values):
+                raise
+            formats.remove(fmt)
+            missing.append((fmt, f"not installed: {err}"))
+    if not formats:
+        raise BackendMissingError("no format's backend is installed: pip install 'casvit-deploy[all]' "
+                                  f"(first missing: {missing[0][1]})")
+    return formats, missing

@@ -22,15 +22,17 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Outcome:
-    """One format's result: the published artifact, or the error that stopped it."""
+    """One format's result: the published artifact, the error that stopped it, or why it
+    was skipped (not installed, asked for through "all")."""
 
     format: str
     result: ExportResult | None = None
     error: CasvitError | None = None
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.result is not None
+        return self.result is not None or self.skipped is not None
 
     @property
     def parity_failed(self) -> bool:
@@ -49,7 +51,7 @@ class Shipped:
 
 def _export(loaded: LoadedModel, item: Planned, checked: Plan, progress: Progress) -> ExportResult:
     request = checked.request
-    check_model(loaded, item.settings)
+    check_model(loaded, item.settings, item.format)
     resolution = loaded.input_resolution(checked.resolution)
     folder = request.out or default_out_dir(loaded.variant, resolution, item.settings.precision, request.form,
                                             loaded.is_backbone)
@@ -74,8 +76,11 @@ def ship(request: ExportRequest | Plan, progress: Progress = lambda text: None,
         r = checked.request
         loaded = load_model(r.checkpoint, r.variant, r.ema, backbone=r.backbone)
     shipped = Shipped(loaded)
-    alone = len(checked.formats) == 1
+    alone = len(checked.formats) == 1 and checked.formats[0].skipped is None
     for item in checked.formats:
+        if item.skipped is not None:
+            shipped.outcomes.append(Outcome(item.format.name, skipped=item.skipped))
+            continue
         if item.refused is not None:
             shipped.outcomes.append(Outcome(item.format.name, error=item.refused))
             continue

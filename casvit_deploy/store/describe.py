@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from casvit_deploy.artifacts.files import artifact_sha256, artifact_size
+from casvit_deploy.artifacts.format import Format
 from casvit_deploy.artifacts.manifest import Manifest
+from casvit_deploy.errors import CasvitError
 from casvit_deploy.formats import format_for_path
 from casvit_deploy.store import manifests
 
@@ -43,11 +45,31 @@ def _model(manifest: Manifest) -> dict:
             "checkpoint": checkpoint, "seed": manifest.seed, "form": manifest.form.value, "passes": manifest.passes}
 
 
+def _file_facts(fmt: Format, artifact: Path) -> dict | None:
+    """What the format reads from the file itself (None: nothing), or why it could not."""
+    if fmt.inspect is None:
+        return None
+    try:
+        return fmt.inspect(artifact)
+    except CasvitError as err:
+        return {"summary": f"unreadable: {err}", "computes": None}
+
+
+def _without_manifest(artifact: Path, fmt: Format) -> dict:
+    """A file with no manifest, described from itself alone (formats with `inspect`)."""
+    facts = fmt.inspect(artifact)  # a file it cannot read is a UsageError here: nothing else to say
+    return {"artifact": str(artifact), "format": fmt.name, "size_bytes": artifact_size(artifact),
+            "sha256": artifact_sha256(artifact), "manifest": None, "file": facts}
+
+
 def describe_artifact(artifact: Path) -> dict:
     """Everything `casvit info ARTIFACT` reports, as plain data; UsageError/ManifestError for
-    a missing artifact, an unknown format or a missing or invalid manifest."""
+    a missing artifact, an unknown format or a missing or invalid manifest (a format that
+    reads its own files describes one without a manifest from the file alone)."""
     artifact = Path(artifact)
     fmt = format_for_path(artifact)
+    if fmt.inspect is not None and manifests.find(artifact) is None:
+        return _without_manifest(artifact, fmt)
     manifest = manifests.load(artifact)
     sha256 = artifact_sha256(artifact)
     return {
@@ -62,4 +84,5 @@ def describe_artifact(artifact: Path) -> dict:
         "options": manifest.options.to_record(), "tools": {k: v for k, v in manifest.tools.items() if v},
         "exported_at": manifest.exported_at, "parity": _parity(manifest, sha256),
         "quantization": _quantization(manifest),
+        "file": _file_facts(fmt, artifact),
     }

@@ -95,30 +95,21 @@ def _lowered(exported, delegate: Delegate, staging: Path) -> _Lowered:
         return _Lowered(edge, edge.to_executorch().buffer, means)
 
 
-def _auto_keep_float(job: ExportJob, program, plan) -> None:
-    """--auto-keep-float: add to what the plan keeps float the fewest blocks that reach its
-    cosine target (export/int8.py), judged on a PT2E simulation read block by block."""
-    from casvit_deploy.export import int8
-    from casvit_deploy.formats.executorch import pt2e
-    from casvit_deploy.quantize.targets import keeps_float
+def _quantizer(plan):
+    """XNNPACK's PT2E quantizer for the plan, as `make(keep_float)` (quantize/pt2e.py)."""
+    from functools import partial
 
-    batch = None if job.dynamic_batch else job.batch
-    job.progress("calibrate (search)")
-    calibrated = pt2e.Calibrated(program, plan.calibration.images, batch, plan.method)
-    names, references = int8.reference_blocks(job, program, plan.photographs)
-    int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
-                     .outputs(plan.photographs, batch), references)
+    from casvit_deploy.formats.executorch import pt2e
+
+    return partial(pt2e.quantizer, plan.method)
 
 
 def _int8(job: ExportJob, program, plan, extra: tuple[str, ...] = ()) -> object:
     """The int8 program to lower: PT2E-quantized with what the plan, and `extra`, keep float."""
+    from casvit_deploy.export import int8
     from casvit_deploy.export.graph import export_program
-    from casvit_deploy.formats.executorch import pt2e
-    from casvit_deploy.quantize.targets import keeps_float
 
-    job.progress("calibrate")
-    batch = None if job.dynamic_batch else job.batch
-    converted = pt2e.quantize(program, plan.calibration.images, batch, plan.method, keeps_float(plan.kept + extra))
+    converted = int8.quantized_module(job, program, plan, _quantizer(plan), extra=extra)
     return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
 
 
@@ -150,11 +141,12 @@ def _speed_choice(job: ExportJob, program, plan, delegate: Delegate) -> tuple[_L
 
 def _program(job: ExportJob, program, plan, options: ExecuTorchOptions) -> tuple[_Lowered, object]:
     """The lowered program to ship, and the speed choice that picked it (None if none ran)."""
+    from casvit_deploy.export import int8
+
     staging = job.artifact.parent
     if plan is None:
         return _lowered(program, options.delegate, staging), None
-    if plan.options.auto_keep_float:
-        _auto_keep_float(job, program, plan)
+    int8.search_pt2e(job, program, plan, _quantizer(plan))
     if options.speed_choice:
         return _speed_choice(job, program, plan, options.delegate)
     return _lowered(_int8(job, program, plan), options.delegate, staging), None

@@ -5,7 +5,7 @@ program stores quantized weights, so neither block outputs nor a weight audit co
 the `.pte` itself. What can be rebuilt exactly is the module it was lowered from: the
 same deploy form, quantizer settings, calibration set (checked against its recorded
 sha256) and kept-float targets give the same quantize/dequantize module
-(pt2e.py), which runs here block by block. Its logits are compared with the
+(pt2e.py, quantize/pt2e.py), which runs here block by block. Its logits are compared with the
 `.pte`'s on the same sample and the cosine is stated, which ties the table to the
 artifact (XNNPACK's int8 kernels round differently from the simulation's float arithmetic).
 """
@@ -22,6 +22,7 @@ from casvit_deploy.model.blocks import FINAL_OUTPUT, block_names
 from casvit_deploy.model.program import export_program
 from casvit_deploy.numerics import Thresholds, compare
 from casvit_deploy.numerics.localization import BlockResult, Localization, compare_block
+from casvit_deploy.quantize.pt2e import BlockProbe
 from casvit_deploy.quantize.targets import keeps_float
 from casvit_deploy.settings import CalibrationMethod
 
@@ -51,7 +52,7 @@ def simulate_blocks(loaded, manifest: Manifest, runner, reference, image: np.nda
                              manifest.dynamic_batch)
     converted = pt2e.quantize(program, calibration.images, batch, CalibrationMethod(record.calibration.method),
                               keeps_float([k.target for k in record.kept_float]))
-    probe = pt2e.BlockProbe(converted, manifest.block_outputs)
+    probe = BlockProbe(converted, manifest.block_outputs)
     outs, refs = probe.outputs(image, batch), reference.run_intermediates(image, order)
     loc.blocks = [compare_block(b, probe.names.get(b), outs.get(b), refs[b], limits) for b in order]
     diverged = [b.block for b in loc.blocks if b.status == "diverged"]
