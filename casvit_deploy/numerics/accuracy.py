@@ -78,8 +78,8 @@ def paired_drop(reference: np.ndarray, candidate: np.ndarray, z: float = Z95) ->
     phi = _correlation(a, b, c, d)
     low = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     high = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
-    theta = p1 - p2
-    return PairedDrop(n, 100 * theta, 100 * max(-1.0, theta - low), 100 * min(1.0, theta + high), b, c)
+    theta = (b - c) / n  # = p1 - p2, without the rounding of a subtraction (a drop of exactly X stays X)
+    return PairedDrop(n, 100 * (b - c) / n, 100 * max(-1.0, theta - low), 100 * min(1.0, theta + high), b, c)
 
 
 def _correlation(a: int, b: int, c: int, d: int) -> float:
