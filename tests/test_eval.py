@@ -186,6 +186,25 @@ def test_the_trained_checkpoint_s_artifact_passes_casvit_parity(digits_onnx, dig
     assert report["passed"] and report["reports"][0]["input_sets"][1]["sources"][0].endswith(".png")
 
 
+@pytest.mark.slow  # ~70 s; its fast sibling: test_a_top1_budget_on_labelled_images_stops_the_search_where_...
+def test_auto_keep_float_with_a_top1_budget_stops_where_cosine_would_go_on(digits_split, tmp_path):
+    """With a 0.5 pp budget on the held-out digits, the search stops as soon as the drop is within it
+    and the cosine at the parity gate's int8 floor, though that cosine is below --min-cosine."""
+    out = tmp_path / "int8"
+    shown = invoke("export", "-f", "onnx", "-c", DIGITS, "-r", "32", "-p", "int8", "--auto-keep-float",
+                   "--min-cosine", "0.99999", "--data", digits_split, "--max-top1-drop", "0.5", "-o", out)
+    assert shown.exit_code == 0, shown.output
+    artifact = next(out.glob("*.onnx"))
+    config = manifests.load(artifact).quantization.config
+    assert config["chosen_by"] == "top-1 drop on labelled data" and config["max_top1_drop"] == 0.5
+    chosen = config["search"][-1]
+    assert chosen["cosine"] < 0.99999 and chosen["top1_drop_pp"] <= 0.5  # cosine alone would go on
+    assert config["labelled_data"]["files"] == 359
+    refused = invoke("export", "-f", "onnx", "-r", "32", "-p", "int8", "--data", digits_split,
+                     "--max-top1-drop", "0.5", "-o", tmp_path / "no")
+    assert "add it" in one_line_error(refused)
+
+
 def test_plot_draws_accuracy_against_latency_measured_in_the_run(digits_onnx, digits_split, tmp_path):
     pytest.importorskip("matplotlib")
     small = tmp_path / "data"

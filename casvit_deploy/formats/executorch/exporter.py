@@ -85,8 +85,13 @@ def _quantized_program(job: ExportJob, program, plan):
         job.progress("calibrate (search)")
         calibrated = pt2e.Calibrated(program, images, batch, plan.method)
         names, references = int8.reference_blocks(job, program, plan.photographs)
-        int8.choose_kept(job, plan, lambda kept: pt2e.BlockProbe(calibrated.convert(keeps_float(kept)), names)
-                         .outputs(plan.photographs, batch), references)
+
+        def evaluate(kept):
+            module = calibrated.convert(keeps_float(kept))
+            return pt2e.BlockProbe(module, names).outputs(plan.photographs, batch) | int8.labelled_outputs(
+                plan, lambda x: int8.module_logits(module, x, batch))
+
+        int8.choose_kept(job, plan, evaluate, references)
     job.progress("calibrate")
     converted = pt2e.quantize(program, images, batch, plan.method, keeps_float(plan.kept))
     return export_program(converted, job.batch, job.resolution, job.dynamic_batch)
