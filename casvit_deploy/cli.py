@@ -76,7 +76,7 @@ def _register_optional(name: str) -> None:
     app.command(name)(getattr(module, name))
 
 
-for _name in ("export", "parity", "bench"):
+for _name in ("export", "parity", "bench", "eval"):
     _register_optional(_name)
 
 

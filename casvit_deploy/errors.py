@@ -36,3 +36,9 @@ def first_line(err: BaseException, limit: int = 200) -> str:
     cut to `limit` characters: how a third-party failure is reported in one line."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return (lines[0] if lines else type(err).__name__)[:limit]
+
+
+class AccuracyFailure(CasvitError):
+    """An artifact whose accuracy on labelled data drops more than allowed (`casvit eval` gate)."""
+
+    exit_code = 1

@@ -69,8 +69,9 @@ def test_core_only_runs_info_and_names_the_extra_of_a_missing_backend():
         casvit_without(CORE_ONLY, "export", "-f", "all"))
 
 
-def test_plot_without_matplotlib_fails_before_any_work(tmp_path):
-    result = casvit_without(PLOT, "bench", "-b", "eager", "-r", "64", "--plot", tmp_path / "chart.png")
+@pytest.mark.parametrize("command", [("bench", "-b", "eager", "-r", "64"), ("eval", "a.onnx", "--data", "x")])
+def test_plot_without_matplotlib_fails_before_any_work(tmp_path, command):
+    result = casvit_without(PLOT, *command, "--plot", tmp_path / "chart.png")
     assert "pip install 'casvit-deploy[plot]'" in one_line_error(result)  # no progress line: nothing ran
 
 

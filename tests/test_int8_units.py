@@ -22,7 +22,7 @@ from casvit_deploy.model.blocks import block_names
 from casvit_deploy.model.trained_like import calibrate_batchnorms, trained_like_model
 from casvit_deploy.numerics import ThresholdOverrides, compare, defaults_for, metric_failures
 from casvit_deploy.numerics.blocks import block_errors
-from casvit_deploy.quantize.search import Trial, measure, next_block, search
+from casvit_deploy.quantize.search import LABELLED, Criterion, Trial, measure, next_block, search
 from casvit_deploy.quantize.targets import NodeOrigin, check_targets, covers, keeps_float
 from casvit_deploy.rewrite import deploy_form
 from casvit_deploy.settings import CalibrationMethod, Precision
@@ -183,7 +183,7 @@ def _fake_evaluate(entering: dict[str, float]):
 
 def test_search_keeps_the_worst_blocks_until_the_target_is_reached():
     evaluate = _fake_evaluate({"a": 1e-5, "b": 4e-3, "c": 1e-4, "d": 2e-3})
-    trials = search(evaluate, ("residual-adds",), ["a", "b", "c", "d"], min_cosine=0.99999)
+    trials = search(evaluate, ("residual-adds",), ["a", "b", "c", "d"], Criterion(0.99999))
     assert [t.kept for t in trials] == [("residual-adds",), ("residual-adds", "b"), ("residual-adds", "b", "d"),
                                         ("residual-adds", "b", "d", "c")]
     assert trials[-1].reaches(0.99999) and not trials[-2].reaches(0.99999)
@@ -191,8 +191,39 @@ def test_search_keeps_the_worst_blocks_until_the_target_is_reached():
 
 
 def test_search_stops_when_every_block_is_float():
-    trials = search(_fake_evaluate({"a": 1e-2}), (), ["a"], min_cosine=1.0 + 1e-9)
+    criterion = Criterion(1.0 + 1e-9)
+    trials = search(_fake_evaluate({"a": 1e-2}), (), ["a"], criterion)
     assert [t.kept for t in trials] == [(), ("a",)]
+    assert criterion.stopped_by(trials).startswith("no block left to keep float (cosine >= ")
+
+
+def test_a_top1_budget_on_labelled_images_stops_the_search_where_cosine_would_not():
+    """Labelled logits: 100 images, the fp32 model right on all; the int8 model wrong on as many
+    as the blocks still int8 (and not kept float) make it: b costs 3 images, d 1, a and c none."""
+    blocks = {"a": 1e-5, "b": 4e-3, "c": 1e-4, "d": 2e-3}
+    wrong_per_block = {"a": 0, "b": 3, "c": 0, "d": 1}
+    labels = np.arange(100) % 10
+    evaluate = _fake_evaluate(blocks)
+
+    def with_labels(kept):
+        trial_outputs, wrong = {}, sum(n for b, n in wrong_per_block.items() if b not in kept)
+        right = np.eye(10)[labels]
+        trial_outputs[LABELLED] = np.where(np.arange(100)[:, None] < wrong, np.roll(right, 1, axis=1), right)
+        trial = evaluate(kept)
+        references = {LABELLED: right, "head": np.array([[1.0, 0.0]])}
+        outputs = {LABELLED: trial_outputs[LABELLED], "head": np.array([[1.0, 0.0]])}
+        labelled = measure(kept, outputs, references, ["head"], labels).labelled
+        return Trial(trial.kept, trial.agreement, trial.blocks, labelled)
+
+    by_cosine = search(with_labels, (), list(blocks), Criterion(0.99999))
+    by_top1 = search(with_labels, (), list(blocks), Criterion(0.99999, max_top1_drop=1.0, floor=0.99))
+    assert [t.kept for t in by_top1] == [(), ("b",)] and len(by_cosine) == 4
+    assert by_top1[-1].labelled.drop.drop_pp == 1.0 and by_top1[0].labelled.drop.drop_pp == 4.0
+    assert by_top1[-1].agreement.cosine < 0.99999  # cosine alone would have gone on
+    assert Criterion(0.99999, 1.0, 0.99).stopped_by(by_top1) == "top-1 drop on labelled data"
+    assert by_top1[-1].summary()["top1_drop_pp"] == 1.0 and by_top1[-1].summary()["labelled_fp32_top1"] == 1.0
+    strict_floor = search(with_labels, (), list(blocks), Criterion(0.99999, max_top1_drop=1.0, floor=0.999999))
+    assert len(strict_floor) > 2  # within budget, but not yet at the cosine floor
 
 
 # --- options and manifest ----------------------------------------------------------------------

@@ -78,3 +78,52 @@ def test_not_a_manifest(tmp_path, text, reason):
     manifest_path(artifact).write_text(text)
     with pytest.raises(ManifestError, match=reason):
         manifests.load(artifact)
+
+
+def _evaluation(**change):
+    from casvit_deploy.artifacts.records import DatasetRecord, EvaluationRecord
+
+    dataset = DatasetRecord("digits", "folder", 359, "1" * 64, 10)
+    values = dict(sha256="0" * 64, dataset=dataset, top1=0.99, top5=1.0, reference_top1=0.9972,
+                  reference_top5=1.0, drop_pp=0.72, ci95_pp=(-0.5, 2.0), agreement=0.99, engine="onnxruntime",
+                  evaluated_at="2026-01-01T00:00:00+0000", max_top1_drop=0.5, passed=False)
+    return EvaluationRecord(**values | change)
+
+
+def test_evaluation_records_round_trip_and_are_appended_for_the_bytes_they_measured(tmp_path):
+    from casvit_deploy.artifacts.manifest import MAX_EVALUATIONS
+    from casvit_deploy.store.manifests import StaleRecord
+
+    artifact = _saved(tmp_path)  # empty bytes: the sha256 below is of b""
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    for i in range(MAX_EVALUATIONS + 2):
+        manifests.append_evaluation(artifact, _evaluation(sha256=empty, top1=i / 1000))
+    saved = manifests.load(artifact)
+    assert len(saved.evaluations) == MAX_EVALUATIONS and saved.latest_evaluation == _evaluation(
+        sha256=empty, top1=(MAX_EVALUATIONS + 1) / 1000)
+    with pytest.raises(StaleRecord, match="changed while it was checked"):
+        manifests.append_evaluation(artifact, _evaluation())
+    assert manifests.load(artifact) == saved
+
+
+def test_schema_3_manifests_without_evaluations_are_read_and_schema_4_needs_the_list(tmp_path):
+    artifact = _saved(tmp_path, lambda data: (data.pop("evaluations"), data.update(schema=3)))
+    assert manifests.load(artifact).evaluations == [] and manifests.load(artifact).schema == 4
+    with pytest.raises(ManifestError, match="'evaluations'"):
+        manifests.load(_saved(tmp_path, lambda data: data.pop("evaluations")))
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("top1", 1.5, "evaluations[0].top1"), ("ci95_pp", [0], "evaluations[0].ci95_pp"),
+    ("dataset", {"source": "x"}, "evaluations[0].dataset.kind"), ("passed", "yes", "evaluations[0].passed"),
+    ("sha256", "abc", "evaluations[0].sha256"), ("drop_pp", float("nan"), "evaluations[0].drop_pp"),
+])
+def test_bad_evaluation_fields_are_refused_naming_the_field(tmp_path, field, value, named):
+    def change(data):
+        record = _evaluation().to_dict()
+        record[field] = value
+        data["evaluations"] = [record]
+
+    with pytest.raises(ManifestError) as err:
+        manifests.load(_saved(tmp_path, change))
+    assert f"'{named}'" in str(err.value) and "\n" not in str(err.value)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from casvit_deploy.artifacts.manifest import SCHEMA
 from casvit_deploy.artifacts.preprocessing import Preprocessing
 from casvit_deploy.errors import UsageError
 from casvit_deploy.model import check_resolution
@@ -101,7 +102,7 @@ def test_random_and_photo_sets_have_the_size():
 def test_manifest_records_sizes_as_height_and_width(tmp_path):
     manifest = minimal_manifest(Resolution(64, 96))
     data = manifest.to_dict()
-    assert data["resolution"] == {"height": 64, "width": 96} and data["schema"] == 3
+    assert data["resolution"] == {"height": 64, "width": 96} and data["schema"] == SCHEMA
     assert data["preprocessing"]["crop"] == {"height": 64, "width": 96}
     assert data["preprocessing"]["resize"] is None and data["preprocessing"]["resize_mode"] == "cover"
     assert manifests.parse(json.loads(json.dumps(data))) == manifest
@@ -110,6 +111,7 @@ def test_manifest_records_sizes_as_height_and_width(tmp_path):
 def test_schema_2_manifests_with_integer_sizes_are_still_read():
     data = minimal_manifest(64).to_dict()
     data |= {"schema": 2, "resolution": 64}
+    del data["evaluations"]  # schema 4's
     data["preprocessing"] |= {"crop": 64}
     for spec in data["outputs"] + data["inputs"]:
         spec.pop("stride")

@@ -1,7 +1,8 @@
 """The manifest next to every artifact: one typed record of what the artifact is, where its
 numbers came from and how it was checked, and its one JSON form.
 
-Schema 3 (schema 2 is still read: its square sizes were plain integers). `options` and
+Schema 4 (schema 3, without evaluation records, and schema 2, whose square sizes were plain
+integers, are still read). `options` and
 `details` are typed by the artifact's format (its record names the classes); reading needs
 the format table, passed in as `formats` (name -> Format) so this contract does not depend
 on any format. A missing, mistyped or out-of-range field is a one-line FieldError naming
@@ -21,6 +22,7 @@ from casvit_deploy.artifacts.options import FormatOptions
 from casvit_deploy.artifacts.preprocessing import NORMALIZED_BY, RESIZE_MODES, Preprocessing
 from casvit_deploy.artifacts.records import (
     CheckpointRecord,
+    EvaluationRecord,
     ParityRecord,
     QuantizationRecord,
     Signature,
@@ -41,8 +43,9 @@ from casvit_deploy.settings import (
     judged_as,
 )
 
-SCHEMA = 3
-READABLE_SCHEMAS = (2, 3)  # schema 2: square sizes only, written as integers
+SCHEMA = 4
+READABLE_SCHEMAS = (2, 3, 4)  # 2: square sizes only, written as integers; 3: no `evaluations`
+MAX_EVALUATIONS = 100  # evaluation records kept, newest last (store/manifests.py trims older ones)
 MAX_CLASSES = 100_000
 MAX_SEED = 2**63 - 1
 MAX_RESIZE_RATIO = 2  # the reference resizes to crop / 0.875; a manifest may not ask for much more
@@ -79,6 +82,7 @@ class Manifest:
     dynamic_shape: bool = False  # height and width free (multiples of 32), `resolution` the one checked
     parity: list[ParityRecord] = field(default_factory=list)
     quantization: QuantizationRecord | None = None  # int8 artifacts only
+    evaluations: list[EvaluationRecord] = field(default_factory=list)  # `casvit eval` results, newest last
     schema: int = SCHEMA
 
     # --- derived facts -------------------------------------------------------------------
@@ -115,6 +119,10 @@ class Manifest:
     def latest_parity(self) -> ParityRecord | None:
         return self.parity[-1] if self.parity else None
 
+    @property
+    def latest_evaluation(self) -> EvaluationRecord | None:
+        return self.evaluations[-1] if self.evaluations else None
+
     def checkpoint_path(self, artifact: Path) -> Path | None:
         """The recorded checkpoint, resolved relative to the manifest's folder."""
         if self.checkpoint is None:
@@ -137,6 +145,7 @@ class Manifest:
             "details": self.details.to_dict(), "head": self.head.value,
             "parity": [p.to_dict() for p in self.parity],
             "quantization": self.quantization.to_dict() if self.quantization else None,
+            "evaluations": [e.to_dict() for e in self.evaluations],
         }
 
     @classmethod
@@ -166,7 +175,8 @@ class Manifest:
             details=fmt.details.from_dict(f.obj("details").data),
             head=Head(f.str("head", tuple(h.value for h in Head), optional=True) or Head.LOGITS),
             parity=[ParityRecord.read(Fields(p, f"parity[{i}].")) for i, p in enumerate(f.list("parity", 1000))],
-            quantization=QuantizationRecord.read(f.obj("quantization", optional=True)))._consistent(f)
+            quantization=QuantizationRecord.read(f.obj("quantization", optional=True)),
+            evaluations=_evaluations(f, schema))._consistent(f)
 
     def _consistent(self, f: Fields) -> "Manifest":
         """Fields that must agree with each other: the preprocessing crops to the resolution
@@ -191,6 +201,14 @@ def _strings(f: Fields, key: str, max_len: int = 1000) -> list[str]:
     if not all(isinstance(v, str) and len(v) <= 200 for v in values):
         f.fail(key, "a list of strings")
     return values
+
+
+def _evaluations(f: Fields, schema: int) -> list[EvaluationRecord]:
+    """Schema 4 has the list (maybe empty); older schemas had none."""
+    if schema < 4 and "evaluations" not in f.data:
+        return []
+    return [EvaluationRecord.read(Fields(e, f"evaluations[{i}].")) for i, e in
+            enumerate(f.list("evaluations", MAX_EVALUATIONS))]
 
 
 def _resolution(f: Fields, key: str) -> Resolution:

@@ -31,13 +31,29 @@ class Int8Options:
     quantize_residual: bool = False                      # also quantize the residual stream between blocks
     auto_keep_float: bool = False                        # add the fewest blocks that reach min_cosine
     min_cosine: float = DEFAULT_MIN_COSINE               # target of auto_keep_float
+    data: Path | None = None                             # labelled images: auto_keep_float's top-1 budget...
+    max_top1_drop: float | None = None                   # ...in percentage points (replaces min_cosine)
 
     def __post_init__(self):
         if not (isinstance(self.min_cosine, (int, float)) and 0 < self.min_cosine <= 1):
             raise UsageError(f"--min-cosine {self.min_cosine!r}: must be above 0 and at most 1")
+        self._check_budget()
         if self.calibration_samples is not None and (isinstance(self.calibration_samples, bool) or not isinstance(
                 self.calibration_samples, int) or self.calibration_samples < 1):
             raise UsageError(f"--calibration-samples {self.calibration_samples!r}: must be a positive integer")
+
+    def _check_budget(self) -> None:
+        """--data and --max-top1-drop go together, with --auto-keep-float."""
+        budget = self.max_top1_drop
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not 0 <= budget <= 100):
+            raise UsageError(f"--max-top1-drop {budget!r}: a number of percentage points from 0 to 100")
+        if (self.data is None) != (budget is None):
+            raise UsageError("--data and --max-top1-drop go together: the labelled images and the top-1 budget "
+                             "--auto-keep-float stops at")
+        if budget is not None and not self.auto_keep_float:
+            raise UsageError("--data and --max-top1-drop set the budget of --auto-keep-float; add it (to measure "
+                             "an artifact's accuracy, use casvit eval)")
 
     def given(self) -> list[str]:
         """The flags of the settings that differ from the defaults, e.g. ["--keep-float"]."""

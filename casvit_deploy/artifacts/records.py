@@ -4,7 +4,8 @@ naming the field).
 
 Tensor specs and signatures describe an artifact's interface; the checkpoint, calibration
 and quantization records say where its numbers came from; parity records say how it was
-checked, each tied to the bytes it checked.
+checked and evaluation records how accurate it was on labelled data, each tied to the bytes
+it checked.
 """
 
 from __future__ import annotations
@@ -202,3 +203,64 @@ class QuantizationRecord:
         speed = f.obj("cpu_speed_ratio", optional=True)
         return cls(f.str("scheme"), f.obj("config").data, CalibrationRecord.read(f.obj("calibration")), kept,
                    f.obj("agreement").data, speed.data if speed else None)
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A labelled set, identified without its images: where it was read, how (`kind`: an image
+    folder tree or a list file), its file count and the sha256 of its sorted `path<TAB>label`
+    list (data/labelled.py), and how many classes it holds."""
+
+    source: str
+    kind: str
+    files: int
+    sha256: str
+    classes: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def read(cls, f: Fields) -> "DatasetRecord":
+        return cls(f.str("source"), f.str("kind", ("folder", "list")), f.int("files", 1, 10**9),
+                   read_sha256(f, "sha256"), f.int("classes", 1, 10**6))
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One `casvit eval` of the artifact on a labelled set, tied to the bytes evaluated
+    (`sha256`): top-1/top-5 of the artifact (run by `engine`) and of its eager fp32 reference
+    on the same images, the top-1 drop in percentage points with its paired 95% interval,
+    top-1 agreement with the reference, and the gate (`max_top1_drop`, None: no gate)."""
+
+    sha256: str
+    dataset: DatasetRecord
+    top1: float
+    top5: float
+    reference_top1: float
+    reference_top5: float
+    drop_pp: float
+    ci95_pp: tuple[float, float]
+    agreement: float
+    engine: str
+    evaluated_at: str = field(default_factory=timestamp)
+    max_top1_drop: float | None = None
+    passed: bool | None = None
+
+    def to_dict(self) -> dict:
+        return {"sha256": self.sha256, "dataset": self.dataset.to_dict(), "top1": self.top1, "top5": self.top5,
+                "reference_top1": self.reference_top1, "reference_top5": self.reference_top5,
+                "drop_pp": self.drop_pp, "ci95_pp": list(self.ci95_pp), "agreement": self.agreement,
+                "engine": self.engine, "evaluated_at": self.evaluated_at, "max_top1_drop": self.max_top1_drop,
+                "passed": self.passed}
+
+    @classmethod
+    def read(cls, f: Fields) -> "EvaluationRecord":
+        share = [f.float(key, 0, 1) for key in ("top1", "top5", "reference_top1", "reference_top5")]
+        passed = f.data.get("passed")
+        if passed is not None and not isinstance(passed, bool):
+            f.fail("passed", "true, false or null")
+        return cls(read_sha256(f, "sha256"), DatasetRecord.read(f.obj("dataset")), *share,
+                   f.float("drop_pp", -100, 100), f.floats("ci95_pp", 2, -100, 100), f.float("agreement", 0, 1),
+                   f.str("engine", max_len=512), f.str("evaluated_at", max_len=64),
+                   f.float("max_top1_drop", 0, 100, optional=True), passed)

@@ -5,9 +5,15 @@ recompile limit."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 
 RECOMPILE_LIMIT = 64  # torch.compile sees one graph per case; the default limit (8) is too low
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on: the default thread count of bench and eval."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

@@ -61,9 +61,9 @@ ThresholdOpt = Annotated[float, typer.Option(
 
 
 def _default_threads() -> int:
-    import os
+    from casvit_deploy.bench.process import usable_cores
 
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def _forms(no_rewrite: bool, both_forms: bool):

@@ -82,6 +82,14 @@ AutoKeepFloatOpt = Annotated[Optional[bool], typer.Option(
 MinCosineOpt = Annotated[Optional[float], typer.Option(
     "--min-cosine", help="int8: target of --auto-keep-float, smallest per-sample cosine with fp32 on the calibration "
     f"photographs (default {DEFAULT_MIN_COSINE}).", show_default=False)]
+DataOpt = Annotated[Optional[Path], typer.Option(
+    "--data", help="int8 --auto-keep-float: labelled images (a folder of class folders named by index, or a list file "
+    "of `path label` lines, as casvit eval reads them); with --max-top1-drop the search stops at the first choice "
+    "whose top-1 on them is within that many percentage points of fp32's, instead of at --min-cosine.",
+    show_default=False)]
+MaxTop1DropOpt = Annotated[Optional[float], typer.Option(
+    "--max-top1-drop", help="int8 --auto-keep-float with --data: the top-1 budget in percentage points.",
+    metavar="PP", show_default=False)]
 QuantizeResidualOpt = Annotated[Optional[bool], typer.Option(
     "--quantize-residual", help="int8: also quantize the residual stream between blocks (faster, less accurate).",
     show_default=False)]
@@ -190,6 +198,7 @@ def export(
     calibration: CalibrationOpt = None, calibration_samples: CalibrationSamplesOpt = None,
     calibration_method: CalibrationMethodOpt = None, keep_float: KeepFloatOpt = None,
     auto_keep_float: AutoKeepFloatOpt = None, min_cosine: MinCosineOpt = None,
+    data: DataOpt = None, max_top1_drop: MaxTop1DropOpt = None,
     quantize_residual: QuantizeResidualOpt = None,
     palettize: PalettizeOpt = None, fp16_safe: Fp16SafeOpt = None,
     check: Annotated[bool, typer.Option("--check/--no-check", help="Run the parity check before publishing; an artifact that fails it is not published.")] = True,
@@ -209,7 +218,8 @@ def export(
                "input_layout": input_layout}
     int8 = {"calibration": calibration, "calibration_samples": calibration_samples,
             "calibration_method": calibration_method, "keep_float": split_values(keep_float) if keep_float else None,
-            "auto_keep_float": auto_keep_float, "quantize_residual": quantize_residual, "min_cosine": min_cosine}
+            "auto_keep_float": auto_keep_float, "quantize_residual": quantize_residual, "min_cosine": min_cosine,
+            "data": data, "max_top1_drop": max_top1_drop}
     request = ExportRequest(tuple(format), checkpoint, variant, ema, backbone, resolution, batch, dynamic_batch,
                             dynamic_shape, precision, Form.UPSTREAM if no_rewrite else Form.DEPLOY, out, force, check,
                             options, int8)

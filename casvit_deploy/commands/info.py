@@ -176,6 +176,7 @@ def _artifact_table(facts: dict) -> Table:
     checked = "" if "checked_these_bytes" not in parity else (
         f", {parity['checked_at']}, on these bytes: {'yes' if parity['checked_these_bytes'] else 'NO'}")
     table.add_row("parity", f"{parity['status']}{checked}" + (f" ({parity['reason']})" if parity.get("reason") else ""))
+    table.add_row("accuracy", _accuracy(facts["evaluation"]))
     table.add_row("tools", ", ".join(f"{k} {v}" for k, v in facts["tools"].items()))
     table.add_row("exported", facts["exported_at"])
     return table
@@ -203,6 +204,20 @@ def _bare_table(facts: dict) -> Table:
     table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
     table.add_row("sha256", facts["sha256"])
     return table
+
+
+def _accuracy(record: dict | None) -> str:
+    """The latest `casvit eval` result in one cell."""
+    if record is None:
+        return "not evaluated (casvit eval ARTIFACT --data DIR)"
+    data, (low, high) = record["dataset"], record["ci95_pp"]
+    gate = "" if record["passed"] is None else (
+        f", gate {'pass' if record['passed'] else 'FAIL'} (max {record['max_top1_drop']:g} pp)")
+    return (f"top-1 {100 * record['top1']:.2f}%, top-5 {100 * record['top5']:.2f}% (eager fp32 "
+            f"{100 * record['reference_top1']:.2f}%: drop {record['drop_pp']:.2f} pp [{low:.2f}, {high:.2f}]){gate}; "
+            f"{data['files']} images of {data['classes']} classes, {data['source']} (list sha256 "
+            f"{data['sha256'][:12]}...), {record['evaluated_at']}, on these bytes: "
+            f"{'yes' if record['evaluated_these_bytes'] else 'NO'}")
 
 
 def _describe_artifact(artifact: Path, json, model_flags: dict) -> None:

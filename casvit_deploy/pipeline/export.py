@@ -97,6 +97,8 @@ def _check_calibration(fmt: Format, int8) -> None:
     check_samples(int8.calibration_samples)
     if int8.calibration is not None and not Path(int8.calibration).is_dir():
         raise UsageError(f"--calibration {int8.calibration} is not a folder")
+    if int8.data is not None and not Path(int8.data).exists():
+        raise UsageError(f"--data {int8.data}: no such folder or file")
 
 
 def check_model(loaded: LoadedModel, settings: ExportSettings, fmt: Format) -> None:

@@ -1,6 +1,7 @@
 """What an exported artifact is, from its manifest and its file: what `casvit info ARTIFACT`
 reports (format, interface and what to feed it, preprocessing, precision, target runtime,
-size, tool versions, parity status, and whether the file still matches its manifest)."""
+size, tool versions, parity status, the latest accuracy on labelled data, and whether the file
+still matches its manifest)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,15 @@ def _parity(manifest: Manifest, sha256: str) -> dict:
         return {"status": "never checked", "checks": 0}
     return {"status": record.status.value, "checked_at": record.checked_at, "reason": record.reason,
             "checked_these_bytes": record.sha256 == sha256, "checks": len(manifest.parity)}
+
+
+def _evaluation(manifest: Manifest, sha256: str) -> dict | None:
+    """The latest `casvit eval` result (None: never evaluated), and whether it measured these bytes."""
+    record = manifest.latest_evaluation
+    if record is None:
+        return None
+    return record.to_dict() | {"evaluated_these_bytes": record.sha256 == sha256,
+                               "evaluations": len(manifest.evaluations)}
 
 
 def _model(manifest: Manifest) -> dict:
@@ -85,4 +95,5 @@ def describe_artifact(artifact: Path) -> dict:
         "exported_at": manifest.exported_at, "parity": _parity(manifest, sha256),
         "quantization": _quantization(manifest),
         "file": _file_facts(fmt, artifact),
+        "evaluation": _evaluation(manifest, sha256),
     }

@@ -1,6 +1,6 @@
 """Manifests on disk: `<artifact>.manifest.json` next to every artifact, read with the format
-table, written atomically, and given parity records under the folder's lock. This is the
-only place that reads or writes manifest files.
+table, written atomically, and given parity and evaluation records under the folder's lock.
+This is the only place that reads or writes manifest files.
 
 A manifest that is missing (where one is required), unreadable or invalid is a one-line
 ManifestError (exit 2) naming the file and, for an invalid one, the field.
@@ -15,8 +15,8 @@ from casvit_deploy import atomic
 from casvit_deploy.artifacts.fields import FieldError
 from casvit_deploy.artifacts.files import artifact_sha256
 from casvit_deploy.artifacts.format import Format
-from casvit_deploy.artifacts.manifest import Manifest
-from casvit_deploy.artifacts.records import ParityRecord
+from casvit_deploy.artifacts.manifest import MAX_EVALUATIONS, Manifest
+from casvit_deploy.artifacts.records import EvaluationRecord, ParityRecord
 from casvit_deploy.errors import UsageError, first_line
 from casvit_deploy.formats import FORMATS
 from casvit_deploy.locks import folder_lock
@@ -31,7 +31,7 @@ class ManifestError(UsageError):
 
 
 class StaleRecord(UsageError):
-    """A parity record about bytes that are no longer the artifact's (not recorded)."""
+    """A parity or evaluation record about bytes that are no longer the artifact's (not recorded)."""
 
 
 def manifest_path(artifact: Path) -> Path:
@@ -89,13 +89,28 @@ def append_parity(artifact: Path, record: ParityRecord, export_sha256: str | Non
     the folder's lock. StaleRecord, and nothing written, unless the artifact still has the
     bytes the record is about (`record.sha256`) and, with `export_sha256`, the manifest
     still describes the export that was checked."""
+    return _add(artifact, record.sha256, export_sha256, lambda manifest: manifest.parity.append(record))
+
+
+def append_evaluation(artifact: Path, record: EvaluationRecord, export_sha256: str | None = None) -> Manifest:
+    """Add an evaluation record as `append_parity` adds a parity record (same lock and
+    checks); only the newest MAX_EVALUATIONS records are kept."""
+    def add(manifest: Manifest) -> None:
+        manifest.evaluations = [*manifest.evaluations, record][-MAX_EVALUATIONS:]
+
+    return _add(artifact, record.sha256, export_sha256, add)
+
+
+def _add(artifact: Path, sha256: str | None, export_sha256: str | None, change) -> Manifest:
+    """`change` the manifest on disk and save it, under the folder's lock, while the artifact
+    still has the bytes `sha256` and the manifest still describes `export_sha256`."""
     artifact = Path(artifact)
     with folder_lock(artifact.parent, wait_s=RECORD_LOCK_WAIT_S):
         manifest = load(artifact)
         if export_sha256 is not None and manifest.sha256 != export_sha256:
             raise StaleRecord(f"{artifact.name} was exported again while it was checked")
-        if record.sha256 is not None and artifact_sha256(artifact) != record.sha256:
+        if sha256 is not None and artifact_sha256(artifact) != sha256:
             raise StaleRecord(f"{artifact.name} changed while it was checked")
-        manifest.parity.append(record)
+        change(manifest)
         save(manifest, artifact)
     return manifest

@@ -168,6 +168,7 @@ def _strip_node_metadata(path: Path) -> None:
 
 def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path) -> None:
     """--auto-keep-float: each trial quantizes the fp32 graph into `folder` and reads its blocks."""
+    from casvit_deploy.data.batches import run_in_batches
     from casvit_deploy.export import int8
     from casvit_deploy.formats.onnx import quantize as ort
     from casvit_deploy.quantize.targets import keeps_float
@@ -182,7 +183,8 @@ def _search(job: ExportJob, program, fp32: Path, plan, folder: Path, cache: Path
         runner = OnnxRunner(trial)
         runner.open()
         with runner:
-            return ort.block_outputs(runner, names, plan.photographs, batch)
+            return ort.block_outputs(runner, names, plan.photographs, batch) | int8.labelled_outputs(
+                plan, lambda x: run_in_batches(runner.run, x, batch)[runner.output_names[0]])
 
     int8.choose_kept(job, plan, evaluate, references)
 
