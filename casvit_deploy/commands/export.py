@@ -102,7 +102,8 @@ DelegateOpt = Annotated[Optional[Delegate], typer.Option(
     f"{Delegate.XNNPACK.value}; portable: no delegate, reference kernels, slow; a baseline).", case_sensitive=False,
     show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
+    "--out", "-o", help="Output folder (default: one under models/exports named after variant, size, precision "
+    "and form, e.g. models/exports/xs_224_fp32).",
     show_default=False)]
 
 
