@@ -31,6 +31,7 @@ from casvit_deploy.commands.common import (
     to_stdout,
 )
 from casvit_deploy.commands.render import Status, show
+from casvit_deploy.errors import ExportError
 from casvit_deploy.formats import ALL, FORMATS
 from casvit_deploy.formats.coreml.options import DEFAULT_DEPLOYMENT_TARGET, PALETTE_BITS
 from casvit_deploy.formats.executorch.options import Delegate
@@ -123,6 +124,8 @@ class Row:
 
 
 def _row(outcome) -> Row:
+    if outcome.skipped is not None:
+        return Row(outcome.format, "skipped", reason=outcome.skipped)
     if not outcome.ok:
         return Row(outcome.format, "failed", parity="fail" if outcome.parity_failed else "", reason=str(outcome.error))
     result = outcome.result
@@ -141,7 +144,7 @@ def _table(rows: list[Row], weights: str) -> Table:
                          overflow="fold", no_wrap=column in ("format", "status", "size", "time"))
     for r in rows:
         size = f"{r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
-        style = "green" if r.status == "ok" else "red"
+        style = {"ok": "green", "skipped": "yellow"}.get(r.status, "red")
         table.add_row(r.format, f"[{style}]{r.status}[/]", Path(r.file).name if r.file else "", size,
                       r.compression, f"{r.seconds:.1f}s" if r.seconds else "", r.parity, escape(r.reason))
     return table
@@ -210,7 +213,14 @@ def export(
     if not to_stdout(json):
         _print_summary(rows, shipped.loaded.weights)
     if not shipped.ok:
-        raise typer.Exit(1)
+        raise ExportError(_failures(shipped))
+
+
+def _failures(shipped) -> str:
+    """One line for every format that failed, e.g. "2 of 4 formats failed: onnx export failed:
+    ...; coreml parity check failed (...)"; the line alone when one format was asked for."""
+    reasons = "; ".join(" ".join(str(o.error).split()) for o in shipped.failed)
+    return reasons if len(shipped.outcomes) == 1 else f"{len(shipped.failed)} of {len(shipped.outcomes)} formats failed: {reasons}"
 
 
 def _load(request, status: Status):

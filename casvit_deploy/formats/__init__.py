@@ -50,12 +50,21 @@ def get_format(name: str) -> Format:
     return found
 
 
+def _names(values: Iterable[str]) -> list[str]:
+    return [part.strip().lower() for value in values for part in str(value).split(",") if part.strip()]
+
+
+def asks_for_all(values: Iterable[str]) -> bool:
+    """Whether `--format` values say "all"."""
+    return ALL in _names(values)
+
+
 def parse_formats(values: Iterable[str]) -> list[Format]:
     """`--format` values, repeated and/or comma-separated, "all" for every format; in table order."""
-    chosen_names = [part for value in values for part in str(value).split(",") if part.strip()]
+    chosen_names = _names(values)
     if not chosen_names:
         raise UsageError(f"--format: give one of {', '.join(FORMATS)} or {ALL}")
-    if any(n.strip().lower() == ALL for n in chosen_names):
+    if ALL in chosen_names:
         return list(FORMATS.values())
     chosen = {get_format(n).name for n in chosen_names}
     return [f for f in FORMATS.values() if f.name in chosen]

@@ -2,9 +2,11 @@
 check: once, before the model is loaded, into one `ExportSettings` per format.
 
 A format option given for none of the chosen formats, a calibration setting without a
-calibrated precision, a bad option value: the whole request is refused. A format that
-cannot build what is asked (e.g. int8 for ORT) is refused alone when several formats are
-asked for, so the others still run.
+calibrated precision, a bad option value, a calibration folder or labels file that cannot
+be read, a format named with `-f` that cannot build what is asked (e.g. int8 for ORT): the
+whole request is refused, the same way whether one format or several were asked for.
+`--format all` means every format that can build the request: one that cannot is left out
+(`Planned.refused`, reported as skipped), unless none can.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from casvit_deploy.artifacts.format import Format
 from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.errors import CasvitError, UsageError
 from casvit_deploy.export.base import ExportSettings
-from casvit_deploy.formats import FORMATS, parse_formats
+from casvit_deploy.formats import FORMATS, asks_for_all, parse_formats
 from casvit_deploy.pipeline.export import check_batch, check_dynamic_shape, check_format
 from casvit_deploy.settings import Form, Precision, Resolution, choice
 
@@ -47,7 +49,7 @@ class ExportRequest:
 
 @dataclass
 class Planned:
-    """One format of a checked request: its settings, or why it was refused."""
+    """One format of a checked request: its settings, or why `--format all` leaves it out."""
 
     format: Format
     settings: ExportSettings | None
@@ -87,17 +89,26 @@ def _int8_options(precision: Precision | None, given: dict) -> Int8Options | Non
     return Int8Options(**given)
 
 
-def _planned(fmt: Format, request: ExportRequest, int8: Int8Options | None, alone: bool) -> Planned:
+def _planned(fmt: Format, request: ExportRequest, int8: Int8Options | None, named: bool) -> Planned:
+    """`fmt`'s settings, checked; a refusal raises when `fmt` was named, else it is recorded."""
     options = fmt.options.from_flags(request.options | {"int8": int8})  # a bad value refuses the whole request
     settings = ExportSettings(request.precision or fmt.default_precision, request.batch, request.dynamic_batch,
                               request.dynamic_shape, options)
     try:
         check_format(fmt, settings)
     except CasvitError as err:
-        if alone:
+        if named:
             raise
         return Planned(fmt, None, err)
     return Planned(fmt, settings)
+
+
+def _check_calibration_images(int8: Int8Options | None) -> None:
+    """The calibration images that will be read: present, regular files, headers readable."""
+    if int8 is not None and int8.calibration is not None:
+        from casvit_deploy.data.images import check_folder
+
+        check_folder(int8.calibration, "--calibration", int8.calibration_samples)
 
 
 def plan(request: ExportRequest) -> Plan:
@@ -115,5 +126,9 @@ def plan(request: ExportRequest) -> Plan:
         check_dynamic_shape(fmt)
     _check_owned(formats, request.options)
     int8 = _int8_options(request.precision, request.int8)
-    planned = [_planned(fmt, request, int8, len(formats) == 1) for fmt in formats]
+    named = not asks_for_all(request.formats)
+    planned = [_planned(fmt, request, int8, named) for fmt in formats]
+    if all(item.refused for item in planned):
+        raise UsageError("no format can build this: " + "; ".join(str(item.refused) for item in planned))
+    _check_calibration_images(int8)
     return Plan(request, resolution, planned)

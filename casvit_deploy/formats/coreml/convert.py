@@ -31,7 +31,7 @@ from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.artifacts.records import TensorSpec
 from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.data.calibration import CalibrationSet, calibration_set
-from casvit_deploy.errors import ExportError, UsageError
+from casvit_deploy.errors import ExportError
 from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.graph import append_softmax, export_program
@@ -174,14 +174,10 @@ def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: b
 
 
 def _labels(job: ExportJob) -> list[str] | None:
-    """The class labels of a classifier package (None: not a classifier); UsageError for a
-    backbone, which has no classes, or labels that do not fit the model's classes."""
+    """The class labels of a classifier package (None: not a classifier; checked against the
+    model by CoreMLExporter.check_model)."""
     options: CoreMLOptions = job.options
-    if not options.classifier:
-        return None
-    if not job.num_classes:
-        raise UsageError("--labels makes a classifier; a dense-prediction backbone has no classes")
-    return read_labels(options.labels, job.num_classes)
+    return read_labels(options.labels, job.num_classes) if options.classifier else None
 
 
 def _output_record(job: ExportJob, labels: list[str] | None) -> dict:

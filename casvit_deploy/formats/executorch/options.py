@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import ClassVar
 
 from casvit_deploy.artifacts.options import FormatOptions
 
@@ -21,6 +22,11 @@ class Delegate(str, Enum):
 class ExecuTorchOptions(FormatOptions):
     delegate: Delegate = Delegate.XNNPACK
     allow_portable: bool = False        # accept ops left on portable kernels
+    unnamed: ClassVar[tuple[str, ...]] = ("allow_portable",)  # accepts an artifact, changes none
 
     def target(self) -> dict:
         return {"delegate": self.delegate.value}
+
+    def name_tags(self) -> tuple[str, ...]:
+        """A delegate other than XNNPACK (e.g. "portable")."""
+        return (self.delegate.value,) * (self.delegate is not Delegate.XNNPACK) + super().name_tags()
