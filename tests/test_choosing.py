@@ -33,3 +33,22 @@ def test_a_split_graph_comes_with_advice_and_a_whole_one_without():
     assert "do not enable NNAPI for this model" in line and "CoreML MLProgram EP (iOS)" in line
     whole = {"coreml_mlprogram": split["coreml_mlprogram"]}
     assert "do not enable" not in summary(whole)
+
+
+def test_choosing_section_figures_are_those_of_the_benchmark_files_it_cites():
+    """Every size and agreement figure of "Choosing an artifact" is in the file it names."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Choosing an artifact", 1)[1].split("\n## ", 1)[0]
+    sources = {"benchmarks/INT8.md": ["3.42 MB", "12.01 MB", "0.9979", "28.9", "3.6 MB", "0.9963", "0.9992"],
+               "benchmarks/COREML_COMPRESSION.md": ["6.5 MB", "3.38 MB", "0.99916", "3.39 MB", "0.99951", "3.56 MB",
+                                                    "0.99795", "2.60 MB", "0.98855"]}
+    for name, figures in sources.items():
+        text = (root / name).read_text()
+        for figure in figures:
+            assert figure in section and figure in text, (name, figure)
+    bench = json.loads((root / "benchmarks/bench_ort_vs_onnx_xs_224.json").read_text())["results"]
+    for result in bench:
+        assert f"{result['artifact_mb']:.2f} MB" in section, result["artifact"]
