@@ -212,6 +212,9 @@ def photo_batch(pre, directory: Path | None = None, samples: int | None = None,
     return np.stack(images), names
 
 
+GATE_RANDOM_SAMPLES = 4  # the parity gate's default random input set: this many seeded_noise images, seed 0
+
+
 def seeded_noise(resolution: Resolution | int | str, samples: int, seed: int = 0) -> np.ndarray:
     """`samples` seeded standard-normal images (N, 3, H, W) float32: the scale of normalized photographs."""
     rng = np.random.default_rng(seed)
