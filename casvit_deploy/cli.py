@@ -10,15 +10,25 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from casvit_deploy import __version__
 from casvit_deploy.commands import info as info_cmd
+from casvit_deploy.commands.help import Command, Group
+
+INTERRUPTED = "interrupted"  # the line a Ctrl-C leaves on stderr, with exit code 130
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(Group):
     """Usage errors Typer finds itself (a bad choice, not a number, an unknown option) are
-    printed as one line, `error: ...`, with exit code 2, like the library's own."""
+    printed as one line, `error: ...`, with exit code 2, like the library's own; a Ctrl-C
+    during a command leaves one line, `interrupted`, and exit code 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # Typer turns it into exit code 130, silently
+            typer.echo(INTERRUPTED, err=True)
+            raise
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):
         if not standalone_mode:
@@ -60,7 +70,7 @@ def main(
     """casvit: CAS-ViT deployment toolkit."""
 
 
-app.command("info")(info_cmd.info)
+app.command("info", cls=Command)(info_cmd.info)
 
 
 def _register_optional(name: str) -> None:
@@ -73,7 +83,7 @@ def _register_optional(name: str) -> None:
         if err.name != f"casvit_deploy.commands.{name}":
             raise
         return
-    app.command(name)(getattr(module, name))
+    app.command(name, cls=Command)(getattr(module, name))
 
 
 for _name in ("export", "parity", "bench", "eval"):
@@ -84,6 +94,6 @@ def run() -> None:
     """Console-script entry point (commands turn domain errors into exit codes themselves)."""
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+    except KeyboardInterrupt:  # before a command runs (imports, parsing)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)

@@ -169,7 +169,7 @@ def test_folder_made_read_only_mid_export_is_one_line_and_keeps_the_previous_art
         shutil.rmtree(root)
 
 
-def test_interrupt_during_the_post_export_check_keeps_the_previous_artifact(stub, tmp_path, monkeypatch):
+def test_interrupt_during_the_post_export_check_keeps_the_previous_artifact(stub, tmp_path, monkeypatch, capfd):
     out = tmp_path / "out"
     args = ["export", "-f", "onnx", "-r", "32", "-o", str(out)]
     assert run_casvit(args) == 0
@@ -181,9 +181,36 @@ def test_interrupt_during_the_post_export_check_keeps_the_previous_artifact(stub
 
     stub.payload = b"second"
     monkeypatch.setattr(export_command, "parity_gate", lambda _loaded, _check=True, _progress=None: interrupted)
+    capfd.readouterr()
     assert run_casvit([*args, "--force"]) == 130  # Typer's exit code for Ctrl-C
+    assert error_lines(capfd.readouterr().err) == ["interrupted"]
     assert (artifact_sha256(artifact), manifest_path(artifact).read_text()) == before
     assert _hidden(out) == []
+
+
+def test_sigint_exits_130_with_one_line_and_leaves_nothing(tmp_path):
+    """A real Ctrl-C (SIGINT) during a real export: exit 130, `interrupted` on stderr, no
+    traceback, no output folder and nothing in the system temp folder."""
+    import os
+    import signal
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    casvit = Path(sys.executable).parent / "casvit"
+    process = subprocess.Popen([str(casvit), "export", "-f", "onnx", "-r", "32", "-o", str(tmp_path / "out")],
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env=os.environ | {"TMPDIR": str(temp)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines = []
+    for line in process.stderr:  # progress lines, one per stage
+        lines.append(line.rstrip("\n"))
+        if line.rstrip().endswith("onnx: export"):
+            process.send_signal(signal.SIGINT)
+            break
+    lines += process.stderr.read().splitlines()
+    assert process.wait(timeout=300) == 130, lines
+    assert error_lines("\n".join(lines)) == ["interrupted"], lines
+    assert not (tmp_path / "out").exists() and list(temp.iterdir()) == []
 
 
 @pytest.mark.parametrize("check, reason", [("--check", "cannot load"), ("--no-check", "--no-check")])

@@ -110,3 +110,19 @@ def test_plain_fp16_export_fails_and_fp16_safe_passes(crafted, tmp_path, monkeyp
     report = check_artifact(plain.artifact, crafted, record=False)
     assert not report.passed and any("NaN/Inf" in f for f in report.failures)
     assert report.localization.first_divergent == "network.6.1"
+
+
+def test_precheck_sees_every_input_set_the_gate_feeds(images):
+    """The pre-check's inputs hold the calibration images, the gate's seeded random set and the
+    gate's photographs, sample for sample (issue 25, item 9)."""
+    from types import SimpleNamespace
+
+    from casvit_deploy.formats.coreml.convert import gate_inputs
+    from casvit_deploy.parity.inputs import build_input_sets
+    from casvit_deploy.settings import Resolution
+
+    pre = Preprocessing.for_resolution(RES)
+    seen = gate_inputs(SimpleNamespace(preprocessing=pre, resolution=Resolution.parse(RES)), images)
+    for gate_set in [images, *(s.images for s in build_input_sets("both", RES, preprocessing=pre))]:
+        for sample in gate_set:
+            assert any(np.array_equal(sample, other) for other in seen), "the pre-check misses a gate input"

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from casvit_deploy.errors import UsageError
-from casvit_deploy.formats.coreml.labels import MAX_LABEL_CHARS, check_source, read_labels
+from casvit_deploy.formats.coreml.labels import MAX_LABEL_CHARS, MAX_LABELS, check_source, read_labels
 
 
 def _file(tmp_path, content: str | bytes):
@@ -32,7 +32,8 @@ def test_labels_read_with_a_bom_crlf_spaces_and_a_final_line_end(tmp_path):
     ("cat\nd\x1bg\nbird\n", "line 2 holds the control character '\\\\x1b'"),
     ("cat\nd\u2028g\nbird\n", "line 2 holds the control character '\\\\u2028'"),
     ("cat\n" + "x" * (MAX_LABEL_CHARS + 1) + "\nbird\n", f"line 2 is {MAX_LABEL_CHARS + 1} characters long"),
-    (b"cat\n\xffdog\nbird\n", "not UTF-8 text \\(byte 4\\)"),
+    ("cat\n" + "é" * 10**6 + "\nbird\n", f"line 2 is longer than {MAX_LABEL_CHARS} characters"),
+    (b"cat\n\xffdog\nbird\n", "line 2 is not UTF-8 text \\(byte 0\\)"),
     ("cat\ndog\n", "has 2 labels, the model has 3 classes"),
     ("cat\ndog\ncat\n", "lists 'cat' 2 times"),
 ])
@@ -46,14 +47,19 @@ def test_a_file_is_read_no_further_than_its_labels_could_reach(tmp_path):
     path = tmp_path / "huge.txt"
     with open(path, "wb") as f:
         f.truncate(1 << 34)  # 16 GB, sparse: reading it whole would exhaust the memory
-    with pytest.raises(UsageError, match=f"is larger than 2 labels of at most {MAX_LABEL_CHARS} characters can be"):
+    with pytest.raises(UsageError, match=f"line 1 is longer than {MAX_LABEL_CHARS} characters"):
         read_labels(path, 2)
+    path.write_text("a\n" * (MAX_LABELS + 1))
+    with pytest.raises(UsageError, match=f"holds more than {MAX_LABELS} labels"):
+        check_source(path)  # before the model's classes are known
 
 
 def test_only_a_regular_file_is_taken_and_nothing_blocks(tmp_path):
     check_source(None)
     check_source("ImageNet")
     check_source(_file(tmp_path, "cat\n"))
+    with pytest.raises(UsageError, match="line 2 is blank"):
+        check_source(_file(tmp_path, "cat\n\ndog\n"))  # the contents too, before the model is loaded
     os.mkfifo(tmp_path / "fifo.txt")
     signal.alarm(60)  # a hang fails the test instead of the suite
     try:

@@ -35,9 +35,15 @@ def test_a_request_is_refused_before_any_model_is_loaded(monkeypatch, tmp_path):
             ship(request)
 
 
-def test_one_format_refused_among_several_leaves_the_others_planned():
+def test_a_named_format_that_cannot_build_the_request_refuses_it_all_leaves_it_out():
+    """`-f onnx,ort -p int8` is refused as `-f ort -p int8` is (exit 2, one line); `-f all -p
+    int8` means every format that can, and leaves ORT out, saying why."""
     from casvit_deploy.settings import Precision
 
-    checked = plan(ExportRequest(("onnx", "ort"), precision=Precision.INT8))
+    with pytest.raises(UsageError, match="ort export supports precision fp32"):
+        plan(ExportRequest(("onnx", "ort"), precision=Precision.INT8))
+    checked = plan(ExportRequest(("all",), precision=Precision.INT8))
     refused = {item.format.name: item.refused for item in checked.formats}
     assert refused["onnx"] is None and "ort export supports precision fp32" in str(refused["ort"])
+    with pytest.raises(UsageError, match="--dynamic-batch"):  # none of them can
+        plan(ExportRequest(("all",), precision=Precision.W8A8, dynamic_batch=True))

@@ -10,6 +10,8 @@ nested options as objects); `from_record` reads them back, naming a bad field.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 import typing
 from enum import Enum
 from pathlib import Path
@@ -18,6 +20,16 @@ from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import CalibrationMethod
 
 DEFAULT_MIN_COSINE = 0.999  # --auto-keep-float's target
+MAX_TAG_CHARS = 40  # a name tag longer than this keeps its start and a digest of the whole
+
+
+def name_tag(text: str) -> str:
+    """`text` as one part of a file name: letters, digits, ".", "+" and "-" ("-" for anything
+    else), at most MAX_TAG_CHARS (a longer one ends in 8 hex digits of its sha256)."""
+    tag = re.sub(r"[^A-Za-z0-9.+]+", "-", str(text)).strip("-.") or "x"
+    if len(tag) <= MAX_TAG_CHARS:
+        return tag
+    return f"{tag[:MAX_TAG_CHARS - 9]}-{hashlib.sha256(str(text).encode()).hexdigest()[:8]}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +67,27 @@ class Int8Options:
             raise UsageError("--data and --max-top1-drop set the budget of --auto-keep-float; add it (to measure "
                              "an artifact's accuracy, use casvit eval)")
 
+    def name_tags(self) -> tuple[str, ...]:
+        """The settings that differ from the defaults, as artifact name tags (e.g. "cal-imgs",
+        "n200", "minmax", "keep-head", "residual", "autokeep0.9995", "top1drop0.5-val"): settings that change
+        the artifact change its name."""
+        tags = []
+        if self.calibration is not None:
+            tags.append(name_tag(f"cal-{Path(self.calibration).name}"))
+        if self.calibration_samples is not None:
+            tags.append(f"n{self.calibration_samples}")
+        if self.calibration_method is not None:
+            tags.append(self.calibration_method.value)
+        if self.keep_float:
+            tags.append(name_tag("keep-" + "-".join(self.keep_float)))
+        if self.quantize_residual:
+            tags.append("residual")
+        if self.auto_keep_float:  # min_cosine is its target, and nothing else's
+            tags.append(name_tag(f"autokeep{self.min_cosine:g}" if self.min_cosine != DEFAULT_MIN_COSINE else "autokeep"))
+        if self.max_top1_drop is not None:  # with its labelled data, the search's budget
+            tags.append(name_tag(f"top1drop{self.max_top1_drop:g}-{Path(self.data).name}"))
+        return tuple(tags)
+
     def given(self) -> list[str]:
         """The flags of the settings that differ from the defaults, e.g. ["--keep-float"]."""
         defaults = Int8Options()
@@ -68,6 +101,9 @@ class FormatOptions:
     calibrated precision (int8, w8a8) and is None for the others."""
 
     int8: Int8Options | None = dataclasses.field(default=None, kw_only=True)
+    # The fields that change nothing the artifact computes or takes (e.g. metadata), so its
+    # name leaves them out; every other field is named by `name_tags` when not at its default.
+    unnamed: typing.ClassVar[tuple[str, ...]] = ()
 
     @property
     def lossy(self) -> bool:
@@ -79,6 +115,19 @@ class FormatOptions:
         """The options that decide which runtime releases load the artifact, for `casvit info`
         (e.g. a CoreML deployment target); none by default."""
         return {}
+
+    def name_tags(self) -> tuple[str, ...]:
+        """The options that shape the artifact, as tags its file name ends with (e.g. "opset17",
+        "image", "imagenet"), so that artifacts made with other options never collide; none at
+        their defaults. Formats override this to add their own (calling super() for the int8
+        settings'); the fields in `unnamed` are not named."""
+        return self.int8.name_tags() if self.int8 is not None else ()
+
+    def carried_to(self, kind: type):
+        """These options' values for another options class `kind`, by field name (a converted
+        format's source export takes them: ORT's opset is its ONNX graph's); fields `kind`
+        does not have are dropped, fields left None take `kind`'s defaults."""
+        return kind.from_flags({name: getattr(self, name) for name in self.field_names()})
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from casvit_deploy.commands.common import (
     to_stdout,
 )
 from casvit_deploy.commands.render import Status, show
+from casvit_deploy.errors import ExportError
 from casvit_deploy.formats import ALL, FORMATS
 from casvit_deploy.formats.coreml.options import DEFAULT_DEPLOYMENT_TARGET, PALETTE_BITS
 from casvit_deploy.formats.executorch.options import Delegate
@@ -119,7 +120,8 @@ InputLayoutOpt = Annotated[Optional[Layout], typer.Option(
     f"{Layout.NCHW.value}; nhwc is what Android camera pipelines and LiteRT's kernels use).", case_sensitive=False,
     show_default=False)]
 OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Output folder (default models/exports/<variant>_<res>_<precision>[_upstream][_backbone]).",
+    "--out", "-o", help="Output folder (default: one under models/exports named after variant, size, precision "
+    "and form, e.g. models/exports/xs_224_fp32).",
     show_default=False)]
 
 
@@ -232,7 +234,14 @@ def export(
     if not to_stdout(json):
         _print_summary(rows, shipped.loaded.weights)
     if not shipped.ok:
-        raise typer.Exit(1)
+        raise ExportError(_failures(shipped))
+
+
+def _failures(shipped) -> str:
+    """One line for every format that failed, e.g. "2 of 4 formats failed: onnx export failed:
+    ...; coreml parity check failed (...)"; the line alone when one format was asked for."""
+    reasons = "; ".join(" ".join(str(o.error).split()) for o in shipped.failed)
+    return reasons if len(shipped.outcomes) == 1 else f"{len(shipped.failed)} of {len(shipped.outcomes)} formats failed: {reasons}"
 
 
 def _load(request, status: Status):

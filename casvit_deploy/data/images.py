@@ -9,6 +9,7 @@ RGB by Pillow's own conversion and refused above MAX_PIXELS (JPEGs are reduced i
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -140,9 +141,11 @@ def _pixels(image) -> np.ndarray:
     return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
 
 
-def read_image(path: Path) -> np.ndarray:
+@contextlib.contextmanager
+def _opened(path: Path):
     """The image file at `path` (a regular file, at most MAX_PIXELS, see _within_pixel_limit)
-    decoded by Pillow; UsageError naming the file when it cannot be."""
+    opened by Pillow, its header read and its pixels not yet decoded; UsageError naming the
+    file when it cannot be opened, or when decoding it in the block fails."""
     try:
         from PIL import Image
     except ModuleNotFoundError:
@@ -152,7 +155,7 @@ def read_image(path: Path) -> np.ndarray:
         try:
             with Image.open(file) as image:
                 _within_pixel_limit(image, path)
-                return _pixels(image)
+                yield image
         except UsageError:
             raise
         except Image.DecompressionBombError:  # PIL's own limit, checked on opening, is far above ours
@@ -161,6 +164,12 @@ def read_image(path: Path) -> np.ndarray:
             raise UsageError(f"cannot read image {path}: not in an image format Pillow reads") from None
         except Exception as err:  # noqa: BLE001  decoders fail on malformed data in many ways
             raise UsageError(f"cannot read image {path}: {first_line(err, 120)}") from None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """The image file at `path` decoded by Pillow (see _opened)."""
+    with _opened(path) as image:
+        return _pixels(image)
 
 
 def _image_files(directory: Path, option: str) -> list[Path]:
@@ -172,6 +181,15 @@ def _image_files(directory: Path, option: str) -> list[Path]:
     if not files:
         raise UsageError(f"{option} {directory} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
+
+
+def check_folder(directory: Path, option: str, samples: int | None = None) -> None:
+    """UsageError, before any work, unless `directory` holds image files and the first
+    `samples` of them (default all, sorted) are regular files whose headers Pillow reads and
+    that are within the pixel limit (no pixel is decoded: fast, whatever their size)."""
+    for path in _image_files(directory, option)[:samples]:
+        with _opened(path):
+            pass
 
 
 def folder_photos(directory: Path, option: str = "--images", samples: int | None = None):
@@ -192,6 +210,9 @@ def photo_batch(pre, directory: Path | None = None, samples: int | None = None,
         names.append(name)
         images.append(preprocess(image, pre))
     return np.stack(images), names
+
+
+GATE_RANDOM_SAMPLES = 4  # the parity gate's default random input set: this many seeded_noise images, seed 0
 
 
 def seeded_noise(resolution: Resolution | int | str, samples: int, seed: int = 0) -> np.ndarray:

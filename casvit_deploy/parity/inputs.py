@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from casvit_deploy.artifacts.preprocessing import Preprocessing
-from casvit_deploy.data.images import photo_batch, preprocess, seeded_noise  # noqa: F401  (preprocess: re-exported)
+from casvit_deploy.data.images import (  # noqa: F401  (preprocess: re-exported)
+    GATE_RANDOM_SAMPLES, photo_batch, preprocess, seeded_noise)
 from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import InputKind, Resolution, choice
 
@@ -52,7 +53,7 @@ def build_input_sets(kind: InputKind | str, resolution: Resolution | int | str, 
     check_samples(samples)
     sets = []
     if kind in (InputKind.RANDOM, InputKind.BOTH):
-        sets.append(random_set(resolution, samples or 4, seed))
+        sets.append(random_set(resolution, samples or GATE_RANDOM_SAMPLES, seed))
     if kind in (InputKind.IMAGES, InputKind.BOTH):
         sets.append(image_set(preprocessing or Preprocessing.for_resolution(resolution), images_dir, samples))
     return sets

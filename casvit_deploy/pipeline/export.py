@@ -21,7 +21,7 @@ from casvit_deploy.errors import CasvitError, ExportError, ParityFailure, UsageE
 from casvit_deploy.export.base import ExportJob, ExportSettings, FormatOutput, Progress, SourceArtifact, no_progress
 from casvit_deploy.formats import FORMATS, get_format
 from casvit_deploy.model.loading import LoadedModel, check_resolution
-from casvit_deploy.pipeline.naming import artifact_stem
+from casvit_deploy.pipeline.naming import artifact_name
 from casvit_deploy.pipeline.record import build_manifest, embedded_metadata
 from casvit_deploy.pipeline.staging import output_folder, publish, refuse_overwrite, staging_dir
 from casvit_deploy.pipeline.verify import load_check
@@ -79,15 +79,8 @@ def check_format(fmt: Format, settings: ExportSettings) -> None:
         check_dynamic_shape(fmt)
     if fmt.source is not None:
         source = get_format(fmt.source)
-        check_format(source, replace(settings, options=source_options(source, settings.options)))
+        check_format(source, replace(settings, options=settings.options.carried_to(source.options)))
     fmt.exporter.check(settings)
-
-
-def source_options(source: Format, options):
-    """The options of a converted format's source export: its options carry over by field
-    name (ORT's opset is its ONNX export's)."""
-    given = {name: getattr(options, name) for name in options.field_names()}
-    return source.options.from_flags(given)
 
 
 def _check_calibration(fmt: Format, int8) -> None:
@@ -102,22 +95,25 @@ def _check_calibration(fmt: Format, int8) -> None:
 
 
 def check_model(loaded: LoadedModel, settings: ExportSettings, fmt: Format) -> None:
-    """What only the loaded model can tell: a calibrated precision needs a classifier (or a
-    format that judges a backbone's int8 feature maps by agreement, without the keep-float
-    search, which follows the logits), and the blocks kept float must be the model's."""
-    if not settings.precision.calibrated:
-        return
+    """What only the loaded model can tell, before any export: a calibrated precision needs a
+    classifier (or a format that judges a backbone's int8 feature maps by agreement, without
+    the keep-float search, which follows the logits), the blocks kept float must be the
+    model's, and the exporter's own checks (`check_model(settings, loaded)`, where it has
+    one: e.g. CoreML's labels, one per class)."""
     int8 = settings.options.int8
-    if loaded.is_backbone and not fmt.int8_backbone:
+    if settings.precision.calibrated and loaded.is_backbone and not fmt.int8_backbone:
         offered = ", ".join(f.name for f in FORMATS.values() if f.int8_backbone)
         raise UsageError("int8 export is for classifiers (judged by agreement of their logits) here; export a "
                          f"backbone in fp32{f', or in int8 as {offered}' if offered else ''}")
     if loaded.is_backbone and int8 is not None and int8.auto_keep_float:
         raise UsageError("--auto-keep-float searches by the agreement of the logits: for classifiers only")
-    if int8 is not None:
+    if settings.precision.calibrated and int8 is not None:
         from casvit_deploy.quantize.targets import check_targets
 
         check_targets(loaded.model, int8.keep_float)
+    own = getattr(fmt.exporter, "check_model", None)
+    if own is not None:
+        own(settings, loaded)
 
 
 def _run_exporter(fmt: Format, job: ExportJob) -> FormatOutput:
@@ -178,7 +174,7 @@ def _source(target: _Target, staging: Path, name: str) -> tuple[SourceArtifact |
     if fmt.source is None:
         return None, options
     source_fmt = get_format(fmt.source)
-    filled = source_options(source_fmt, options)
+    filled = options.carried_to(source_fmt.options)
     path = staging / f"{Path(name).stem}{source_fmt.suffix}"
     output = _run_exporter(source_fmt, target.job(path, filled, source_fmt))
     shared = {k: getattr(filled, k) for k in fmt.options.field_names() if hasattr(filled, k)}
@@ -211,8 +207,7 @@ def export_checked(loaded: LoadedModel, fmt: Format, out_dir: Path, settings: Ex
     from casvit_deploy.rewrite import deploy_form
 
     started, progress = time.perf_counter(), progress or no_progress
-    name = artifact_stem(loaded.variant, resolution, settings.precision, form, settings.batch, settings.dynamic_batch,
-                         dynamic_shape=settings.dynamic_shape, backbone=loaded.is_backbone) + fmt.suffix
+    name = artifact_name(fmt, loaded.variant, resolution, settings, form, loaded.is_backbone)
     with output_folder(Path(out_dir)) as folder:
         refuse_overwrite(folder / name, force)
         progress("rewrite")

@@ -2,11 +2,13 @@
 check: once, before the model is loaded, into one `ExportSettings` per format.
 
 A format option given for none of the chosen formats, a calibration setting without a
-calibrated precision, a bad option value: the whole request is refused. A format that
-cannot build what is asked (e.g. int8 for ORT) is refused alone when several formats are
-asked for, so the others still run. `--format all` means every format whose backend is
-installed: the others are skipped, each with the pip extra that brings it (none installed
-is an error); a format named explicitly must be installed.
+calibrated precision, a bad option value, a calibration folder or labels file that cannot
+be read, a format named with `-f` that cannot build what is asked (e.g. int8 for ORT) or is
+not installed: the whole request is refused, the same way whether one format or several
+were asked for. `--format all` means every format that can build the request and is
+installed: one that cannot build it is left out (`Planned.refused`), one not installed is
+skipped with the pip extra that brings it (`Planned.skipped`); both are reported as skipped,
+and if no format is left, the request is refused.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ class ExportRequest:
 
 @dataclass
 class Planned:
-    """One format of a checked request: its settings, or why it was refused, or (asked for
-    through "all") why it is skipped."""
+    """One format of a checked request: its settings, or why `--format all` leaves it out
+    (`refused`: it cannot build the request; `skipped`: its backend is not installed)."""
 
     format: Format
     settings: ExportSettings | None
@@ -91,17 +93,26 @@ def _int8_options(precision: Precision | None, given: dict) -> Int8Options | Non
     return Int8Options(**given)
 
 
-def _planned(fmt: Format, request: ExportRequest, int8: Int8Options | None, alone: bool) -> Planned:
+def _planned(fmt: Format, request: ExportRequest, int8: Int8Options | None, named: bool) -> Planned:
+    """`fmt`'s settings, checked; a refusal raises when `fmt` was named, else it is recorded."""
     options = fmt.options.from_flags(request.options | {"int8": int8})  # a bad value refuses the whole request
     settings = ExportSettings(request.precision or fmt.default_precision, request.batch, request.dynamic_batch,
                               request.dynamic_shape, options)
     try:
         check_format(fmt, settings)
     except CasvitError as err:
-        if alone:
+        if named:
             raise
         return Planned(fmt, None, err)
     return Planned(fmt, settings)
+
+
+def _check_calibration_images(int8: Int8Options | None) -> None:
+    """The calibration images that will be read: present, regular files, headers readable."""
+    if int8 is not None and int8.calibration is not None:
+        from casvit_deploy.data.images import check_folder
+
+        check_folder(int8.calibration, "--calibration", int8.calibration_samples)
 
 
 def plan(request: ExportRequest) -> Plan:
@@ -117,7 +128,11 @@ def plan(request: ExportRequest) -> Plan:
         check_dynamic_shape(fmt)
     _check_owned(formats, request.options)
     int8 = _int8_options(request.precision, request.int8)
-    planned = [_planned(fmt, request, int8, len(formats) == 1) for fmt in formats]
+    named = not asks_all(request.formats)
+    planned = [_planned(fmt, request, int8, named) for fmt in formats]
+    if all(item.refused for item in planned):
+        raise UsageError("no format can build this: " + "; ".join(str(item.refused) for item in planned))
+    _check_calibration_images(int8)
     planned += [Planned(fmt, None, skipped=reason) for fmt, reason in missing]
     return Plan(request, resolution, sorted(planned, key=lambda p: list(FORMATS).index(p.format.name)))
 

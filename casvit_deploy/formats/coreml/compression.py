@@ -9,18 +9,30 @@ from dataclasses import dataclass
 from casvit_deploy.errors import UsageError
 from casvit_deploy.settings import Precision
 
-MIN_VERSIONS = {"iOS": 16, "macOS": 13, "tvOS": 16, "watchOS": 9}
+# The deployment targets this project offers, per platform, oldest first: the versions of one
+# column share one Core ML specification (iOS16 = macOS13 = tvOS16 = watchOS9, ...). They are
+# coremltools 9's `ct.target` members from iOS16 on (a test holds the two equal), written out so
+# that a request is checked without importing coremltools (seconds).
+TARGETS = {"iOS": (16, 17, 18, 26), "macOS": (13, 14, 15, 26), "tvOS": (16, 17, 18, 26), "watchOS": (9, 10, 11, 26)}
+
+
+def target_level(name: str) -> int:
+    """The position of deployment target `name` (e.g. "iOS17", "macos14") among TARGETS'
+    columns (0: iOS16 and its peers); UsageError for one unknown or older than iOS16."""
+    for platform, versions in TARGETS.items():
+        version = name[len(platform):] if name.lower().startswith(platform.lower()) else ""
+        if version.isdigit() and int(version) in versions:
+            return versions.index(int(version))
+    raise UsageError(f"unknown or too old deployment target {name!r}: use iOS16 or newer (e.g. iOS17, macOS14)")
 
 
 def deployment_target(name: str):
-    """The coremltools target called `name` (iOS16 or newer, macOS13 or newer)."""
+    """The coremltools target called `name` (checked by `target_level`)."""
     import coremltools as ct
 
-    for platform, minimum in MIN_VERSIONS.items():
-        version = name[len(platform):] if name.lower().startswith(platform.lower()) else ""
-        if version.isdigit() and int(version) >= minimum and hasattr(ct.target, f"{platform}{version}"):
-            return getattr(ct.target, f"{platform}{version}")
-    raise UsageError(f"unknown or too old deployment target {name!r}: use iOS16 or newer (e.g. iOS17, macOS14)")
+    level = target_level(name)
+    platform = next(p for p in TARGETS if name.lower().startswith(p.lower()))
+    return getattr(ct.target, f"{platform}{TARGETS[platform][level]}")
 
 
 @dataclass(frozen=True)
@@ -64,13 +76,10 @@ def compression_for(precision: Precision, palettize: int | None) -> Compression 
     return {Precision.INT8: INT8_WEIGHTS, Precision.W8A8: W8A8}.get(precision)
 
 
-def check_target(compression: Compression, target, target_name: str) -> None:
-    """UsageError when the deployment target `target` (a coremltools target) is older than
-    the compression needs."""
-    import coremltools as ct
-
-    needed = getattr(ct.target, compression.minimum_target)
-    if int(target) < int(needed):
-        macos = compression.minimum_ios - 3
+def check_target(compression: Compression, target_name: str) -> None:
+    """UsageError when deployment target `target_name` is older than `compression` needs."""
+    needed = target_level(compression.minimum_target)
+    if target_level(target_name) < needed:
+        macos = TARGETS["macOS"][needed]
         raise UsageError(f"{compression.flag} needs --deployment-target {compression.minimum_target} or newer "
                          f"(macOS{macos}); got {target_name}")

@@ -31,7 +31,8 @@ from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.artifacts.records import TensorSpec
 from casvit_deploy.atomic import temp_files_in
 from casvit_deploy.data.calibration import CalibrationSet, calibration_set
-from casvit_deploy.errors import ExportError, UsageError
+from casvit_deploy.data.images import GATE_RANDOM_SAMPLES, photo_batch, seeded_noise
+from casvit_deploy.errors import ExportError
 from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.graph import append_softmax, export_program
@@ -174,14 +175,10 @@ def inspect_package(path: Path, job: ExportJob, classifier: bool, deploy_form: b
 
 
 def _labels(job: ExportJob) -> list[str] | None:
-    """The class labels of a classifier package (None: not a classifier); UsageError for a
-    backbone, which has no classes, or labels that do not fit the model's classes."""
+    """The class labels of a classifier package (None: not a classifier; checked against the
+    model by CoreMLExporter.check_model)."""
     options: CoreMLOptions = job.options
-    if not options.classifier:
-        return None
-    if not job.num_classes:
-        raise UsageError("--labels makes a classifier; a dense-prediction backbone has no classes")
-    return read_labels(options.labels, job.num_classes)
+    return read_labels(options.labels, job.num_classes) if options.classifier else None
 
 
 def _output_record(job: ExportJob, labels: list[str] | None) -> dict:
@@ -212,7 +209,14 @@ def _precheck(job: ExportJob, calibration: CalibrationSet) -> Fp16Report | None:
     if job.precision is Precision.FP32:
         return None
     job.progress("fp16 pre-check")
-    return fp16_precheck(job.model, calibration.images)
+    return fp16_precheck(job.model, gate_inputs(job, calibration.images))
+
+
+def gate_inputs(job: ExportJob, calibration: np.ndarray) -> np.ndarray:
+    """The calibration images plus what the parity gate feeds by default (its seeded random
+    set and the bundled photographs), so the pre-check sees every input the gate judges."""
+    photos, _ = photo_batch(job.preprocessing)
+    return np.concatenate([calibration, seeded_noise(job.resolution, GATE_RANDOM_SAMPLES), photos])
 
 
 def _program_feeds(job: ExportJob, images: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from casvit_deploy.errors import UsageError
 from casvit_deploy.export.base import ExportJob, ExportSettings, FormatOutput
-from casvit_deploy.formats.coreml.compression import check_target, compression_for, deployment_target
-from casvit_deploy.formats.coreml.labels import check_source
+from casvit_deploy.formats.coreml.compression import check_target, compression_for, target_level
+from casvit_deploy.formats.coreml.labels import check_source, read_labels
 from casvit_deploy.formats.coreml.options import CoreMLOptions
 from casvit_deploy.settings import Precision
 
@@ -28,10 +28,10 @@ def _check_program(settings: ExportSettings) -> None:
 def _check_compression(settings: ExportSettings) -> None:
     """The compression asked for and its deployment target; flags that CoreML does not take."""
     options: CoreMLOptions = settings.options
-    target = deployment_target(options.deployment_target)
+    target_level(options.deployment_target)
     compression = compression_for(settings.precision, options.palettize)
     if compression is not None:
-        check_target(compression, target, options.deployment_target)
+        check_target(compression, options.deployment_target)
     if options.fp16_safe and settings.precision is Precision.FP32:
         raise UsageError("--fp16-safe keeps fp16-sensitive blocks in fp32; it applies to fp16 computation, "
                          "not --precision fp32")
@@ -45,6 +45,16 @@ class CoreMLExporter:
     def check(settings: ExportSettings) -> None:
         _check_program(settings)
         _check_compression(settings)
+
+    @staticmethod
+    def check_model(settings: ExportSettings, loaded) -> None:
+        """A classifier package (--labels) needs a model with classes, one label each."""
+        labels = settings.options.labels
+        if labels is None:
+            return
+        if loaded.is_backbone:
+            raise UsageError("--labels makes a classifier; a dense-prediction backbone has no classes")
+        read_labels(labels, loaded.num_classes)
 
     def export(self, job: ExportJob) -> FormatOutput:
         from casvit_deploy.formats.coreml.convert import export_package

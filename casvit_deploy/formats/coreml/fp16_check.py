@@ -55,7 +55,7 @@ class Fp16Report:
 
     def summary(self) -> str:
         if not self.findings:
-            return (f"fp16 pre-check: clean ({self.blocks} blocks on {self.images} calibration images; largest "
+            return (f"fp16 pre-check: clean ({self.blocks} blocks on {self.images} images: calibration and the gate's inputs; largest "
                     f"|activation| {self.max_abs:.3g}, lowest block SNR {self.min_snr_db:.1f} dB)")
         listed = "; ".join(f"{f.block} ({', '.join(f.problems)})" for f in self.findings)
         return f"fp16 pre-check: {len(self.findings)} of {self.blocks} blocks at risk in fp16: {listed}"

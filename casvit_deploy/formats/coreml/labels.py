@@ -12,7 +12,7 @@ from pathlib import Path
 
 from casvit_deploy.data.files import open_regular
 from casvit_deploy.errors import UsageError
-from casvit_deploy.formats.coreml.options import IMAGENET_LABELS
+from casvit_deploy.formats.coreml.options import is_imagenet
 
 # data/imagenet1k_classes.txt: the ImageNet-1k class names in class-index order, taken from
 # torchvision 0.29.1 (PyPI wheel torchvision-0.29.1-cp311-cp311-manylinux_2_28_x86_64.whl,
@@ -32,18 +32,22 @@ def imagenet_labels() -> list[str]:
     return text.splitlines()
 
 
-def is_imagenet(source: Path | str | None) -> bool:
-    return source is not None and str(source).strip().lower() == IMAGENET_LABELS
+# A labels file is read up to this many lines (ImageNet-21k's 21,841 classes fit): it is checked
+# before the model is loaded, when the number of classes is not known yet.
+MAX_LABELS = 25_000
+MAX_LINE_BYTES = MAX_LABEL_CHARS * 4 + 2 + 3  # UTF-8 takes at most 4 bytes a character, "\r\n" 2, a BOM 3
 
 
 def check_source(source: Path | str | None) -> None:
-    """UsageError, before any work, for a --labels value that is neither "imagenet" nor a
-    regular file (a missing file, a folder, a FIFO, a device such as /dev/zero)."""
+    """UsageError, before the model is loaded, for a --labels value that is neither "imagenet"
+    nor a regular file (a missing file, a folder, a FIFO, a device such as /dev/zero) holding
+    at most MAX_LABELS good labels (see `read_labels`); their count is checked against the
+    model's classes once it is loaded."""
     if source is None or is_imagenet(source):
         return
     if not os.path.lexists(source):
         raise UsageError(f"--labels {source}: no such file")
-    open_regular(Path(source), "--labels", LABELS_HINT).close()
+    _read_file(Path(source))
 
 
 def read_labels(source: Path | str, num_classes: int) -> list[str]:
@@ -51,7 +55,7 @@ def read_labels(source: Path | str, num_classes: int) -> list[str]:
     if is_imagenet(source):
         labels, where = imagenet_labels(), "the ImageNet-1k class names"
     else:
-        labels, where = _read_file(Path(source), num_classes), f"labels file {source}"
+        labels, where = _read_file(Path(source)), f"labels file {source}"
     if len(labels) != num_classes:
         raise UsageError(f"{where} has {len(labels)} labels, the model has {num_classes} classes")
     duplicate, count = Counter(labels).most_common(1)[0] if labels else ("", 0)
@@ -60,29 +64,35 @@ def read_labels(source: Path | str, num_classes: int) -> list[str]:
     return labels
 
 
-def _read_file(path: Path, num_classes: int) -> list[str]:
-    """One label per line of a regular UTF-8 text file (a final line end, "\r\n" line ends and
-    spaces around a label allowed), read no further than `num_classes` labels of the longest
-    length could reach; UsageError naming what is wrong and where."""
-    limit = num_classes * (MAX_LABEL_CHARS * 4 + 2)  # UTF-8 takes at most 4 bytes a character, "\r\n" 2
+def _read_file(path: Path) -> list[str]:
+    """One label per line of a regular UTF-8 text file (a final line end, "\r\n" line ends, a
+    BOM and spaces around a label allowed), read a line at a time and no further than
+    MAX_LABELS lines of the longest label; UsageError naming what is wrong and where."""
+    labels: list[str] = []
     with open_regular(path, "--labels", LABELS_HINT) as file:
-        data = file.read(limit + 1)
-    if len(data) > limit:
-        raise UsageError(f"labels file {path} is larger than {num_classes} labels of at most {MAX_LABEL_CHARS} "
-                         f"characters can be ({limit} bytes); {LABELS_HINT}")
+        while raw := file.readline(MAX_LINE_BYTES + 1):
+            where = f"labels file {path}: line {len(labels) + 1}"
+            if len(labels) == MAX_LABELS:
+                raise UsageError(f"labels file {path} holds more than {MAX_LABELS} labels, the most read")
+            if len(raw) > MAX_LINE_BYTES:
+                raise UsageError(f"{where} is longer than {MAX_LABEL_CHARS} characters; a label has at most "
+                                 f"{MAX_LABEL_CHARS}")
+            labels.append(_label(_decoded(raw, where, first=not labels), where))
+    return labels
+
+
+def _decoded(raw: bytes, where: str, first: bool) -> str:
+    """`raw` (one line, its line end included) as text without its line end."""
     try:
-        text = data.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig" if first else "utf-8")
     except UnicodeDecodeError as err:
-        raise UsageError(f"labels file {path} is not UTF-8 text (byte {err.start}); {LABELS_HINT}") from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [_label(line.removesuffix("\r"), number, path) for number, line in enumerate(lines, 1)]
+        raise UsageError(f"{where} is not UTF-8 text (byte {err.start}); {LABELS_HINT}") from None
+    return text.removesuffix("\n").removesuffix("\r")
 
 
-def _label(line: str, number: int, path: Path) -> str:
+def _label(line: str, where: str) -> str:
     """`line` without surrounding spaces; UsageError if blank, too long or holding a control character."""
-    label, where = line.strip(), f"labels file {path}: line {number}"
+    label = line.strip()
     if not label:
         raise UsageError(f"{where} is blank; {LABELS_HINT}, no blank lines")
     if len(label) > MAX_LABEL_CHARS:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 from enum import Enum
 from pathlib import Path
 
-from casvit_deploy.artifacts.options import FormatOptions
+from casvit_deploy.artifacts.options import FormatOptions, name_tag
 from casvit_deploy.errors import UsageError
 
 DEFAULT_DEPLOYMENT_TARGET = "iOS16"
 PALETTE_BITS = (8, 6, 4)
 IMAGENET_LABELS = "imagenet"  # --labels value: the ImageNet-1k class names shipped with the package
+
+
+def is_imagenet(source: Path | str | None) -> bool:
+    """Whether a --labels value names the ImageNet-1k class names."""
+    return source is not None and str(source).strip().lower() == IMAGENET_LABELS
 
 
 class CoreMLEngine(str, Enum):
@@ -36,6 +42,7 @@ class CoreMLOptions(FormatOptions):
     description: str | None = None
     palettize: int | None = None        # k-means palettized weights of this many bits (PALETTE_BITS)
     fp16_safe: bool = False             # keep the blocks the fp16 pre-check flags in fp32
+    unnamed: ClassVar[tuple[str, ...]] = ("author", "license", "version", "description")
 
     def __post_init__(self):
         if self.palettize is not None and self.palettize not in PALETTE_BITS:
@@ -47,6 +54,21 @@ class CoreMLOptions(FormatOptions):
 
     def target(self) -> dict:
         return {"deployment_target": self.deployment_target}
+
+    def name_tags(self) -> tuple[str, ...]:
+        """e.g. casvit_xs_224_fp16_image_imagenet.mlpackage: image input, labels ("imagenet" or
+        "labels-" and the file's name), palettization, a deployment target other than the
+        default, fp16 output, fp16-safe."""
+        named = {"image": self.image_input, self._labels_tag(): self.classifier,
+                 f"palettized{self.palettize}": self.palettize is not None,
+                 name_tag(self.deployment_target.lower()): self.deployment_target != DEFAULT_DEPLOYMENT_TARGET,
+                 "fp16-output": self.fp16_output, "fp16-safe": self.fp16_safe}
+        return tuple(tag for tag, given in named.items() if given) + super().name_tags()
+
+    def _labels_tag(self) -> str:
+        if self.labels is None or is_imagenet(self.labels):
+            return IMAGENET_LABELS
+        return name_tag(f"labels-{Path(self.labels).stem}")
 
     @property
     def lossy(self) -> bool:

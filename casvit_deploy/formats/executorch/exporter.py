@@ -62,6 +62,15 @@ def coverage(edge) -> dict:
             "portable_nodes": sum(portable.values()), "portable_ops": portable}
 
 
+def runtime_facts(path) -> dict:
+    """The `.pte`'s flatbuffer file identifier (bytes 4-8) and the executorch release that wrote it."""
+    from importlib.metadata import version
+
+    with open(path, "rb") as f:
+        identifier = f.read(8)[4:].decode("ascii", "replace")
+    return {"pte_format": identifier, "written_by_executorch": version("executorch")}
+
+
 def _refuse_portable(report: dict, delegate: Delegate) -> None:
     ops = ", ".join(f"{op} x{n}" for op, n in sorted(report["portable_ops"].items()))
     raise ExportError(f"{report['portable_nodes']} op(s) not delegated to {delegate.value} and left on portable "
@@ -189,6 +198,6 @@ class ExecuTorchExporter:
         if check.failures:
             raise ExportError(f"ExecuTorch output differs from eager PyTorch: {check.failures[0]}")
         details = ExecuTorchDetails(delegation=report, keepdim_mean_rewrites=lowered.means,
-                                    load_check=check.to_dict())
+                                    load_check=check.to_dict(), **runtime_facts(job.artifact))
         return FormatOutput(program, [job.input_spec()], job.output_specs(), details,
                             quantization=plan and _record(plan, check, choice))

@@ -19,3 +19,7 @@ class Layout(str, Enum):
 @dataclass(frozen=True)
 class LiteRTOptions(FormatOptions):
     input_layout: Layout = Layout.NCHW
+
+    def name_tags(self) -> tuple[str, ...]:
+        """"nhwc" for an NHWC input."""
+        return (self.input_layout.value,) * (self.input_layout is not Layout.NCHW) + super().name_tags()

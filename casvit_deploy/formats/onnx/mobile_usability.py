@@ -53,7 +53,18 @@ def summary(providers: dict) -> str:
              for k, p in providers.items() if not p["whole_graph"]]
     head = (f"{' and '.join(whole)} EP takes the whole graph" if whole
             else "no mobile EP takes the whole graph (the CPU EP runs it)")
-    return "ORT mobile: " + "; ".join([head, *split])
+    return "ORT mobile: " + "; ".join([head, *split]) + _advice(providers)
+
+
+def _advice(providers: dict) -> str:
+    """What a split means for an app and what to do instead."""
+    split = [PROVIDERS[k][0] for k, p in providers.items() if not p["whole_graph"]]
+    whole = [f"the {PROVIDERS[k][0]} EP (iOS)" for k, p in providers.items() if p["whole_graph"]]
+    if not split:
+        return ""
+    use = ", ".join(["the default CPU EP", *whole, "or ExecuTorch's .pte (Android)"])
+    return (f". A split graph runs the unsupported ops on the CPU and copies tensors at every boundary, often "
+            f"slower than the CPU alone: do not enable {' or '.join(split)} for this model; use {use}")
 
 
 def check_mobile_usability(path: Path) -> dict:

@@ -18,3 +18,6 @@ class OnnxOptions(FormatOptions):
     def __post_init__(self):
         if self.opset not in OPSETS:
             raise UsageError(f"--opset {self.opset}: choose one of {', '.join(map(str, OPSETS))}")
+
+    def name_tags(self) -> tuple[str, ...]:
+        return (f"opset{self.opset}",) * (self.opset != DEFAULT_OPSET) + super().name_tags()
