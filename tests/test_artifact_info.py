@@ -15,7 +15,8 @@ from casvit_deploy.store.manifests import manifest_path
 
 TARGET_KEYS = {"onnx": {"opset", "ir_version", "min_onnxruntime"},
                "ort": {"opset", "ir_version", "min_onnxruntime", "ort_format_version"},
-               "coreml": {"deployment_target", "spec_version"}, "executorch": {"delegate"}}
+               "coreml": {"deployment_target", "spec_version"},
+               "executorch": {"delegate", "pte_format", "min_executorch_runtime"}}
 
 
 def invoke(*args):
@@ -64,10 +65,10 @@ def test_info_artifact_errors_are_one_line(small_export, tmp_path, extra, messag
 
 
 def test_info_unknown_artifact_suffix(tmp_path):
-    path = tmp_path / "model.tflite"
+    path = tmp_path / "model.xyz"
     path.write_bytes(b"x")
     result = invoke(path)
-    assert result.exit_code == 2 and "unknown artifact format '.tflite'" in result.output
+    assert result.exit_code == 2 and "unknown artifact format '.xyz'" in result.output
 
 
 def test_executorch_runner_hands_the_runtime_contiguous_memory(small_export):

@@ -177,7 +177,7 @@ def test_int8_cli_export_and_parity_json(loaded, trained_like_checkpoint, tmp_pa
     assert result.exit_code == 0, result.output
     row = json.loads((tmp_path / "export.json").read_text())["results"][0]
     assert row["status"] == "ok" and row["parity"] == "pass"
-    artifact = tmp_path / "casvit_xs_64_int8.onnx"
+    artifact = tmp_path / f"casvit_xs_64_int8_n{SAMPLES}_keep-gates.onnx"  # the name says the options
     report = tmp_path / "parity.json"
     result = invoke("parity", artifact, "-c", ckpt, "--inputs", "images", "--per-block", "--json", report)
     assert result.exit_code == 0, result.output

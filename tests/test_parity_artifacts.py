@@ -176,7 +176,7 @@ def test_bad_artifacts_exit_2_with_one_line(onnx_artifact, tmp_path, case, messa
     if case != "missing":
         target = copy_artifact(onnx_artifact, tmp_path)
     if case == "suffix":
-        target = target.rename(target.with_suffix(".tflite"))
+        target = target.rename(target.with_suffix(".xyz"))
     elif case == "truncated":
         target.write_bytes(target.read_bytes()[:5000])
     elif case == "no-manifest":

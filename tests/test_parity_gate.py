@@ -24,6 +24,7 @@ WHAT_DIFFERS = {  # the difference each modification must be reported as
     "onnx-input-renamed": ["sha256", "input 0 is named 'input', the manifest says 'image'"],
     "onnx-output-renamed": ["sha256", "output 0 is named 'scores', the manifest says 'logits'"],
     "pte-bit-flip": ["sha256"], "mlpackage-weight-bit-flip": ["sha256"], "mlpackage-extra-file": ["sha256"],
+    "tflite-weight-bit-flip": ["sha256"],
 }
 
 

@@ -149,9 +149,9 @@ def test_eager_runner_records_every_block_and_leaves_the_model_alone():
         runner.run_intermediates(image, ["network.9"])
 
 
-@pytest.mark.parametrize("name, message", [("model.onnx", "does not exist"), ("exists.tflite", "unknown artifact format")])
+@pytest.mark.parametrize("name, message", [("model.onnx", "does not exist"), ("exists.xyz", "unknown artifact format")])
 def test_unknown_or_missing_artifacts_are_usage_errors(tmp_path, name, message):
-    (tmp_path / "exists.tflite").write_bytes(b"x")
+    (tmp_path / "exists.xyz").write_bytes(b"x")
     with pytest.raises(UsageError, match=message):
         format_for_path(tmp_path / name)
 
