@@ -138,9 +138,10 @@ def test_the_readme_s_examples_run_in_order_without_force(fakes, tmp_path, monke
         result = _casvit("export", *args, "-r", "32", "--no-check")
         assert result.exit_code == 0, result.output
     exports = tmp_path / "models" / "exports"
+    litert = ["casvit_xs_32_fp32.tflite"] if all(p.installed() for p in get_format("litert").export_packages) else []
     assert sorted(p.name for p in (exports / "xs_32_fp32").iterdir() if not p.name.endswith(".json")) == [
-        "casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.ort", "casvit_xs_32_fp32.pte", "casvit_xs_32_fp32_opset17.onnx",
-        "casvit_xs_32_fp32_opset17.ort"]
+        "casvit_xs_32_fp32.onnx", "casvit_xs_32_fp32.ort", "casvit_xs_32_fp32.pte", *litert,
+        "casvit_xs_32_fp32_opset17.onnx", "casvit_xs_32_fp32_opset17.ort"]
     assert sorted(p.name for p in (exports / "xs_32_fp16").iterdir() if not p.name.endswith(".json")) == [
         "casvit_xs_32_fp16.mlpackage", "casvit_xs_32_fp16_image_imagenet.mlpackage"]
 

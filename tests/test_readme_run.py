@@ -87,6 +87,7 @@ def test_runnable_block_info_commands_run_as_written_in_a_fresh_folder(fresh: Pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # every format at 224, parity gates included
 def test_runnable_blocks_run_in_order_as_written_in_a_fresh_folder(fresh: Path):
     for command in runnable_commands():
         result = run(command, fresh)
@@ -94,6 +95,7 @@ def test_runnable_blocks_run_in_order_as_written_in_a_fresh_folder(fresh: Path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(7200)  # every format at 224, parity gates included
 def test_ci_job_runs_as_written(fresh: Path):
     for command in ci_commands():
         result = run(command, fresh)

@@ -55,13 +55,21 @@ def _class_names(labels: Path | str | None, num_classes: int) -> list[str] | Non
     return read_labels(labels, num_classes)
 
 
-def _thread_settings(threads: int, subjects: Subjects):
+def _thread_settings(threads: int, artifacts: tuple[Path, ...]):
     """`threads` for torch and for each runtime with process-wide settings (ExecuTorch's pool),
-    as `casvit bench` sets them."""
+    as `casvit bench` sets them. Entered before any artifact is opened and left after all are
+    closed: resizing ExecuTorch's pool under a loaded program crashes the process."""
     from casvit_deploy.bench.process import process_settings
-    from casvit_deploy.formats import get_format
+    from casvit_deploy.errors import CasvitError
+    from casvit_deploy.formats import format_for_path
 
-    formats = {s.format: get_format(s.format) for s in subjects.subjects}
+    formats = {}
+    for artifact in artifacts:
+        try:
+            fmt = format_for_path(artifact)
+        except CasvitError:  # refused with its own message when the artifacts are opened
+            continue
+        formats[fmt.name] = fmt
     return process_settings(threads, [target for fmt in formats.values() for target in fmt.bench[:1]])
 
 
@@ -101,12 +109,12 @@ def evaluate(request: EvalRequest, progress: Callable[[str], None] = lambda text
 
     started, threads = time.perf_counter(), request.threads or usable_cores()
     with ExitStack() as stack:
+        stack.enter_context(_thread_settings(threads, request.artifacts))
         subjects = Subjects(list(request.artifacts), request.checkpoint, threads, stack, progress)
         names = _class_names(request.labels, subjects.num_classes)
         labelled = read_labelled(request.data, subjects.num_classes, names)
         progress(f"data: {labelled.describe()}")
         labels = np.asarray(labelled.labels)
-        stack.enter_context(_thread_settings(threads, subjects))
         for index, group in enumerate(subjects.groups.values(), 1):
             where = f"eval at {group.preprocessing.crop}" + (f" ({index} of {len(subjects.groups)})"
                                                               if len(subjects.groups) > 1 else "")
