@@ -200,9 +200,27 @@ def test_auto_keep_float_with_a_top1_budget_stops_where_cosine_would_go_on(digit
     chosen = config["search"][-1]
     assert chosen["cosine"] < 0.99999 and chosen["top1_drop_pp"] <= 0.5  # cosine alone would go on
     assert config["labelled_data"]["files"] == 359
+    info = invoke("info", artifact)
+    assert "chosen by top-1 drop on labelled data" in " ".join(info.stdout.split()), info.stdout
     refused = invoke("export", "-f", "onnx", "-r", "32", "-p", "int8", "--data", digits_split,
                      "--max-top1-drop", "0.5", "-o", tmp_path / "no")
     assert "add it" in one_line_error(refused)
+
+
+def test_info_says_which_criterion_chose_an_auto_keep_float_result():
+    from casvit_deploy.commands.info import _search_text
+    from casvit_deploy.store.describe import _search
+
+    trials = [{"cosine": 0.984, "top1_drop_pp": 0.84}, {"cosine": 0.9985, "top1_drop_pp": 0.28}]
+    data = {"source": "heldout", "files": 359}
+    by_top1 = _search({"auto_keep_float": True, "chosen_by": "top-1 drop on labelled data", "min_cosine": 0.999,
+                       "max_top1_drop": 0.5, "labelled_data": data, "search": trials})
+    assert _search_text(by_top1) == ("--auto-keep-float: chosen by top-1 drop on labelled data after 2 trial(s): "
+                                     "top-1 drop 0.28 pp (budget 0.5 pp) on 359 labelled images of heldout")
+    by_cosine = _search({"auto_keep_float": True, "chosen_by": "cosine", "min_cosine": 0.999,
+                         "search": [{"cosine": 0.99951}]})
+    assert _search_text(by_cosine) == "--auto-keep-float: chosen by cosine after 1 trial(s): cosine 0.99951 (target 0.999)"
+    assert _search({"auto_keep_float": False, "chosen_by": "not searched"}) is None
 
 
 def test_plot_draws_accuracy_against_latency_measured_in_the_run(digits_onnx, digits_split, tmp_path):

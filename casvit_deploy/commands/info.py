@@ -136,9 +136,21 @@ def _quantization_text(q: dict) -> str:
         lines.append(f"int8 vs fp32 on {speed.get('cpu', 'the exporting CPU')} "
                      f"({describe_int8(speed.get('int8_isa', []))}): {speed['ratio']:.2f}x; for "
                      f"{speed.get('intended_for', 'CPU')}")
+    if q.get("search"):
+        lines.append(_search_text(q["search"]))
     if q.get("speed_choice"):
         lines.append(_speed_choice_text(q["speed_choice"]))
     return "\n".join(lines)
+
+
+def _search_text(search: dict) -> str:
+    """Which criterion stopped --auto-keep-float, and where."""
+    text = f"--auto-keep-float: chosen by {search['chosen_by']} after {search['trials']} trial(s)"
+    data = search.get("labelled_data")
+    if data and search.get("top1_drop_pp") is not None:
+        return (text + f": top-1 drop {search['top1_drop_pp']:.2f} pp (budget {search['max_top1_drop']:g} pp) "
+                f"on {data['files']} labelled images of {data['source']}")
+    return text + (f": cosine {search['cosine']:.5f} (target {search['min_cosine']:g})" if search.get("cosine") else "")
 
 
 def _speed_choice_text(choice: dict) -> str:

@@ -29,7 +29,19 @@ def _quantization(manifest: Manifest) -> dict | None:
         return None
     return {"scheme": record.scheme, "kept_float": [k.target for k in record.kept_float],
             "agreement": record.agreement, "cpu_speed": record.cpu_speed_ratio,
-            "speed_choice": record.config.get("speed_choice")}
+            "speed_choice": record.config.get("speed_choice"), "search": _search(record.config)}
+
+
+def _search(config: dict) -> dict | None:
+    """What chose an --auto-keep-float result (cosine, or a top-1 budget on labelled data) and
+    the last trial's figures; None when there was no search."""
+    if not config.get("auto_keep_float"):
+        return None
+    last = (config.get("search") or [{}])[-1]
+    return {"chosen_by": config.get("chosen_by"), "min_cosine": config.get("min_cosine"),
+            "max_top1_drop": config.get("max_top1_drop"), "labelled_data": config.get("labelled_data"),
+            "trials": len(config.get("search") or []), "cosine": last.get("cosine"),
+            "top1_drop_pp": last.get("top1_drop_pp")}
 
 
 def _parity(manifest: Manifest, sha256: str) -> dict:
