@@ -97,12 +97,14 @@ def test_every_option_that_is_not_unnamed_changes_the_name(fmt):
     `unnamed`, and every int8 setting, changes the name when it leaves its default."""
     record = FORMATS[fmt]
     base = record.options()
-    plain = _name(fmt, base)
     for field in dataclasses.fields(record.options):
-        if field.name == "int8":
+        if field.name in ("int8", "data"):  # data: a top-1 budget's images, named with max_top1_drop
             continue
-        changed = _name(fmt, dataclasses.replace(base, **{field.name: _other_value(record.options, field)}))
-        assert (changed == plain) == (field.name in record.options.unnamed), field.name
+        before = base if field.name != "max_top1_drop" else dataclasses.replace(base, fp16_safe=True)
+        changes = {field.name: _other_value(record.options, field)} | (
+            {"data": Path("val")} if field.name == "max_top1_drop" else {})
+        changed = _name(fmt, dataclasses.replace(before, **changes))
+        assert (changed == _name(fmt, before)) == (field.name in record.options.unnamed), field.name
     if record.calibration_methods:
         int8 = record.options(int8=Int8Options())
         for field in dataclasses.fields(Int8Options):

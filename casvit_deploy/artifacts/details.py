@@ -39,6 +39,11 @@ class Details:
         records it (ONNX Runtime's mobile usability checker); None otherwise."""
         return None
 
+    def choices(self) -> list[str]:
+        """How searches under the format's own options chose what the artifact is (e.g. CoreML's
+        --palettize auto), one line each, for `casvit info`; none by default."""
+        return []
+
     def compression_label(self) -> str:
         """What makes the artifact smaller or lossier beyond its precision, in a few words
         (the export summary's "compression" column); "" when nothing does."""

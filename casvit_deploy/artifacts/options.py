@@ -32,6 +32,21 @@ def name_tag(text: str) -> str:
     return f"{tag[:MAX_TAG_CHARS - 9]}-{hashlib.sha256(str(text).encode()).hexdigest()[:8]}"
 
 
+def check_top1_budget(data: Path | None, budget: float | None) -> None:
+    """A search's top-1 budget: labelled images (`data`) and percentage points, both or neither."""
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not 0 <= budget <= 100):
+        raise UsageError(f"--max-top1-drop {budget!r}: a number of percentage points from 0 to 100")
+    if (data is None) != (budget is None):
+        raise UsageError("--data and --max-top1-drop go together: the labelled images and the top-1 budget "
+                         "a search stops at")
+
+
+def budget_tags(data: Path | None, budget: float | None) -> tuple[str, ...]:
+    """The name tag of a top-1 budget and its labelled data (e.g. "top1drop0.5-val"), or none."""
+    return () if budget is None else (name_tag(f"top1drop{budget:g}-{Path(data).name}"),)
+
+
 @dataclasses.dataclass(frozen=True)
 class Int8Options:
     """Post-training calibration settings (precisions that calibrate: int8, w8a8)."""
@@ -56,14 +71,8 @@ class Int8Options:
 
     def _check_budget(self) -> None:
         """--data and --max-top1-drop go together, with --auto-keep-float."""
-        budget = self.max_top1_drop
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                                   or not 0 <= budget <= 100):
-            raise UsageError(f"--max-top1-drop {budget!r}: a number of percentage points from 0 to 100")
-        if (self.data is None) != (budget is None):
-            raise UsageError("--data and --max-top1-drop go together: the labelled images and the top-1 budget "
-                             "--auto-keep-float stops at")
-        if budget is not None and not self.auto_keep_float:
+        check_top1_budget(self.data, self.max_top1_drop)
+        if self.max_top1_drop is not None and not self.auto_keep_float:
             raise UsageError("--data and --max-top1-drop set the budget of --auto-keep-float; add it (to measure "
                              "an artifact's accuracy, use casvit eval)")
 
@@ -84,9 +93,7 @@ class Int8Options:
             tags.append("residual")
         if self.auto_keep_float:  # min_cosine is its target, and nothing else's
             tags.append(name_tag(f"autokeep{self.min_cosine:g}" if self.min_cosine != DEFAULT_MIN_COSINE else "autokeep"))
-        if self.max_top1_drop is not None:  # with its labelled data, the search's budget
-            tags.append(name_tag(f"top1drop{self.max_top1_drop:g}-{Path(self.data).name}"))
-        return tuple(tags)
+        return tuple(tags) + budget_tags(self.data, self.max_top1_drop)
 
     def given(self) -> list[str]:
         """The flags of the settings that differ from the defaults, e.g. ["--keep-float"]."""

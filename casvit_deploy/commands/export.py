@@ -33,7 +33,7 @@ from casvit_deploy.commands.common import (
 from casvit_deploy.commands.render import Status, show
 from casvit_deploy.errors import ExportError
 from casvit_deploy.formats import ALL, FORMATS
-from casvit_deploy.formats.coreml.options import DEFAULT_DEPLOYMENT_TARGET, PALETTE_BITS
+from casvit_deploy.formats.coreml.options import DEFAULT_DEPLOYMENT_TARGET, PALETTE_BITS, palettize_options
 from casvit_deploy.formats.executorch.options import Delegate
 from casvit_deploy.formats.litert.options import Layout
 from casvit_deploy.formats.onnx.options import DEFAULT_OPSET, OPSETS
@@ -84,26 +84,27 @@ MinCosineOpt = Annotated[Optional[float], typer.Option(
     "--min-cosine", help="int8: target of --auto-keep-float, smallest per-sample cosine with fp32 on the calibration "
     f"photographs (default {DEFAULT_MIN_COSINE}).", show_default=False)]
 DataOpt = Annotated[Optional[Path], typer.Option(
-    "--data", help="int8 --auto-keep-float: labelled images (a folder of class folders named by index, or a list file "
-    "of `path label` lines, as casvit eval reads them); with --max-top1-drop the search stops at the first choice "
-    "whose top-1 on them is within that many percentage points of fp32's, instead of at --min-cosine.",
-    show_default=False)]
+    "--data", help="Labelled images (a folder of class folders named by index, or a list file of `path label` lines, "
+    "as casvit eval reads them) for a search's top-1 budget: int8 --auto-keep-float, CoreML --fp16-safe and "
+    "--palettize auto stop at the first choice whose top-1 on them is within --max-top1-drop percentage points of "
+    "fp32's (instead of at --min-cosine, the pre-check's flags, or the agreement bar).", show_default=False)]
 MaxTop1DropOpt = Annotated[Optional[float], typer.Option(
-    "--max-top1-drop", help="int8 --auto-keep-float with --data: the top-1 budget in percentage points.",
-    metavar="PP", show_default=False)]
+    "--max-top1-drop", help="With --data: the top-1 budget in percentage points.", metavar="PP", show_default=False)]
 QuantizeResidualOpt = Annotated[Optional[bool], typer.Option(
     "--quantize-residual", help="int8: also quantize the residual stream between blocks (faster, less accurate).",
     show_default=False)]
 OpsetOpt = Annotated[Optional[int], typer.Option(
     "--opset", help=f"ONNX/ORT: default-domain opset, {OPSETS[0]} to {OPSETS[-1]} (default {DEFAULT_OPSET}; below 20 "
     "GELU stays the erf form; the IR version follows).", show_default=False)]
-PalettizeOpt = Annotated[Optional[int], typer.Option(
+PalettizeOpt = Annotated[Optional[str], typer.Option(
     "--palettize", help=f"CoreML: k-means palettized weights of {' or '.join(map(str, PALETTE_BITS[:-1]))} bits "
-    f"(iOS16+) or {PALETTE_BITS[-1]} bits with one lookup table per group of output channels (iOS18+).",
-    show_default=False)]
+    f"(iOS16+) or {PALETTE_BITS[-1]} bits with one lookup table per group of output channels (iOS18+); auto: the "
+    "fewest bits the deployment target offers that pass the agreement bar (or, with --data, --max-top1-drop).",
+    metavar="BITS|auto", show_default=False)]
 Fp16SafeOpt = Annotated[Optional[bool], typer.Option(
     "--fp16-safe", help="CoreML: keep the blocks that the fp16 pre-check flags (overflow, underflow, lost SNR) in "
-    "fp32; the manifest records which and why.", show_default=False)]
+    "fp32; with --data, the overflowing ones and then the fewest (lowest SNR first) that bring the top-1 drop "
+    "within --max-top1-drop. The manifest records which and why.", show_default=False)]
 DeploymentTargetOpt = Annotated[Optional[str], typer.Option(
     "--deployment-target", help=f"CoreML minimum deployment target (default {DEFAULT_DEPLOYMENT_TARGET}).",
     show_default=False)]
@@ -216,7 +217,7 @@ def export(
     options = {"opset": opset, "image_input": image_input, "labels": labels, "deployment_target": deployment_target,
                "fp16_output": fp16_output, "author": author, "license": license, "version": model_version,
                "description": description, "allow_portable": allow_portable, "delegate": delegate,
-               "palettize": palettize, "fp16_safe": fp16_safe, "speed_choice": speed_choice,
+               **palettize_options(palettize), "fp16_safe": fp16_safe, "speed_choice": speed_choice,
                "input_layout": input_layout}
     int8 = {"calibration": calibration, "calibration_samples": calibration_samples,
             "calibration_method": calibration_method, "keep_float": split_values(keep_float) if keep_float else None,

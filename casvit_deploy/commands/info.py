@@ -181,6 +181,8 @@ def _artifact_table(facts: dict) -> Table:
         table.add_row("mobile", facts["mobile_usability"])
     if facts["quantization"]:
         table.add_row("quantization", _quantization_text(facts["quantization"]))
+    if facts.get("choices"):
+        table.add_row("chosen", "\n".join(facts["choices"]))
     _file_row(table, facts)
     table.add_row("size", f"{facts['size_bytes'] / 1e6:.2f} MB")
     table.add_row("matches manifest", f"{_yes_no(facts['matches_manifest'])} (sha256 {facts['sha256'][:16]}...)")

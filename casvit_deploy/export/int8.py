@@ -19,10 +19,9 @@ from casvit_deploy.artifacts.options import Int8Options
 from casvit_deploy.artifacts.records import CalibrationRecord, KeptFloat, QuantizationRecord
 from casvit_deploy.data.batches import run_in_batches
 from casvit_deploy.data.calibration import CalibrationSet, calibration_set
-from casvit_deploy.data.labelled import read_labelled
-from casvit_deploy.errors import UsageError
 from casvit_deploy.export.base import ExportJob
 from casvit_deploy.export.graph import block_names, block_outputs
+from casvit_deploy.export.labelled import RUN_BATCH, LabelledImages, labelled_images
 from casvit_deploy.numerics import defaults_for
 from casvit_deploy.quantize.search import LABELLED, Criterion, Trial, measure, search
 from casvit_deploy.quantize.targets import RESIDUAL_ADDS, check_targets
@@ -30,17 +29,6 @@ from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.settings import CalibrationMethod, Precision
 
 DEFAULT_REASON = {RESIDUAL_ADDS: "default: the residual stream stays float (--quantize-residual quantizes it)"}
-MAX_LABELLED = 5000  # labelled images held in memory and run by every trial of the search
-RUN_BATCH = 64
-
-
-@dataclass(frozen=True)
-class LabelledImages:
-    """The search's labelled images, preprocessed, and what identifies them in the manifest."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    record: dict  # source, kind, files, sha256 of the sorted path/label list, classes
 
 
 @dataclass
@@ -71,21 +59,8 @@ def plan(job: ExportJob) -> Int8Plan:
     reasons = {t: DEFAULT_REASON.get(t, "--keep-float") if t in default_kept else "--keep-float" for t in kept}
     job.progress("calibration data")
     calibration = calibration_set(job.preprocessing, options.calibration, options.calibration_samples)
-    labelled = _labelled(job, options.data) if options.data is not None else None
+    labelled = labelled_images(job, options.data) if options.data is not None else None
     return Int8Plan(options, method, calibration, kept, reasons, labelled=labelled)
-
-
-def _labelled(job: ExportJob, data) -> LabelledImages:
-    """The labelled set at `data`, read (data/labelled.py) and preprocessed as the artifact's input."""
-    job.progress("labelled data")
-    found = read_labelled(data, job.num_classes)
-    if len(found) > MAX_LABELLED:
-        raise UsageError(f"--data {data} holds {len(found)} images; the search runs them in every trial and holds "
-                         f"them in memory: give at most {MAX_LABELLED} (a class-balanced subset)")
-    images = np.concatenate(list(found.batches(job.preprocessing)))
-    record = {"source": str(found.source.resolve()), "kind": found.kind, "classes": found.classes,
-              **found.fingerprint.to_dict()}
-    return LabelledImages(images, np.asarray(found.labels), record)
 
 
 def labelled_outputs(int8: Int8Plan, logits: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:

@@ -24,6 +24,8 @@ from casvit_deploy.formats import FORMATS, asks_all, parse_formats
 from casvit_deploy.pipeline.export import check_batch, check_dynamic_shape, check_format
 from casvit_deploy.settings import Form, Precision, Resolution, choice
 
+BUDGET_FIELDS = ("data", "max_top1_drop")  # a search's top-1 budget
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -81,12 +83,27 @@ def _check_owned(formats: list[Format], options: dict) -> None:
                          f"the formats chosen; add -f {owners[0].name} or drop {_flag(name)}")
 
 
+def _route_budget(request: ExportRequest, formats: list[Format]) -> ExportRequest:
+    """--data and --max-top1-drop are calibration settings under a calibrated precision (the
+    budget of --auto-keep-float), and format options otherwise, for a format that has them
+    (CoreML's --fp16-safe and --palettize auto)."""
+    given = {name: request.int8.get(name) for name in BUDGET_FIELDS}
+    calibrated = request.precision is not None and request.precision.calibrated
+    owned = any(set(BUDGET_FIELDS) <= set(f.options.field_names()) for f in formats)
+    if calibrated or not owned or all(value is None for value in given.values()):
+        return request
+    int8 = {name: value for name, value in request.int8.items() if name not in BUDGET_FIELDS}
+    return replace(request, int8=int8, options=request.options | given)
+
+
 def _int8_options(precision: Precision | None, given: dict) -> Int8Options | None:
     """The calibration settings of a calibrated precision; UsageError when one is given with another."""
     given = {k: v for k, v in given.items() if v is not None}
     if precision is None or not precision.calibrated:
         if given:
-            raise UsageError(f"{_flag(next(iter(given)))} applies to --precision int8 or w8a8 only")
+            flag = _flag(next(iter(given)))
+            also = ", or to CoreML's --fp16-safe and --palettize auto" if flag[2:].replace("-", "_") in BUDGET_FIELDS else ""
+            raise UsageError(f"{flag} applies to --precision int8 or w8a8 only{also}")
         return None
     if "keep_float" in given:
         given["keep_float"] = tuple(given["keep_float"])
@@ -105,6 +122,14 @@ def _planned(fmt: Format, request: ExportRequest, int8: Int8Options | None, name
             raise
         return Planned(fmt, None, err)
     return Planned(fmt, settings)
+
+
+def _check_labelled_data(request: ExportRequest) -> None:
+    """A top-1 budget's labelled images (--data) are there: read in full once the model's classes are known."""
+    data = request.int8.get("data") or request.options.get("data")
+    if data is not None and not Path(data).exists():
+        raise UsageError(f"--data {data}: no such folder or file (labelled images: a folder of class folders or a "
+                         "list file of `path label` lines)")
 
 
 def _check_calibration_images(int8: Int8Options | None) -> None:
@@ -126,6 +151,7 @@ def plan(request: ExportRequest) -> Plan:
     resolution = None if request.resolution is None else check_resolution(request.resolution)
     for fmt in formats if request.dynamic_shape else ():
         check_dynamic_shape(fmt)
+    request = _route_budget(request, formats)
     _check_owned(formats, request.options)
     int8 = _int8_options(request.precision, request.int8)
     named = not asks_all(request.formats)
@@ -133,6 +159,7 @@ def plan(request: ExportRequest) -> Plan:
     if all(item.refused for item in planned):
         raise UsageError("no format can build this: " + "; ".join(str(item.refused) for item in planned))
     _check_calibration_images(int8)
+    _check_labelled_data(request)
     planned += [Planned(fmt, None, skipped=reason) for fmt, reason in missing]
     return Plan(request, resolution, sorted(planned, key=lambda p: list(FORMATS).index(p.format.name)))
 

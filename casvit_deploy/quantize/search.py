@@ -35,6 +35,12 @@ class Labelled:
     reference_top1: float
     drop: PairedDrop
 
+    @classmethod
+    def of(cls, logits: np.ndarray, reference_logits: np.ndarray, labels: np.ndarray) -> "Labelled":
+        """Top-1 of `logits` and of the fp32 `reference_logits` against `labels`, and the paired drop."""
+        correct, reference = (hits(top_classes(values, 1), labels, 1) for values in (logits, reference_logits))
+        return cls(float(correct.mean()), float(reference.mean()), paired_drop(reference, correct))
+
     def summary(self) -> dict:
         return {"labelled_top1": self.top1, "labelled_fp32_top1": self.reference_top1,
                 "top1_drop_pp": self.drop.drop_pp, "top1_drop_ci95_pp": [self.drop.low_pp, self.drop.high_pp]}
@@ -46,14 +52,16 @@ class Trial:
     agreement: OutputMetrics       # final output against fp32
     blocks: list[BlockError]       # per-block SQNR against fp32
     labelled: Labelled | None = None  # top-1 on labelled images, when the search has them
+    failures: list[str] | None = None  # where the gate's thresholds are missed, when a search judges them
 
     def reaches(self, min_cosine: float) -> bool:
-        return self.agreement.cosine >= min_cosine
+        return self.agreement.cosine >= min_cosine and not self.failures
 
     def summary(self) -> dict:
         m = self.agreement
-        return {"kept": list(self.kept), "cosine": m.cosine, "snr_db": m.snr_db, "top1": m.top1_agreement,
-                "top5": m.top5_overlap} | (self.labelled.summary() if self.labelled else {})
+        return ({"kept": list(self.kept), "cosine": m.cosine, "snr_db": m.snr_db, "top1": m.top1_agreement,
+                 "top5": m.top5_overlap} | (self.labelled.summary() if self.labelled else {})
+                | ({"gate_failures": self.failures} if self.failures is not None else {}))
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Criterion:
 
     def state(self, trial: Trial) -> str:
         """Where `trial` stands, e.g. "cosine 0.99812" or "top-1 drop 1.39 pp, cosine 0.99812"."""
-        cosine = f"cosine {trial.agreement.cosine:.5f}"
+        cosine = f"cosine {trial.agreement.cosine:.5f}" + (", gate thresholds missed" if trial.failures else "")
         return cosine if self.max_top1_drop is None else f"top-1 drop {trial.labelled.drop.drop_pp:.2f} pp, {cosine}"
 
     @property
@@ -97,10 +105,7 @@ def measure(kept: tuple[str, ...], outputs: dict[str, np.ndarray], references: d
             order: list[str], labels: np.ndarray | None = None) -> Trial:
     """A trial from block outputs (FINAL_OUTPUT: the logits) of the quantized and fp32 models;
     with `labels`, also from their logits on the labelled images (LABELLED)."""
-    labelled = None
-    if labels is not None:
-        correct, reference = (hits(top_classes(values[LABELLED], 1), labels, 1) for values in (outputs, references))
-        labelled = Labelled(float(correct.mean()), float(reference.mean()), paired_drop(reference, correct))
+    labelled = None if labels is None else Labelled.of(outputs[LABELLED], references[LABELLED], labels)
     return Trial(kept, compare("logits", outputs[FINAL_OUTPUT], references[FINAL_OUTPUT]),
                  block_errors(outputs, references, order), labelled)
 
@@ -111,13 +116,20 @@ def next_block(trial: Trial, candidates: list[str]) -> str | None:
     return max(open_blocks, key=lambda b: b.noise_added).block if open_blocks else None
 
 
+def first_open(trial: Trial, candidates: list[str]) -> str | None:
+    """The first candidate, in the order given, not yet kept float."""
+    return next((block for block in candidates if block not in trial.kept), None)
+
+
 def search(evaluate: Callable[[tuple[str, ...]], Trial], start: tuple[str, ...], candidates: list[str],
-           criterion: Criterion, progress: Callable[[str], None] = lambda text: None) -> list[Trial]:
-    """Every trial in order; the last one is the choice (it meets `criterion` unless every
-    candidate is already float)."""
+           criterion: Criterion, progress: Callable[[str], None] = lambda text: None,
+           pick: Callable[[Trial, list[str]], str | None] = next_block) -> list[Trial]:
+    """Every trial in order, each keeping one more block float (`pick`: the one where the
+    most error entered, or `first_open` for a fixed order); the last one is the choice (it
+    meets `criterion` unless every candidate is already float)."""
     trials = [evaluate(start)]
     while not criterion.met(trials[-1]):
-        block = next_block(trials[-1], candidates)
+        block = pick(trials[-1], candidates)
         if block is None:
             break
         progress(f"keep {block} float ({criterion.state(trials[-1])}; want {criterion.target})")

@@ -102,7 +102,7 @@ def describe_artifact(artifact: Path) -> dict:
         "inputs": [spec.to_dict() for spec in manifest.inputs],
         "outputs": [spec.to_dict() for spec in manifest.outputs],
         "preprocessing": manifest.preprocessing.to_dict(), "target": _target(manifest),
-        "mobile_usability": manifest.details.mobile_summary(),
+        "mobile_usability": manifest.details.mobile_summary(), "choices": manifest.details.choices(),
         "options": manifest.options.to_record(), "tools": {k: v for k, v in manifest.tools.items() if v},
         "exported_at": manifest.exported_at, "parity": _parity(manifest, sha256),
         "quantization": _quantization(manifest),

@@ -36,15 +36,20 @@ from casvit_deploy.errors import ExportError
 from casvit_deploy.export import int8
 from casvit_deploy.export.base import ExportJob, FormatOutput
 from casvit_deploy.export.graph import append_softmax, export_program
+from casvit_deploy.export.labelled import LabelledImages, labelled_images, scores
 from casvit_deploy.formats.coreml.compress import MIN_ELEMENTS, compress
-from casvit_deploy.formats.coreml.compression import W8A8, Compression, compression_for, deployment_target
+from casvit_deploy.formats.coreml.compression import W8A8, Compression, compression_for, deployment_target, palettized
 from casvit_deploy.formats.coreml.details import CoreMLDetails
+from casvit_deploy.formats.coreml.fp16_budget import Fp16Choice, choose_fp16_blocks
 from casvit_deploy.formats.coreml.fp16_check import Fp16Report, fp16_precheck, fp16_selector, keep_fp32_ops
 from casvit_deploy.formats.coreml.labels import is_imagenet, read_labels
 from casvit_deploy.formats.coreml.metadata import describe
 from casvit_deploy.formats.coreml.mil.loader import load_mlpackage, program_of, tensor_spec
 from casvit_deploy.formats.coreml.mil.preprocess import pixel_transform
 from casvit_deploy.formats.coreml.options import CoreMLOptions
+from casvit_deploy.formats.coreml.palette_choice import choose_palette
+from casvit_deploy.formats.coreml.runner import package_scores
+from casvit_deploy.runtime.eager import EagerRunner
 from casvit_deploy.settings import IMAGENET_MEAN, IMAGENET_STD, INPUT_NAME, CalibrationMethod, Head, Precision
 
 FORBIDDEN_OPS = ("batch_norm",)
@@ -260,6 +265,48 @@ def _w8a8_record(calibration: CalibrationSet, check):
     return int8.quantization_record(plan, "coremltools W8A8", config, check)
 
 
+def _labelled(job: ExportJob) -> LabelledImages | None:
+    """The labelled images of a top-1 budget (--data), or None."""
+    return labelled_images(job, job.options.data) if job.options.data is not None else None
+
+
+def _fp16_blocks(job: ExportJob, report: Fp16Report | None, labelled: LabelledImages | None,
+                 calibration: CalibrationSet | None) -> tuple[list[str], Fp16Choice | None]:
+    """The blocks --fp16-safe keeps in fp32: those the pre-check flags or, with a top-1
+    budget, those its search chooses (fp16_budget.py)."""
+    if not (job.options.fp16_safe and report):
+        return [], None
+    if labelled is None:
+        return report.flagged, None
+    choice = choose_fp16_blocks(job, report, labelled, calibration.photographs, job.options.max_top1_drop)
+    return list(choice.kept), choice
+
+
+def _compressed(job: ExportJob, mlmodel, program, head: Head, compression: Compression | None,
+                calibration: CalibrationSet | None, labelled: LabelledImages | None):
+    """(the compressed model, its compression, --palettize auto's choice or None)."""
+    if job.options.palettize_auto:
+        with temp_files_in(job.artifact.parent):  # each trial is a temporary package
+            choice = choose_palette(job, mlmodel, program, head, calibration.photographs, labelled,
+                                    job.options.max_top1_drop)
+        return choice.mlmodel, palettized(choice.bits), choice
+    if compression is None:
+        return mlmodel, None, None
+    job.progress(f"compress ({compression.flag})")
+    with temp_files_in(job.artifact.parent):  # each compressed model is a temporary package
+        mlmodel = compress(mlmodel, compression, job.model, program_of, _program_feeds(job, calibration.images),
+                           job.batch)
+    return mlmodel, compression, None
+
+
+def _package_top1(job: ExportJob, labelled: LabelledImages) -> dict:
+    """The saved package's top-1 on the labelled images, against fp32 (its runner's engine)."""
+    job.progress("top-1 of the package on the labelled images")
+    reference = scores(EagerRunner(job.model).run, labelled.images)
+    measured = labelled.judge(package_scores(job.artifact, job.preprocessing, labelled.images, job.batch), reference)
+    return measured.summary()
+
+
 def export_package(job: ExportJob) -> FormatOutput:
     """The package `job` asks for (already checked by CoreMLExporter.check), written,
     read back, load-checked and described."""
@@ -268,17 +315,15 @@ def export_package(job: ExportJob) -> FormatOutput:
     compression = compression_for(job.precision, options.palettize)
     preprocessing = dataclasses.replace(job.preprocessing, in_model=options.image_input)
     head = Head.CLASSIFIER if labels else Head.LOGITS
-    calibration = _calibration(job) if job.precision is not Precision.FP32 or compression else None
+    lossy = job.precision is not Precision.FP32 or compression or options.palettize_auto
+    calibration = _calibration(job) if lossy else None
+    labelled = _labelled(job)
     report = _precheck(job, calibration)
-    keep = report.flagged if options.fp16_safe and report else []
+    keep, fp16_choice = _fp16_blocks(job, report, labelled, calibration)
     job.progress("export")
     model = fold_input_std(job.model) if options.image_input else job.model
     program, mlmodel, kept_ops = _convert(job, model, labels, keep)
-    if compression is not None:
-        job.progress(f"compress ({compression.flag})")
-        with temp_files_in(job.artifact.parent):  # each compressed model is a temporary package
-            mlmodel = compress(mlmodel, compression, job.model, program_of,
-                               _program_feeds(job, calibration.images), job.batch)
+    mlmodel, compression, palette = _compressed(job, mlmodel, program, head, compression, calibration, labelled)
     describe(mlmodel, job, preprocessing, labels)
     mlmodel.save(str(job.artifact))
     job.progress("verify")
@@ -290,8 +335,12 @@ def export_package(job: ExportJob) -> FormatOutput:
     if check.failures:
         hint = f"; {report.summary()} (--fp16-safe keeps them in fp32)" if report and report.findings else ""
         raise ExportError(f"CoreML output differs from eager PyTorch: {check.failures[0]}{hint}")
-    details = CoreMLDetails(**_output_record(job, labels), **facts, load_check=check.to_dict(),
-                            **_compression_details(job, compression, report, kept_ops, facts, check))
+    details = _compression_details(job, compression, report, kept_ops, facts, check)
+    if fp16_choice is not None:
+        details["fp16_safe"] = fp16_choice.record(len(kept_ops)) | {"package": _package_top1(job, labelled)}
+    if palette is not None:
+        details["compression"]["choice"] = palette.record()
+    details = CoreMLDetails(**_output_record(job, labels), **facts, load_check=check.to_dict(), **details)
     record = _w8a8_record(calibration, check) if compression is W8A8 else None
     return FormatOutput(program, inputs, outputs, details, head=head, preprocessing=preprocessing,
                         notes=[report.summary()] if report else [], quantization=record)

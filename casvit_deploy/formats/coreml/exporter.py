@@ -32,6 +32,9 @@ def _check_compression(settings: ExportSettings) -> None:
     compression = compression_for(settings.precision, options.palettize)
     if compression is not None:
         check_target(compression, options.deployment_target)
+    if options.palettize_auto and settings.precision.calibrated:
+        raise UsageError(f"--palettize compresses the weights of an fp16 or fp32 program; it does not combine with "
+                         f"--precision {settings.precision.value}")
     if options.fp16_safe and settings.precision is Precision.FP32:
         raise UsageError("--fp16-safe keeps fp16-sensitive blocks in fp32; it applies to fp16 computation, "
                          "not --precision fp32")
@@ -48,7 +51,10 @@ class CoreMLExporter:
 
     @staticmethod
     def check_model(settings: ExportSettings, loaded) -> None:
-        """A classifier package (--labels) needs a model with classes, one label each."""
+        """A classifier package (--labels) needs a model with classes, one label each; a
+        top-1 budget (--data) needs a classifier."""
+        if settings.options.data is not None and loaded.is_backbone:
+            raise UsageError("--data and --max-top1-drop judge top-1 on labelled images: for classifiers only")
         labels = settings.options.labels
         if labels is None:
             return

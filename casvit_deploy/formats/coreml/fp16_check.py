@@ -48,6 +48,7 @@ class Fp16Report:
     findings: list[BlockFinding] = field(default_factory=list)
     max_abs: float = 0.0
     min_snr_db: float = float("inf")
+    block_snr_db: dict[str, float] = field(default_factory=dict)  # every block's, flagged or not
 
     @property
     def flagged(self) -> list[str]:
@@ -62,7 +63,8 @@ class Fp16Report:
 
     def to_dict(self) -> dict:
         return {"images": self.images, "blocks": self.blocks, "max_abs": plain(self.max_abs),
-                "min_snr_db": plain(self.min_snr_db), "findings": [f.to_dict() for f in self.findings],
+                "min_snr_db": plain(self.min_snr_db), "block_snr_db": {b: plain(v) for b, v in self.block_snr_db.items()},
+                "findings": [f.to_dict() for f in self.findings],
                 "summary": self.summary(), "limits": {"fp16_max": FP16_MAX, "underflow_fraction": UNDERFLOW_FRACTION,
                                                       "min_snr_db": MIN_SNR_DB}}
 
@@ -133,6 +135,38 @@ def run_emulated_fp16(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
             hook.remove()
 
 
+def _round_to_fp16(module: nn.Module) -> None:
+    """`module`'s own float weights and buffers (not its children's) rounded to float16."""
+    for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+        if tensor.is_floating_point():
+            tensor.copy_(tensor.half().float())
+
+
+@torch.no_grad()
+def run_mixed_fp16(model: nn.Module, images: np.ndarray, fp32_blocks: tuple[str, ...] = (),
+                   batch: int = 64) -> np.ndarray:
+    """`model`'s output (not changed) on `images` with fp16 emulated as `run_emulated_fp16`
+    does it everywhere but inside `fp32_blocks`, whose inputs arrive rounded to float16 as an
+    fp16 program feeds them."""
+    model = copy.deepcopy(model).float().eval()
+    named = dict(model.named_modules())
+    inside = {id(sub) for name in fp32_blocks for sub in named[name].modules()}
+    hooks = []
+    for module in model.modules():
+        if id(module) in inside:
+            continue
+        _round_to_fp16(module)
+        if module is not model:
+            hooks.append(module.register_forward_hook(lambda m, a, o: _to_fp16(o)))
+    try:
+        chunks = [model(_to_fp16(torch.from_numpy(np.asarray(images[i:i + batch], np.float32))))
+                  for i in range(0, len(images), batch)]
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return torch.cat(chunks).numpy()
+
+
 @torch.no_grad()
 def fp16_precheck(model: nn.Module, images: np.ndarray) -> Fp16Report:
     """Run every block of `model` (eval, float32; not changed) alone in emulated fp16 on `images`."""
@@ -144,6 +178,7 @@ def fp16_precheck(model: nn.Module, images: np.ndarray) -> Fp16Report:
         finding = _judge(name, run_emulated_fp16(block, inputs[name]), outputs[name], peaks[name])
         report.max_abs = max(report.max_abs, finding.max_abs)
         report.min_snr_db = min(report.min_snr_db, finding.snr_db)
+        report.block_snr_db[name] = finding.snr_db
         if finding.problems:
             report.findings.append(finding)
     return report

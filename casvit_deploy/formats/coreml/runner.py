@@ -15,7 +15,7 @@ import numpy as np
 from casvit_deploy.artifacts.records import Signature
 from casvit_deploy.errors import BackendMissingError, UsageError
 from casvit_deploy.formats.coreml.options import CoreMLEngine
-from casvit_deploy.runtime.base import Runner
+from casvit_deploy.runtime.base import Runner, RunnerOptions
 from casvit_deploy.settings import Head, choice
 
 PROBABILITIES, LABEL = Head.CLASSIFIER.outputs
@@ -211,3 +211,14 @@ class CoreMLRunner(Runner):
 
         found = block_vars(self.package.program, block_outputs)
         return {block: found.get(block) for block in block_outputs}
+
+
+def package_scores(path, preprocessing, images: np.ndarray, batch: int) -> np.ndarray:
+    """A package's scores of preprocessed `images` ("probabilities" of a classifier, else
+    "logits"), through this runner on its default engine, `batch` images per prediction."""
+    from casvit_deploy.export.labelled import scores
+
+    runner = CoreMLRunner(path, RunnerOptions(preprocessing=preprocessing))
+    runner.open()
+    with runner:
+        return scores(runner.run, images, batch)
