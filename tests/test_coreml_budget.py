@@ -109,6 +109,27 @@ def test_palette_choice_keeps_8_bits_for_the_gate_when_none_passes(tmp_path, mon
     assert list(tmp_path.iterdir()) == []  # the trial packages are gone
 
 
+def test_palette_choice_goes_on_until_the_labelled_drop_is_within_the_budget(tmp_path, monkeypatch):
+    labels = np.arange(10) % 2
+    right = np.eye(2)[labels]
+    monkeypatch.setattr(palette_choice, "compress", lambda m, c, *a: SimpleNamespace(
+        bits=c.palettize_bits, save=lambda path: Path(path).mkdir()))
+    monkeypatch.setattr(palette_choice, "scores", lambda run, images: right)  # fp32: 10 of 10
+    wrong_at_4 = {"4bit": np.eye(2)[1 - labels[:1]].tolist() + right[1:].tolist()}  # 4 bits: 9 of 10
+    monkeypatch.setattr(palette_choice, "package_scores", lambda path, *a: np.asarray(
+        wrong_at_4.get(Path(path).stem, right), float))
+    monkeypatch.setattr(palette_choice, "EagerRunner", lambda model: SimpleNamespace(run=None))
+    passing = LoadCheck(True, "fake", [], agreement={"cosine": 0.99})
+    job = SimpleNamespace(model=None, artifact=tmp_path / "a.mlpackage", options=SimpleNamespace(
+        deployment_target="iOS18"), batch=1, preprocessing=None, progress=lambda text: None,
+        check=lambda *a, **k: passing)
+    labelled = LabelledImages(np.zeros((10, 3, 1, 1)), labels, {"files": 10})
+    choice = choose_palette(job, None, None, None, np.zeros((1, 3, 32, 32), np.float32), labelled, 5.0)
+    assert [t.bits for t in choice.trials] == [4, 6] and choice.bits == 6 and choice.mlmodel.bits == 6
+    assert [round(t.labelled.drop.drop_pp) for t in choice.trials] == [10, 0]
+    assert choice.chosen_by == "top-1 drop on labelled data and agreement"
+
+
 def test_labelled_images_judge_top1_against_fp32():
     labelled = LabelledImages(np.zeros((4, 3, 1, 1)), np.array([0, 1, 1, 0]), {})
     reference = np.array([[1, 0], [0, 1], [0, 1], [0, 1]], float)  # 3 of 4 right
@@ -137,6 +158,7 @@ def test_fp16_safe_with_a_budget_keeps_the_block_that_costs_top1(crafted_checkpo
     assert f"--fp16-safe: blocks in fp32: {CRAFTED_BLOCK}; chosen by top-1 drop on labelled data" in info.output
 
 
+@pytest.mark.slow  # 6-bit k-means and the MIL interpreter; fast sibling: the two choose_palette tests above
 def test_palettize_auto_chooses_the_fewest_bits_within_the_budget(digits_subset, tmp_path):
     out = tmp_path / "out"
     result = invoke("export", "-f", "coreml", "--palettize", "auto", "--data", digits_subset, "--max-top1-drop", 0.5,
