@@ -60,3 +60,12 @@ def test_help_through_a_pipe_as_a_shell_sees_it():
     for flag in ("--deployment-target", "--calibration-samples", "--calibration-method", "--quantize-residual",
                  "--auto-keep-float"):
         assert re.search(rf"^  {flag} ", done.stdout, re.M), flag
+
+
+def test_keep_float_help_names_every_op_kind():
+    """The --keep-float help lists every op kind the flag accepts (quantize/targets.py)."""
+    from casvit_deploy.quantize.targets import KINDS
+
+    help_text = next(p.help for p in GROUP.commands["export"].params if "--keep-float" in p.opts)
+    for kind in KINDS:
+        assert re.search(rf"(?<![\w-]){re.escape(kind)}(?![\w-])", help_text), kind

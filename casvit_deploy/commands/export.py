@@ -75,7 +75,8 @@ CalibrationMethodOpt = Annotated[Optional[CalibrationMethod], typer.Option(
     show_default=False)]
 KeepFloatOpt = Annotated[Optional[list[str]], typer.Option(
     "--keep-float", help="int8: keep these blocks (patch_embed, network.0.0, ..., head, as parity's per-block table "
-    "names them) or op kinds (gates, spatial-gates, channel-gates, mixers, mlps, local, residual-adds) in float. "
+    "names them) or op kinds (gates, spatial-gates, channel-gates, mixers, mlps, local, residual-adds, depthwise, "
+    "multiplies) in float. "
     "Repeatable, comma-separated.", show_default=False)]
 AutoKeepFloatOpt = Annotated[Optional[bool], typer.Option(
     "--auto-keep-float", help="int8: also keep float the fewest blocks (greedy, by per-block error) that reach "
