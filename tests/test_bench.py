@@ -489,3 +489,18 @@ def test_profile_says_where_the_time_goes_per_op_kind(small_artifact, tmp_path):
         assert p["total_ms"] > 0 and p["ops"][-1]["kind"] == "untraced time"
         assert p["ops"][-1]["ms"] == pytest.approx(max(p["total_ms"] - covered, 0.0))
     assert not any(tmp_path.glob(".profile-*"))  # the trace files went with their folder
+
+
+def test_an_artifacts_cases_take_its_precision_from_its_manifest(small_artifact):
+    """An int8 .pte given to bench is an int8 case whatever --precision says (it was labelled fp32)."""
+    from dataclasses import replace
+
+    from casvit_deploy.bench.sources import artifact_source
+    from casvit_deploy.settings import Precision
+
+    src = artifact_source(small_artifact("executorch"), None)
+    assert src.precision is Precision.FP32  # the manifest's
+    config = BenchConfig(("executorch",), precisions=("fp32", "int8"), baseline=False)
+    assert [c.precision for c in plan([src], config)] == [Precision.FP32]
+    int8 = replace(src, precision=Precision.INT8)
+    assert [(c.backend, c.precision) for c in plan([int8], config)] == [("executorch", Precision.INT8)]

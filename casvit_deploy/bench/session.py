@@ -38,6 +38,7 @@ class ModelSource:
     form: Form = Form.DEPLOY  # an artifact's form, from its manifest
     batches: tuple[int, ...] | None = None  # an artifact's fixed batch size
     note: str = ""  # why there is no eager baseline for an artifact
+    precision: Precision | None = None  # an artifact's precision, from its manifest
 
 
 MAX_THREADS = 1024
@@ -115,7 +116,8 @@ def plan(sources: Sequence[ModelSource], config: BenchConfig) -> list[Case]:
         forms = (src.form,) if src.artifact else config.forms
         for form in forms:
             for batch in src.batches or config.batches:
-                group = [_case(src, config, b, form, batch, p) for p in config.precisions for b in backends]
+                precisions = (src.precision,) if src.precision else config.precisions
+                group = [_case(src, config, b, form, batch, p) for p in precisions for b in backends]
                 if config.baseline and src.loaded is not None:
                     base = _case(src, config, "eager", form, batch, Precision.FP32, channels_last=False)
                     group = [base] + [c for c in group if c != base]

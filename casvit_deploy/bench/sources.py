@@ -68,7 +68,8 @@ def artifact_source(artifact: Path, resolution: Resolution | int | str | None) -
     size = _artifact_size(manifest, artifact, resolution)
     loaded, note = _reference(manifest, artifact)
     return ModelSource(artifact.name, loaded, size, artifact, backend, manifest.form,
-                       batches=None if manifest.dynamic_batch else (manifest.batch,), note=note)
+                       batches=None if manifest.dynamic_batch else (manifest.batch,), note=note,
+                       precision=manifest.precision)
 
 
 def _reference(manifest: Manifest, artifact: Path):
