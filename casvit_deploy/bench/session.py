@@ -114,9 +114,9 @@ def plan(sources: Sequence[ModelSource], config: BenchConfig) -> list[Case]:
     for src in sources:
         backends = (src.artifact_backend,) if src.artifact else config.backends
         forms = (src.form,) if src.artifact else config.forms
+        precisions = (src.precision,) if src.precision else config.precisions
         for form in forms:
             for batch in src.batches or config.batches:
-                precisions = (src.precision,) if src.precision else config.precisions
                 group = [_case(src, config, b, form, batch, p) for p in precisions for b in backends]
                 if config.baseline and src.loaded is not None:
                     base = _case(src, config, "eager", form, batch, Precision.FP32, channels_last=False)
